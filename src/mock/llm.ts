@@ -1,0 +1,769 @@
+/**
+ * Mock OpenAI-compatible LLM server: chat completions, legacy completions, embeddings, Responses
+ * API, models; Azure OpenAI deployment paths; fault injection via options or x-mock-* headers.
+ *
+ * Deterministic output (see text.ts), token counts consistent with gpt-tokenizer (o200k_base).
+ */
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import {
+  countChatPromptTokens,
+  countTextTokens,
+  completionText,
+  embed,
+  embeddingToBase64,
+  fnv1a,
+  makeCompletion,
+  pieceJson,
+  promptSeedText,
+  type Completion,
+} from './text.ts';
+import { errorBody } from './errors.ts';
+
+export interface MockOptions {
+  /** Delay before the response headers (non-stream: before the whole body); default 0. */
+  latencyMs?: number;
+  /** Streaming: delay (from request arrival) before the first content chunk; default = latencyMs. */
+  ttftMs?: number;
+  /** Streaming pace; 0/undefined = as fast as possible (still one event per token). */
+  tokensPerSecond?: number;
+  /** 0..1 probability to answer with failStatus. */
+  failRate?: number;
+  /** Status used by failRate; default 500. */
+  failStatus?: number;
+  /** When failing with 429/503, send `retry-after` (seconds) and `retry-after-ms`. */
+  retryAfterSeconds?: number;
+  /** Completion length when the request gives no max_tokens; default 16. */
+  completionTokens?: number;
+  /** Embedding dimensions when the request gives no `dimensions`; default 256. */
+  embeddingDims?: number;
+}
+
+export interface MockStats {
+  requests: number;
+  active: number;
+  aborted: number;
+  completionTokensSent: number;
+}
+
+export interface MockServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+  stats: MockStats;
+}
+
+export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats };
+
+export const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'gpt-4.1', 'o4-mini', 'text-embedding-3-small', 'text-embedding-3-large'];
+const FP = 'fp_sluicemock';
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' } as const;
+
+// ---------------------------------------------------------------------------------------------
+// Per-request configuration (options overridden by x-mock-* headers)
+// ---------------------------------------------------------------------------------------------
+
+interface Effective {
+  latencyMs: number;
+  ttftMs: number;
+  tps: number;
+  completionTokens: number;
+  completionTokensHeader: number | undefined;
+  embeddingDims: number;
+  fail: number | undefined; // status to fail with, decided per request
+  retryAfter: number | undefined;
+  hang: boolean;
+  resetAfter: number | undefined;
+  errorAfter: number | undefined;
+  noUsage: boolean;
+}
+
+function header(req: http.IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+function hnum(req: http.IncomingMessage, name: string): number | undefined {
+  const s = header(req, name);
+  if (s === undefined || s.trim() === '') return undefined;
+  const n = Number(s);
+  return Number.isFinite(n) ? n : undefined;
+}
+function hflag(req: http.IncomingMessage, name: string): boolean {
+  const s = header(req, name);
+  return s !== undefined && /^(1|true|yes|on)$/i.test(s.trim());
+}
+const nonNeg = (n: number | undefined): number | undefined => (n === undefined || n < 0 ? undefined : n);
+
+function effective(req: http.IncomingMessage, o: MockOptions): Effective {
+  const latencyMs = nonNeg(hnum(req, 'x-mock-latency-ms')) ?? o.latencyMs ?? 0;
+  const ttftMs = nonNeg(hnum(req, 'x-mock-ttft-ms')) ?? o.ttftMs ?? latencyMs;
+  const tps = nonNeg(hnum(req, 'x-mock-tps')) ?? o.tokensPerSecond ?? 0;
+  const completionTokensHeader = nonNeg(hnum(req, 'x-mock-completion-tokens'));
+  const statusH = hnum(req, 'x-mock-status');
+  let fail: number | undefined;
+  if (statusH !== undefined && statusH >= 400 && statusH <= 599) fail = Math.trunc(statusH);
+  else {
+    const rate = hnum(req, 'x-mock-fail-rate') ?? o.failRate ?? 0;
+    if (rate > 0 && Math.random() < rate) fail = o.failStatus ?? 500;
+  }
+  const reset = nonNeg(hnum(req, 'x-mock-reset-after-tokens'));
+  const errAfter = nonNeg(hnum(req, 'x-mock-error-after-tokens'));
+  return {
+    latencyMs,
+    ttftMs,
+    tps,
+    completionTokens: Math.trunc(o.completionTokens ?? 16),
+    completionTokensHeader: completionTokensHeader === undefined ? undefined : Math.trunc(completionTokensHeader),
+    embeddingDims: Math.trunc(o.embeddingDims ?? 256),
+    fail,
+    retryAfter: nonNeg(hnum(req, 'x-mock-retry-after')) ?? o.retryAfterSeconds,
+    hang: hflag(req, 'x-mock-hang'),
+    resetAfter: reset === undefined ? undefined : Math.trunc(reset),
+    errorAfter: errAfter === undefined ? undefined : Math.trunc(errAfter),
+    noUsage: hflag(req, 'x-mock-no-usage'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request context, timers, writers
+// ---------------------------------------------------------------------------------------------
+
+interface Ctx {
+  req: http.IncomingMessage;
+  res: http.ServerResponse;
+  stats: MockStats;
+  eff: Effective;
+  t0: number;
+  closed: boolean;
+  selfReset: boolean;
+  timers: Set<NodeJS.Timeout>;
+  requestId: string;
+  promptTokens: number | undefined;
+}
+
+const elapsed = (ctx: Ctx): number => performance.now() - ctx.t0;
+
+/** Run fn after ms (synchronously when ms <= 0) unless the client went away. */
+function after(ctx: Ctx, ms: number, fn: () => void): void {
+  if (ctx.closed) return;
+  if (ms <= 0) {
+    fn();
+    return;
+  }
+  const t = setTimeout(() => {
+    ctx.timers.delete(t);
+    if (!ctx.closed) fn();
+  }, ms);
+  ctx.timers.add(t);
+}
+
+const rid = (bytes: number): string => randomBytes(bytes).toString('hex');
+
+function commonHeaders(ctx: Ctx): Record<string, string> {
+  const h: Record<string, string> = {
+    'x-request-id': ctx.requestId,
+    'openai-processing-ms': String(Math.round(elapsed(ctx))),
+  };
+  if (ctx.promptTokens !== undefined) h['x-mock-prompt-tokens'] = String(ctx.promptTokens);
+  return h;
+}
+
+function sendJson(ctx: Ctx, status: number, body: unknown, extra?: Record<string, string>): void {
+  if (ctx.closed || ctx.res.headersSent) return;
+  const s = JSON.stringify(body);
+  ctx.res.writeHead(status, {
+    ...commonHeaders(ctx),
+    ...extra,
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(s)),
+  });
+  ctx.res.end(s);
+}
+
+function sendError(
+  ctx: Ctx,
+  status: number,
+  message?: string,
+  opts?: { type?: string; code?: string | null; param?: string | null },
+): void {
+  const extra: Record<string, string> = {};
+  if ((status === 429 || status === 503) && ctx.eff.retryAfter !== undefined) {
+    extra['retry-after'] = String(Math.ceil(ctx.eff.retryAfter));
+    extra['retry-after-ms'] = String(Math.round(ctx.eff.retryAfter * 1000));
+  }
+  sendJson(ctx, status, errorBody(status, message, opts), extra);
+}
+
+class BadRequest extends Error {
+  constructor(
+    message: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+function missing(param: string): never {
+  throw new BadRequest(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
+}
+
+function optInt(body: Record<string, unknown>, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw new BadRequest(`Invalid '${name}': expected an integer between ${min} and ${max}.`, name, 'invalid_value');
+  return v;
+}
+
+function usageObj(prompt: number, completion: number) {
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+  };
+}
+
+/** Decide output length: header x-mock-completion-tokens > max_tokens > options.completionTokens. */
+function planLength(eff: Effective, maxTokens: number | undefined): { count: number; truncated: boolean } {
+  const natural = eff.completionTokensHeader ?? maxTokens ?? eff.completionTokens;
+  const count = maxTokens !== undefined ? Math.min(natural, maxTokens) : natural;
+  return { count, truncated: maxTokens !== undefined && count >= maxTokens };
+}
+
+/** Non-streaming responses take the latency plus the simulated generation time (when tps is set). */
+function nonStreamDelay(eff: Effective, steps: number): number {
+  const first = Math.max(eff.latencyMs, eff.ttftMs);
+  return first + (eff.tps > 0 && steps > 1 ? ((steps - 1) * 1000) / eff.tps : 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming engine
+// ---------------------------------------------------------------------------------------------
+
+interface StreamSpec {
+  steps: number; // tokens per choice
+  choices: number;
+  head(): string; // events sent with the headers
+  token(choice: number, step: number): string; // one content-token event
+  tail(): string; // closing events (finish, usage, [DONE])
+  error(): string; // in-stream error event (x-mock-error-after-tokens)
+}
+
+function resetConnection(ctx: Ctx): void {
+  ctx.selfReset = true;
+  const sock = ctx.res.socket as (Socket & { resetAndDestroy?: () => void }) | null;
+  if (!sock) return;
+  // Give already-written chunks a moment to reach the client, then RST the connection.
+  setTimeout(() => {
+    if (sock.destroyed) return;
+    if (typeof sock.resetAndDestroy === 'function') sock.resetAndDestroy();
+    else sock.destroy();
+  }, 10);
+}
+
+function runStream(ctx: Ctx, spec: StreamSpec): void {
+  const { eff, res, stats } = ctx;
+  after(ctx, eff.latencyMs - elapsed(ctx), () => {
+    res.writeHead(200, { ...commonHeaders(ctx), ...SSE_HEADERS });
+    res.write(spec.head());
+    const firstAt = Math.max(eff.ttftMs, eff.latencyMs);
+    const interval = eff.tps > 0 ? 1000 / eff.tps : 0;
+    let step = 0;
+    let sent = 0;
+    const tick = (): void => {
+      if (ctx.closed) return;
+      const now = elapsed(ctx);
+      res.cork();
+      while (step < spec.steps) {
+        if (interval > 0 && firstAt + step * interval > now + 0.5) break;
+        for (let c = 0; c < spec.choices; c++) {
+          if (eff.resetAfter !== undefined && sent >= eff.resetAfter) {
+            res.uncork();
+            resetConnection(ctx);
+            return;
+          }
+          if (eff.errorAfter !== undefined && sent >= eff.errorAfter) {
+            res.uncork();
+            res.end(spec.error());
+            return;
+          }
+          res.write(spec.token(c, step));
+          sent++;
+          stats.completionTokensSent++;
+        }
+        step++;
+      }
+      if (step >= spec.steps) {
+        res.uncork();
+        if (eff.resetAfter !== undefined && sent >= eff.resetAfter) return resetConnection(ctx);
+        if (eff.errorAfter !== undefined && sent >= eff.errorAfter) return void res.end(spec.error());
+        res.end(spec.tail());
+        return;
+      }
+      res.uncork();
+      after(ctx, firstAt + step * interval - elapsed(ctx), tick);
+    };
+    after(ctx, firstAt - elapsed(ctx), tick);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+// ---------------------------------------------------------------------------------------------
+
+type Body = Record<string, unknown>;
+
+function requireModel(body: Body, deployment: string | undefined): string {
+  if (typeof body.model === 'string' && body.model) return body.model;
+  if (deployment) return deployment;
+  return missing('model');
+}
+
+function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): void {
+  const model = requireModel(body, deployment);
+  const messages = body.messages;
+  if (!Array.isArray(messages) || messages.length === 0) missing('messages');
+  const n = optInt(body, 'n', 1, 128) ?? 1;
+  const maxTokens = optInt(body, 'max_completion_tokens', 1) ?? optInt(body, 'max_tokens', 1);
+  const promptTokens = countChatPromptTokens(messages, body.tools);
+  ctx.promptTokens = promptTokens;
+  const seed = fnv1a(promptSeedText(messages));
+  const { count, truncated } = planLength(ctx.eff, maxTokens);
+  const finish = truncated ? 'length' : 'stop';
+  const comps: Completion[] = [];
+  for (let i = 0; i < n; i++) comps.push(makeCompletion(seed, i, count));
+  const id = 'chatcmpl-' + rid(12);
+  const created = Math.floor(Date.now() / 1000);
+
+  if (body.stream !== true) {
+    after(ctx, nonStreamDelay(ctx.eff, count) - elapsed(ctx), () => {
+      ctx.stats.completionTokensSent += count * n;
+      sendJson(ctx, 200, {
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: comps.map((c, i) => ({
+          index: i,
+          message: { role: 'assistant', content: completionText(c), refusal: null, annotations: [] },
+          logprobs: null,
+          finish_reason: finish,
+        })),
+        usage: usageObj(promptTokens, count * n),
+        service_tier: 'default',
+        system_fingerprint: FP,
+      });
+    });
+    return;
+  }
+
+  const so = body.stream_options as Body | undefined;
+  const includeUsage = !!so && so.include_usage === true;
+  const usageNull = includeUsage ? ',"usage":null' : '';
+  const pre = `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"${FP}","choices":[`;
+  const tokPre: string[] = [];
+  for (let i = 0; i < n; i++) tokPre.push(`${pre}{"index":${i},"delta":{"content":`);
+  const tokSuf = `},"logprobs":null,"finish_reason":null}]${usageNull}}\n\n`;
+  runStream(ctx, {
+    steps: count,
+    choices: n,
+    head() {
+      let s = '';
+      for (let i = 0; i < n; i++)
+        s += `${pre}{"index":${i},"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]${usageNull}}\n\n`;
+      return s;
+    },
+    token: (c, step) => tokPre[c] + pieceJson(comps[c]!, step) + tokSuf,
+    tail() {
+      let s = '';
+      for (let i = 0; i < n; i++)
+        s += `${pre}{"index":${i},"delta":{},"logprobs":null,"finish_reason":"${finish}"}]${usageNull}}\n\n`;
+      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, count * n))}}\n\n`;
+      return s + 'data: [DONE]\n\n';
+    },
+    error: () => streamErrorData(),
+  });
+}
+
+function streamErrorData(): string {
+  return `data: ${JSON.stringify(errorBody(500, 'The server had an error while processing your request. (mock stream error)', { code: 'mock_stream_error' }))}\n\n`;
+}
+
+function completions(ctx: Ctx, body: Body, deployment: string | undefined): void {
+  const model = requireModel(body, deployment);
+  const p = body.prompt;
+  if (p === undefined || p === null) missing('prompt');
+  // Normalise prompt: string | string[] | number[] | number[][]
+  let prompts: Array<string | number[]>;
+  if (typeof p === 'string') prompts = [p];
+  else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'number')) prompts = [p as number[]];
+  else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string' || (Array.isArray(x) && x.every((y) => typeof y === 'number'))))
+    prompts = p as Array<string | number[]>;
+  else throw new BadRequest("Invalid 'prompt': expected a string, an array of strings, or token arrays.", 'prompt', 'invalid_value');
+  const n = optInt(body, 'n', 1, 128) ?? 1;
+  const maxTokens = optInt(body, 'max_tokens', 1);
+  let promptTokens = 0;
+  for (const x of prompts) promptTokens += typeof x === 'string' ? countTextTokens(x) : x.length;
+  ctx.promptTokens = promptTokens;
+  const { count, truncated } = planLength(ctx.eff, maxTokens);
+  const finish = truncated ? 'length' : 'stop';
+  const comps: Completion[] = [];
+  for (const x of prompts) {
+    const seed = fnv1a(typeof x === 'string' ? x : x.join(','));
+    for (let i = 0; i < n; i++) comps.push(makeCompletion(seed, i, count));
+  }
+  const total = comps.length;
+  const id = 'cmpl-' + rid(12);
+  const created = Math.floor(Date.now() / 1000);
+  const modelJson = JSON.stringify(model);
+
+  if (body.stream !== true) {
+    after(ctx, nonStreamDelay(ctx.eff, count) - elapsed(ctx), () => {
+      ctx.stats.completionTokensSent += count * total;
+      sendJson(ctx, 200, {
+        id,
+        object: 'text_completion',
+        created,
+        model,
+        choices: comps.map((c, i) => ({ text: completionText(c), index: i, logprobs: null, finish_reason: finish })),
+        usage: usageObj(promptTokens, count * total),
+        system_fingerprint: FP,
+      });
+    });
+    return;
+  }
+  const so = body.stream_options as Body | undefined;
+  const includeUsage = !!so && so.include_usage === true;
+  const usageNull = includeUsage ? ',"usage":null' : '';
+  const pre = `data: {"id":"${id}","object":"text_completion","created":${created},"choices":[`;
+  const suf = `],"model":${modelJson},"system_fingerprint":"${FP}"${usageNull}}\n\n`;
+  runStream(ctx, {
+    steps: count,
+    choices: total,
+    head: () => '',
+    token: (c, step) => `${pre}{"text":${pieceJson(comps[c]!, step)},"index":${c},"logprobs":null,"finish_reason":null}${suf}`,
+    tail() {
+      let s = '';
+      for (let i = 0; i < total; i++) s += `${pre}{"text":"","index":${i},"logprobs":null,"finish_reason":"${finish}"}${suf}`;
+      if (includeUsage && !ctx.eff.noUsage)
+        s += `data: {"id":"${id}","object":"text_completion","created":${created},"choices":[],"model":${modelJson},"system_fingerprint":"${FP}","usage":${JSON.stringify(usageObj(promptTokens, count * total))}}\n\n`;
+      return s + 'data: [DONE]\n\n';
+    },
+    error: () => streamErrorData(),
+  });
+}
+
+function embeddings(ctx: Ctx, body: Body, deployment: string | undefined): void {
+  const model = requireModel(body, deployment);
+  const inp = body.input;
+  if (inp === undefined || inp === null) missing('input');
+  let inputs: Array<string | number[]>;
+  if (typeof inp === 'string') inputs = [inp];
+  else if (Array.isArray(inp) && inp.length > 0 && inp.every((x) => typeof x === 'number')) inputs = [inp as number[]];
+  else if (Array.isArray(inp) && inp.length > 0 && inp.every((x) => typeof x === 'string' || (Array.isArray(x) && x.every((y) => typeof y === 'number'))))
+    inputs = inp as Array<string | number[]>;
+  else throw new BadRequest("Invalid 'input': expected a string, an array of strings, or token arrays.", 'input', 'invalid_value');
+  const dims = optInt(body, 'dimensions', 1, 65536) ?? ctx.eff.embeddingDims;
+  const fmt = body.encoding_format ?? 'float';
+  if (fmt !== 'float' && fmt !== 'base64')
+    throw new BadRequest("Invalid 'encoding_format': expected 'float' or 'base64'.", 'encoding_format', 'invalid_value');
+  let promptTokens = 0;
+  for (const x of inputs) promptTokens += typeof x === 'string' ? countTextTokens(x) : x.length;
+  ctx.promptTokens = promptTokens;
+  after(ctx, ctx.eff.latencyMs - elapsed(ctx), () => {
+    sendJson(ctx, 200, {
+      object: 'list',
+      data: inputs.map((x, index) => {
+        const v = embed(x, dims);
+        return { object: 'embedding', index, embedding: fmt === 'base64' ? embeddingToBase64(v) : Array.from(v) };
+      }),
+      model,
+      usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+    });
+  });
+}
+
+/** Responses API input → chat-like messages (for token counting and seeding). */
+function responsesMessages(body: Body): unknown[] {
+  const msgs: unknown[] = [];
+  if (typeof body.instructions === 'string' && body.instructions) msgs.push({ role: 'developer', content: body.instructions });
+  const inp = body.input;
+  if (typeof inp === 'string') msgs.push({ role: 'user', content: inp });
+  else if (Array.isArray(inp)) {
+    for (const item of inp) {
+      if (!item || typeof item !== 'object') continue;
+      const it = item as Body;
+      if (typeof it.role === 'string') msgs.push({ role: it.role, content: it.content });
+      else if (it.type === 'function_call_output') msgs.push({ role: 'tool', content: typeof it.output === 'string' ? it.output : JSON.stringify(it.output) });
+      else if (it.type === 'function_call') msgs.push({ role: 'assistant', content: `${String(it.name ?? '')}${String(it.arguments ?? '')}` });
+    }
+  }
+  return msgs;
+}
+
+function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
+  const model = requireModel(body, deployment);
+  if (body.input === undefined || body.input === null) missing('input');
+  const msgs = responsesMessages(body);
+  const promptTokens = countChatPromptTokens(msgs, body.tools);
+  ctx.promptTokens = promptTokens;
+  const maxOut = optInt(body, 'max_output_tokens', 1);
+  const { count, truncated } = planLength(ctx.eff, maxOut);
+  const comp = makeCompletion(fnv1a(promptSeedText(msgs)), 0, count);
+  const id = 'resp_' + rid(24);
+  const msgId = 'msg_' + rid(24);
+  const createdAt = Math.floor(Date.now() / 1000);
+  const usage = {
+    input_tokens: promptTokens,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: count,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: promptTokens + count,
+  };
+  const base = (status: string, output: unknown[], u: unknown) => ({
+    id,
+    object: 'response',
+    created_at: createdAt,
+    status,
+    background: false,
+    error: null,
+    incomplete_details: status === 'incomplete' ? { reason: 'max_output_tokens' } : null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: maxOut ?? null,
+    max_tool_calls: null,
+    model,
+    output,
+    parallel_tool_calls: true,
+    previous_response_id: body.previous_response_id ?? null,
+    reasoning: { effort: null, summary: null },
+    service_tier: 'default',
+    store: body.store ?? true,
+    temperature: typeof body.temperature === 'number' ? body.temperature : 1,
+    text: { format: { type: 'text' }, verbosity: 'medium' },
+    tool_choice: body.tool_choice ?? 'auto',
+    tools: Array.isArray(body.tools) ? body.tools : [],
+    top_p: typeof body.top_p === 'number' ? body.top_p : 1,
+    truncation: 'disabled',
+    usage: u,
+    user: null,
+    metadata: (body.metadata as object | undefined) ?? {},
+  });
+  const finalStatus = truncated ? 'incomplete' : 'completed';
+  const outPart = (text: string) => ({ type: 'output_text', annotations: [], logprobs: [], text });
+  const message = (text: string, status: string) => ({ id: msgId, type: 'message', status, content: [outPart(text)], role: 'assistant' });
+
+  if (body.stream !== true) {
+    after(ctx, nonStreamDelay(ctx.eff, count) - elapsed(ctx), () => {
+      ctx.stats.completionTokensSent += count;
+      sendJson(ctx, 200, base(finalStatus, [message(completionText(comp), finalStatus)], usage));
+    });
+    return;
+  }
+
+  let seq = 0;
+  const ev = (type: string, rest: string): string => `event: ${type}\ndata: {"type":"${type}","sequence_number":${seq++}${rest}}\n\n`;
+  const loc = `"item_id":"${msgId}","output_index":0,"content_index":0`;
+  runStream(ctx, {
+    steps: count,
+    choices: 1,
+    head() {
+      const r = JSON.stringify(base('in_progress', [], null));
+      return (
+        ev('response.created', `,"response":${r}`) +
+        ev('response.in_progress', `,"response":${r}`) +
+        ev('response.output_item.added', `,"output_index":0,"item":${JSON.stringify({ id: msgId, type: 'message', status: 'in_progress', content: [], role: 'assistant' })}`) +
+        ev('response.content_part.added', `,${loc},"part":${JSON.stringify(outPart(''))}`)
+      );
+    },
+    token: (_c, step) => ev('response.output_text.delta', `,${loc},"delta":${pieceJson(comp, step)},"logprobs":[]`),
+    tail() {
+      const text = completionText(comp);
+      const done = finalStatus === 'completed' ? 'response.completed' : 'response.incomplete';
+      return (
+        ev('response.output_text.done', `,${loc},"text":${JSON.stringify(text)},"logprobs":[]`) +
+        ev('response.content_part.done', `,${loc},"part":${JSON.stringify(outPart(text))}`) +
+        ev('response.output_item.done', `,"output_index":0,"item":${JSON.stringify(message(text, finalStatus))}`) +
+        ev(done, `,"response":${JSON.stringify(base(finalStatus, [message(text, finalStatus)], usage))}`)
+      );
+    },
+    error: () =>
+      ev('error', `,"code":"server_error","message":"The server had an error while processing your request. (mock stream error)","param":null`),
+  });
+}
+
+function modelObj(id: string) {
+  return { id, object: 'model', created: 1715367049, owned_by: 'sluice-mock' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing
+// ---------------------------------------------------------------------------------------------
+
+type Kind = 'chat' | 'completions' | 'embeddings' | 'responses' | 'models' | 'model';
+interface Route {
+  kind: Kind;
+  deployment?: string;
+  modelId?: string;
+}
+
+const AZURE_RE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings|responses)$/;
+const POST_KINDS: Record<string, Kind> = {
+  '/v1/chat/completions': 'chat',
+  '/v1/completions': 'completions',
+  '/v1/embeddings': 'embeddings',
+  '/v1/responses': 'responses',
+};
+const AZURE_KINDS: Record<string, Kind> = {
+  'chat/completions': 'chat',
+  completions: 'completions',
+  embeddings: 'embeddings',
+  responses: 'responses',
+};
+
+function route(method: string, rawPath: string): Route | undefined {
+  let path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+  const az = AZURE_RE.exec(path);
+  if (az) return method === 'POST' ? { kind: AZURE_KINDS[az[2]!]!, deployment: decodeURIComponent(az[1]!) } : undefined;
+  if (path.startsWith('/openai/v1/')) path = path.slice(7); // Azure OpenAI v1 API
+  if (method === 'POST') {
+    const k = POST_KINDS[path];
+    return k ? { kind: k } : undefined;
+  }
+  if (method === 'GET') {
+    if (path === '/v1/models') return { kind: 'models' };
+    if (path.startsWith('/v1/models/')) return { kind: 'model', modelId: decodeURIComponent(path.slice(11)) };
+  }
+  return undefined;
+}
+
+function dispatch(ctx: Ctx, raw: Buffer): void {
+  const { req, eff } = ctx;
+  const method = req.method ?? 'GET';
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  const r = route(method, path);
+  if (!r) return sendError(ctx, 404, `Invalid URL (${method} ${path})`, { code: null });
+  let body: Body = {};
+  if (method === 'POST') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.toString('utf8'));
+    } catch {
+      return sendError(
+        ctx,
+        400,
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)",
+        { code: null },
+      );
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+      return sendError(ctx, 400, 'The request body must be a JSON object.', { code: null });
+    body = parsed as Body;
+  }
+  if (eff.hang) return; // accept and never answer; 'close' handler accounts for the abort
+  if (eff.fail !== undefined) {
+    const status = eff.fail;
+    return after(ctx, eff.latencyMs - elapsed(ctx), () => sendError(ctx, status));
+  }
+  try {
+    switch (r.kind) {
+      case 'chat':
+        return chatCompletions(ctx, body, r.deployment);
+      case 'completions':
+        return completions(ctx, body, r.deployment);
+      case 'embeddings':
+        return embeddings(ctx, body, r.deployment);
+      case 'responses':
+        return responses(ctx, body, r.deployment);
+      case 'models':
+        return after(ctx, eff.latencyMs - elapsed(ctx), () =>
+          sendJson(ctx, 200, { object: 'list', data: MOCK_MODELS.map(modelObj) }),
+        );
+      case 'model':
+        return after(ctx, eff.latencyMs - elapsed(ctx), () => sendJson(ctx, 200, modelObj(r.modelId!)));
+    }
+  } catch (e) {
+    if (e instanceof BadRequest) return sendError(ctx, 400, e.message, { param: e.param, code: e.code });
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public API
+// ---------------------------------------------------------------------------------------------
+
+export function createMockHandler(opts: MockOptions = {}): MockHandler {
+  const stats: MockStats = { requests: 0, active: 0, aborted: 0, completionTokensSent: 0 };
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    stats.requests++;
+    stats.active++;
+    const ctx: Ctx = {
+      req,
+      res,
+      stats,
+      eff: effective(req, opts),
+      t0: performance.now(),
+      closed: false,
+      selfReset: false,
+      timers: new Set(),
+      requestId: header(req, 'x-request-id') || 'req_' + rid(16),
+      promptTokens: undefined,
+    };
+    res.on('close', () => {
+      stats.active--;
+      ctx.closed = true;
+      for (const t of ctx.timers) clearTimeout(t);
+      ctx.timers.clear();
+      if (!res.writableFinished && !ctx.selfReset) stats.aborted++;
+    });
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', () => {});
+    req.on('end', () => {
+      if (ctx.closed) return;
+      try {
+        dispatch(ctx, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      } catch (e) {
+        if (!res.headersSent) sendError(ctx, 500, `Mock internal error: ${(e as Error).message}`);
+        else res.destroy();
+      }
+    });
+  };
+  return Object.assign(handler, { stats });
+}
+
+export async function startMockServer(opts: MockOptions & { port?: number; host?: string } = {}): Promise<MockServer> {
+  const { port = 0, host = '127.0.0.1', ...rest } = opts;
+  const handler = createMockHandler(rest);
+  const server = http.createServer({ noDelay: true }, handler);
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const urlHost = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost}:${addr.port}`,
+    port: addr.port,
+    stats: handler.stats,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
