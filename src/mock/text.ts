@@ -17,8 +17,11 @@ const PARAGRAPH =
   'When the sun goes down, the lamps are lit one by one, and the town settles into a calm and gentle night. ' +
   'Tomorrow the river will still be there, patient and bright, ready to carry the day forward once more.';
 
-/** Pre-decoded token strings, one o200k_base token each, in paragraph order. */
-export const PIECES: readonly string[] = PARAGRAPH.match(/ ?[A-Za-z]+|[.,]/g) ?? [];
+/**
+ * Pre-decoded token strings, one o200k_base token each, in paragraph order. Every word piece has
+ * its leading space (also the first one, so the text wraps around as "... more. The river ...").
+ */
+export const PIECES: readonly string[] = (' ' + PARAGRAPH).match(/ ?[A-Za-z]+|[.,]/g) ?? [];
 /** JSON string literals of PIECES (precomputed so streaming never calls JSON.stringify per token). */
 export const PIECES_JSON: readonly string[] = PIECES.map((p) => JSON.stringify(p));
 /** Indices of sentence starts; a completion always starts at one of them (without its leading space). */
