@@ -278,34 +278,32 @@ function runStream(ctx: Ctx, spec: StreamSpec): void {
     const tick = (): void => {
       if (ctx.closed) return;
       const now = elapsed(ctx);
-      res.cork();
+      // All events due now are concatenated and written at once (one event per token, one write per tick).
+      let buf = '';
       while (step < spec.steps) {
         if (interval > 0 && firstAt + step * interval > now + 0.5) break;
         for (let c = 0; c < spec.choices; c++) {
           if (eff.resetAfter !== undefined && sent >= eff.resetAfter) {
-            res.uncork();
-            resetConnection(ctx);
-            return;
+            if (buf) res.write(buf);
+            return resetConnection(ctx);
           }
-          if (eff.errorAfter !== undefined && sent >= eff.errorAfter) {
-            res.uncork();
-            res.end(spec.error());
-            return;
-          }
-          res.write(spec.token(c, step));
+          if (eff.errorAfter !== undefined && sent >= eff.errorAfter) return void res.end(buf + spec.error());
+          buf += spec.token(c, step);
           sent++;
           stats.completionTokensSent++;
         }
         step++;
       }
       if (step >= spec.steps) {
-        res.uncork();
-        if (eff.resetAfter !== undefined && sent >= eff.resetAfter) return resetConnection(ctx);
-        if (eff.errorAfter !== undefined && sent >= eff.errorAfter) return void res.end(spec.error());
-        res.end(spec.tail());
+        if (eff.resetAfter !== undefined && sent >= eff.resetAfter) {
+          if (buf) res.write(buf);
+          return resetConnection(ctx);
+        }
+        if (eff.errorAfter !== undefined && sent >= eff.errorAfter) return void res.end(buf + spec.error());
+        res.end(buf + spec.tail());
         return;
       }
-      res.uncork();
+      if (buf) res.write(buf);
       after(ctx, firstAt + step * interval - elapsed(ctx), tick);
     };
     after(ctx, firstAt - elapsed(ctx), tick);
