@@ -3,6 +3,19 @@
  * API, models; Azure OpenAI deployment paths; fault injection via options or x-mock-* headers.
  *
  * Deterministic output (see text.ts), token counts consistent with gpt-tokenizer (o200k_base).
+ *
+ * Per-request headers (override MockOptions):
+ *   x-mock-status: CODE            answer CODE (400..599) with an OpenAI error body (after latency)
+ *   x-mock-retry-after: S          with 429/503: `retry-after: ceil(S)` and `retry-after-ms: S*1000`
+ *   x-mock-fail-rate: 0..1         probability of failing with options.failStatus (default 500)
+ *   x-mock-latency-ms / x-mock-ttft-ms / x-mock-tps / x-mock-completion-tokens
+ *   x-mock-hang: 1                 read the request, never answer (until the client goes away)
+ *   x-mock-reset-after-tokens: N   streaming: TCP reset after N content tokens
+ *   x-mock-error-after-tokens: N   streaming: in-stream error event after N content tokens, then end
+ *   x-mock-no-usage: 1             streaming: never send the usage chunk
+ * Length: x-mock-completion-tokens, else max_tokens / max_completion_tokens / max_output_tokens,
+ * else options.completionTokens (16); capped by the request's max; finish_reason "length" when the
+ * cap is reached. Non-stream answers wait max(latency, ttft) + (tokens-1)/tps.
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';

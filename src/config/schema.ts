@@ -1,0 +1,176 @@
+import { z } from 'zod'
+import { parseDuration } from '../core/duration.ts'
+
+/** `250ms`, `10s`, `5m`… or a plain number of milliseconds. */
+export const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v
+  const ms = parseDuration(v)
+  if (ms === null) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use a number with a unit: 250ms, 10s, 5m, 1h, 7d)` })
+    return z.NEVER
+  }
+  return ms
+})
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }
+/** `10MiB`, `512KB`, or a plain number of bytes. */
+export const byteSize = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(v.trim())
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined
+  if (!m || unit === undefined) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (e.g. 10MiB, 512KB, 1048576)` })
+    return z.NEVER
+  }
+  return Math.round(Number(m[1]) * unit)
+})
+
+const id = z.string().min(1).regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'ids use letters, digits, ".", "_", ":" and "-"')
+
+/** A policy entry: one key naming the policy, its options as the value. Options are validated by the policy's own schema. */
+export const policyEntry = z.record(z.string(), z.unknown()).superRefine((v, ctx) => {
+  const keys = Object.keys(v)
+  if (keys.length !== 1) ctx.addIssue({ code: 'custom', message: `a policy entry has exactly one key (the policy name); found ${keys.length}` })
+})
+export type PolicyEntry = z.infer<typeof policyEntry>
+
+const circuitBreaker = z.strictObject({
+  failures: z.number().int().positive().default(3),
+  window: duration.default(10_000),
+  statusCodes: z.array(z.union([z.string(), z.number()])).default(['429', '500-599']),
+  errorKinds: z.array(z.enum(['connect', 'reset', 'timeout'])).default(['connect', 'reset', 'timeout']),
+  tripDuration: duration.default(30_000),
+  acceptRetryAfter: z.boolean().default(true),
+})
+export type CircuitBreakerConfig = z.infer<typeof circuitBreaker>
+
+const auth = z.strictObject({
+  apiKey: z.string().min(1).optional(),
+  managedIdentity: z.record(z.string(), z.unknown()).optional(),
+  awsSigV4: z.record(z.string(), z.unknown()).optional(),
+})
+
+export const BACKEND_TYPES = ['openai', 'azure-openai', 'openai-compatible', 'anthropic', 'gemini', 'bedrock', 'mock'] as const
+/** Backend types this build can call; the others are contract names whose providers have not landed yet. */
+export const SUPPORTED_BACKEND_TYPES: ReadonlySet<string> = new Set(['openai', 'azure-openai', 'openai-compatible', 'mock'])
+
+const backend = z.strictObject({
+  id,
+  type: z.enum(BACKEND_TYPES),
+  url: z.string().url().optional(),
+  auth: auth.optional(),
+  /** public model name -> deployment/model name at this backend */
+  models: z.record(z.string(), z.string()).optional(),
+  apiVersion: z.string().default('2024-10-21'),
+  headers: z.record(z.string(), z.string()).optional(),
+  /** Time to the response headers (first byte). */
+  timeout: duration.default(60_000),
+  connectTimeout: duration.default(5_000),
+  /** Longest silence allowed between two chunks of a streamed body. */
+  idleTimeout: duration.default(60_000),
+  maxConnections: z.number().int().positive().default(128),
+  circuitBreaker: circuitBreaker.optional(),
+  // mock backend only
+  latency: duration.optional(),
+  ttft: duration.optional(),
+  tokensPerSecond: z.number().nonnegative().optional(),
+  failRate: z.number().min(0).max(1).optional(),
+  failStatus: z.number().int().min(400).max(599).optional(),
+  retryAfter: duration.optional(),
+  completionTokens: z.number().int().positive().optional(),
+})
+export type BackendConfig = z.infer<typeof backend>
+
+const pool = z.strictObject({
+  id,
+  strategy: z.enum(['round-robin', 'weighted', 'priority']).default('round-robin'),
+  affinity: z.strictObject({ header: z.string().optional(), cookie: z.string().optional(), ttl: duration.default(3_600_000) })
+    .refine((a) => Boolean(a.header) !== Boolean(a.cookie), 'affinity takes exactly one of header or cookie')
+    .optional(),
+  members: z.array(z.strictObject({
+    backend: z.string(),
+    priority: z.number().int().min(0).default(1),
+    weight: z.number().positive().default(1),
+  })).min(1),
+})
+export type PoolConfig = z.infer<typeof pool>
+
+const model = z.strictObject({
+  name: z.string().min(1),
+  target: z.string().min(1),
+  fallbacks: z.array(z.string()).default([]),
+  hedge: z.strictObject({ after: duration, max: z.number().int().min(2).default(2) }).optional(),
+  /** Failover limits across a pool's members and fallbacks. */
+  maxAttempts: z.number().int().positive().default(3),
+  deadline: duration.optional(),
+})
+export type ModelConfig = z.infer<typeof model>
+
+const product = z.strictObject({
+  id,
+  /** Models its consumers may call; absent means all. */
+  models: z.array(z.string()).optional(),
+  policies: z.array(policyEntry).default([]),
+})
+export type ProductConfig = z.infer<typeof product>
+
+const consumerKey = z.union([
+  z.strictObject({ sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 is 64 hex characters') }),
+  z.strictObject({ value: z.string().min(8, 'a key value has at least 8 characters') }),
+])
+
+const consumer = z.strictObject({
+  id,
+  product: z.string().optional(),
+  keys: z.array(consumerKey).default([]),
+  metadata: z.record(z.string(), z.string()).default({}),
+})
+export type ConsumerConfig = z.infer<typeof consumer>
+
+const store = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('memory') }),
+  z.strictObject({
+    type: z.literal('redis'),
+    url: z.string().default('redis://127.0.0.1:6379'),
+    keyPrefix: z.string().default('sluice:'),
+    commandTimeout: duration.default(500),
+    /** What a limit does while Redis is unreachable: `open` serves on a local fallback counter, `closed` refuses with 503. */
+    onFailure: z.enum(['open', 'closed']).default('open'),
+  }),
+])
+export type StoreConfig = z.infer<typeof store>
+
+const ledger = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().default('.sluice/ledger.db') }),
+  z.strictObject({ type: z.literal('postgres'), url: z.string() }),
+  z.strictObject({ type: z.literal('none') }),
+])
+export type LedgerConfig = z.infer<typeof ledger>
+
+export const configSchema = z.strictObject({
+  listen: z.strictObject({
+    host: z.string().default('0.0.0.0'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    bodyLimit: byteSize.default(10 * 1024 * 1024),
+    /** How long SIGTERM waits for requests and streams in flight. */
+    shutdownGrace: duration.default(15_000),
+  }).default({ host: '0.0.0.0', port: 8080, bodyLimit: 10 * 1024 * 1024, shutdownGrace: 15_000 }),
+  admin: z.strictObject({
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8081),
+    token: z.string().optional(),
+    enabled: z.boolean().default(true),
+  }).default({ host: '127.0.0.1', port: 8081, enabled: true }),
+  logging: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  }).default({ level: 'info' }),
+  store: store.default({ type: 'memory' }),
+  ledger: ledger.default({ type: 'sqlite', path: '.sluice/ledger.db' }),
+  backends: z.array(backend).default([]),
+  pools: z.array(pool).default([]),
+  models: z.array(model).default([]),
+  products: z.array(product).default([]),
+  consumers: z.array(consumer).default([]),
+  policies: z.array(policyEntry).default([]),
+})
+export type GatewayConfig = z.infer<typeof configSchema>

@@ -1,0 +1,113 @@
+import { timingSafeEqual, createHash } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { GatewayError, GW_ERR } from '../core/errors.ts'
+import { ConfigError } from '../config/load.ts'
+import type { KeyStore } from '../stores/keys.ts'
+import type { Stores } from '../stores/types.ts'
+import type { Authenticator } from '../server/auth.ts'
+import type { Runtime } from '../server/runtime.ts'
+import { newKey } from './keys.ts'
+
+export interface AdminDeps {
+  readonly runtime: () => Runtime
+  readonly reload: () => Promise<number>
+  readonly keyStore: KeyStore | null
+  readonly auth: Authenticator
+  /** Bearer token for the admin plane; null leaves it open (it binds to loopback by default). */
+  readonly token: string | null
+  readonly logger: Logger
+  readonly stores: Stores
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest()
+
+/** The control plane: its own listener, bearer-token protected, never on the data plane's port. */
+export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void {
+  const expected = deps.token ? digest(deps.token) : null
+  app.setErrorHandler((err, _req, reply) => {
+    const gw = err instanceof GatewayError ? err : new GatewayError(GW_ERR.INVALID_REQUEST, 'The admin request could not be processed.')
+    if (!(err instanceof GatewayError) && !(err as { statusCode?: number }).statusCode) deps.logger.error({ err }, 'admin error')
+    void reply.code(gw.status).headers(gw.headers).send(gw.toJSON())
+  })
+  app.addHook('onRequest', async (req) => {
+    if (expected === null) return
+    const h = req.headers.authorization
+    const given = typeof h === 'string' && h.toLowerCase().startsWith('bearer ') ? h.slice(7).trim() : (req.query as Record<string, string>)?.token
+    if (!given || !timingSafeEqual(digest(given), expected)) throw new GatewayError(GW_ERR.UNAUTHORIZED_ADMIN, 'A valid admin token is required.')
+  })
+
+  app.get('/admin/config', async () => {
+    const s = deps.runtime().snapshot
+    return {
+      version: s.version,
+      loadedAt: new Date(s.loadedAt).toISOString(),
+      backends: [...s.backends.values()].map((b) => ({ id: b.id, type: b.type, url: b.url ?? null, models: b.models ?? {} })),
+      pools: s.config.pools,
+      models: s.config.models,
+      products: s.config.products.map((p) => ({ id: p.id, models: p.models ?? null, policies: p.policies.map((e) => Object.keys(e)[0]) })),
+      policies: s.config.policies.map((e) => Object.keys(e)[0]),
+    }
+  })
+  const reload = async () => {
+    try {
+      return { version: await deps.reload(), status: 'reloaded' }
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        throw new GatewayError(GW_ERR.INVALID_REQUEST, `The new configuration was refused; the current one keeps serving.\n${err.message}`)
+      }
+      throw err
+    }
+  }
+  app.post('/admin/config', reload)
+  app.post('/admin/config/reload', reload)
+
+  app.get('/admin/backends', async () => {
+    const s = deps.runtime().snapshot
+    return { backends: [...s.backends.values()].map((b) => ({ id: b.id, type: b.type, state: 'closed' })) }
+  })
+
+  app.get('/admin/consumers', async () => {
+    const s = deps.runtime().snapshot
+    const stored = deps.keyStore ? await deps.keyStore.list() : []
+    return {
+      consumers: [...s.consumers.values()].map((c) => ({
+        id: c.id,
+        product: c.product ?? null,
+        metadata: c.metadata,
+        configKeys: c.keys.length,
+        storedKeys: stored.filter((k) => k.consumerId === c.id && k.revokedAt === null).length,
+      })),
+    }
+  })
+
+  app.get<{ Querystring: { consumer?: string } }>('/admin/keys', async (req) => {
+    const store = requireStore(deps.keyStore)
+    const keys = await store.list(req.query.consumer)
+    return { keys: keys.map(({ digest: _d, ...rest }) => rest) }
+  })
+  app.post<{ Body: { consumer?: string; label?: string } }>('/admin/keys', async (req, reply) => {
+    const store = requireStore(deps.keyStore)
+    const consumer = req.body?.consumer
+    if (typeof consumer !== 'string' || !deps.runtime().snapshot.consumers.has(consumer)) {
+      throw new GatewayError(GW_ERR.INVALID_REQUEST, 'Give an existing consumer id as "consumer".', { param: 'consumer' })
+    }
+    const { key, record } = newKey(consumer, typeof req.body?.label === 'string' ? req.body.label : null)
+    await store.add(record)
+    deps.auth.invalidate()
+    const { digest: _d, ...rest } = record
+    return reply.code(201).send({ ...rest, key })
+  })
+  app.delete<{ Params: { id: string } }>('/admin/keys/:id', async (req) => {
+    const store = requireStore(deps.keyStore)
+    const ok = await store.revoke(req.params.id)
+    if (!ok) throw new GatewayError(GW_ERR.NOT_FOUND, `No active key "${req.params.id}".`)
+    deps.auth.invalidate()
+    return { id: req.params.id, revoked: true }
+  })
+}
+
+function requireStore(store: KeyStore | null): KeyStore {
+  if (!store) throw new GatewayError(GW_ERR.SERVICE_UNAVAILABLE, 'No key store is configured.')
+  return store
+}

@@ -1,0 +1,47 @@
+import type { Usage } from './usage.ts'
+
+/** Who is calling, resolved by auth. */
+export interface Principal {
+  readonly consumerId: string
+  readonly productId: string | null
+  readonly metadata: Readonly<Record<string, string>>
+}
+
+/** Which front door the request came through; the body shape follows from it. */
+export type Operation = 'chat.completions' | 'completions' | 'embeddings' | 'responses'
+
+export interface RequestInfo {
+  readonly method: string
+  readonly path: string
+  readonly ip: string
+  /** Lower-cased header names. */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>
+}
+
+/**
+ * Per-request state shared by the pipeline stages. Policies keep private state in `slots` under their
+ * own symbol instead of adding fields here.
+ */
+export interface RequestContext {
+  readonly id: string
+  readonly startedAt: number
+  readonly operation: Operation
+  readonly info: RequestInfo
+  /** Aborted when the client goes away or the deadline passes. */
+  readonly signal: AbortSignal
+  principal: Principal | null
+  /** Public model name as the client asked for it. */
+  model: string
+  /** The parsed request body; policies may edit it before dispatch (parsed once, serialised once). */
+  body: Record<string, unknown>
+  readonly stream: boolean
+  /** Whether the client itself asked for usage in the stream (we may add it upstream). */
+  readonly clientWantsStreamUsage: boolean
+  usage: Usage | null
+  backendId: string | null
+  attempts: number
+  /** Set when a backend produced the first byte of content. */
+  firstTokenAt: number | null
+  readonly responseHeaders: Record<string, string>
+  readonly slots: Map<symbol, unknown>
+}

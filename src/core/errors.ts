@@ -1,0 +1,82 @@
+/**
+ * The one registry of errors the gateway itself produces. Every error a client sees is built here,
+ * so status, OpenAI `type` and `code` stay consistent and tests can assert on codes.
+ */
+export interface ErrorSpec {
+  readonly status: number
+  readonly type: string
+  readonly code: string
+}
+
+export const GW_ERR = {
+  INVALID_API_KEY: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key' },
+  MODEL_NOT_ALLOWED: { status: 403, type: 'permission_error', code: 'model_not_allowed' },
+  QUOTA_EXCEEDED: { status: 403, type: 'insufficient_quota', code: 'quota_exceeded' },
+  RATE_LIMIT_EXCEEDED: { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' },
+  INVALID_REQUEST: { status: 400, type: 'invalid_request_error', code: 'invalid_request_error' },
+  REQUEST_TOO_LARGE: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  MODEL_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
+  NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'not_found' },
+  METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', code: 'method_not_allowed' },
+  UNSUPPORTED_OPERATION: { status: 400, type: 'invalid_request_error', code: 'unsupported_operation' },
+  CONTENT_FILTER: { status: 400, type: 'invalid_request_error', code: 'content_filter' },
+  NO_HEALTHY_BACKEND: { status: 503, type: 'service_unavailable', code: 'no_healthy_backend' },
+  SERVICE_UNAVAILABLE: { status: 503, type: 'service_unavailable', code: 'service_unavailable' },
+  BAD_GATEWAY: { status: 502, type: 'api_error', code: 'bad_gateway' },
+  GATEWAY_TIMEOUT: { status: 504, type: 'timeout_error', code: 'gateway_timeout' },
+  UNAUTHORIZED_ADMIN: { status: 401, type: 'invalid_request_error', code: 'invalid_admin_token' },
+  INTERNAL: { status: 500, type: 'api_error', code: 'internal_error' },
+} as const satisfies Record<string, ErrorSpec>
+
+export type GatewayErrorCode = keyof typeof GW_ERR
+
+export class GatewayError extends Error {
+  readonly status: number
+  readonly type: string
+  readonly code: string
+  readonly param: string | null
+  /** Extra response headers (retry-after, rate-limit headers…). */
+  readonly headers: Record<string, string>
+
+  constructor(spec: ErrorSpec, message: string, opts: { param?: string | null; headers?: Record<string, string> } = {}) {
+    super(message)
+    this.name = 'GatewayError'
+    this.status = spec.status
+    this.type = spec.type
+    this.code = spec.code
+    this.param = opts.param ?? null
+    this.headers = opts.headers ?? {}
+  }
+
+  toJSON(): { error: { message: string; type: string; param: string | null; code: string } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } }
+  }
+
+  /** Anthropic's error envelope, for the `/v1/messages` front door. */
+  toAnthropicJSON(): { type: 'error'; error: { type: string; message: string } } {
+    return { type: 'error', error: { type: anthropicType(this.status), message: this.message } }
+  }
+}
+
+function anthropicType(status: number): string {
+  switch (status) {
+    case 400: return 'invalid_request_error'
+    case 401: return 'authentication_error'
+    case 403: return 'permission_error'
+    case 404: return 'not_found_error'
+    case 413: return 'request_too_large'
+    case 429: return 'rate_limit_error'
+    case 503: case 529: return 'overloaded_error'
+    default: return 'api_error'
+  }
+}
+
+export function gatewayError(spec: ErrorSpec, message: string, opts?: { param?: string | null; headers?: Record<string, string> }): GatewayError {
+  return new GatewayError(spec, message, opts)
+}
+
+/** Anything thrown that is not a GatewayError becomes a 500 with no detail leaked. */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err
+  return new GatewayError(GW_ERR.INTERNAL, 'The gateway failed to process the request.')
+}

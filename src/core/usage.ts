@@ -1,0 +1,41 @@
+/** Token usage in one canonical shape whatever the provider reported. */
+export interface Usage {
+  promptTokens: number
+  completionTokens: number
+  totalTokens: number
+  cachedTokens: number
+  reasoningTokens: number
+}
+
+export function emptyUsage(): Usage {
+  return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0 }
+}
+
+type Json = Record<string, unknown>
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0)
+
+/** Reads an OpenAI chat/completions/embeddings `usage` or a Responses API `usage` object. */
+export function usageFromOpenAI(raw: unknown): Usage | null {
+  if (!raw || typeof raw !== 'object') return null
+  const u = raw as Json
+  if ('input_tokens' in u || 'output_tokens' in u) {
+    const prompt = num(u.input_tokens)
+    const completion = num(u.output_tokens)
+    return {
+      promptTokens: prompt,
+      completionTokens: completion,
+      totalTokens: num(u.total_tokens) || prompt + completion,
+      cachedTokens: num((u.input_tokens_details as Json | undefined)?.cached_tokens),
+      reasoningTokens: num((u.output_tokens_details as Json | undefined)?.reasoning_tokens),
+    }
+  }
+  const prompt = num(u.prompt_tokens)
+  const completion = num(u.completion_tokens)
+  return {
+    promptTokens: prompt,
+    completionTokens: completion,
+    totalTokens: num(u.total_tokens) || prompt + completion,
+    cachedTokens: num((u.prompt_tokens_details as Json | undefined)?.cached_tokens),
+    reasoningTokens: num((u.completion_tokens_details as Json | undefined)?.reasoning_tokens),
+  }
+}

@@ -1,0 +1,28 @@
+import type { Logger } from 'pino'
+import type { z } from 'zod'
+import type { Clock } from '../core/clock.ts'
+import type { Policy } from '../core/pipeline.ts'
+import type { Stores } from '../stores/types.ts'
+
+export type PolicyScope = { readonly kind: 'global' } | { readonly kind: 'product'; readonly productId: string }
+
+/** What a policy may use; handed to factories when a snapshot is compiled. */
+export interface PolicyDeps {
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly stores: Stores
+  readonly scope: PolicyScope
+}
+
+export interface PolicyFactory<C = unknown> {
+  readonly name: string
+  /** The one validator for this policy's options, run by `sluice check`, at load and at reload. */
+  readonly schema: z.ZodType<C>
+  create(config: C, deps: PolicyDeps): Policy
+}
+
+export type PolicyRegistry = ReadonlyMap<string, PolicyFactory<any>>
+
+export function registryOf(factories: readonly PolicyFactory<any>[]): PolicyRegistry {
+  return new Map(factories.map((f) => [f.name, f]))
+}

@@ -1,0 +1,206 @@
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import pino, { type Logger } from 'pino'
+import { systemClock, type Clock } from '../core/clock.ts'
+import type { Operation } from '../core/context.ts'
+import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
+import { loadConfigFile, formatProblems, ConfigError, type ConfigProblem } from '../config/load.ts'
+import type { GatewayConfig } from '../config/schema.ts'
+import { buildSnapshot } from '../config/snapshot.ts'
+import { builtinPolicies } from '../policies/registry.ts'
+import type { PolicyRegistry } from '../policies/types.ts'
+import { DEFAULT_BASE_URL } from '../providers/index.ts'
+import type { KeyStore } from '../stores/keys.ts'
+import { createStores } from '../stores/index.ts'
+import type { Stores } from '../stores/types.ts'
+import { UpstreamClients } from '../upstream/client.ts'
+import { registerAdminRoutes } from '../control/admin.ts'
+import { Authenticator } from './auth.ts'
+import { MockFleet } from './mock-fleet.ts'
+import { proxyRequest, sendError, type ProxyDeps } from './proxy.ts'
+import { buildRuntime, type Runtime } from './runtime.ts'
+import { modelAllowed } from '../config/snapshot.ts'
+import { createKeyStore } from '../stores/key-store.ts'
+
+export interface GatewayOptions {
+  readonly config: GatewayConfig
+  /** The file the config came from; reloads read it again. */
+  readonly configFile?: string
+  readonly registry?: PolicyRegistry
+  readonly clock?: Clock
+  readonly logger?: Logger
+  readonly stores?: Stores
+  readonly keyStore?: KeyStore | null
+  readonly env?: Readonly<Record<string, string | undefined>>
+}
+
+export interface Gateway {
+  /** Starts both listeners; ports 0 pick free ones. */
+  listen(): Promise<{ url: string; adminUrl: string | null }>
+  /** Swaps in a new configuration atomically; throws ConfigError and keeps the old one when it is invalid. */
+  reload(config?: GatewayConfig): Promise<number>
+  /** Stops accepting, lets requests and streams in flight finish up to the grace period, then closes stores. */
+  close(): Promise<void>
+  runtime(): Runtime
+  readonly app: FastifyInstance
+  readonly admin: FastifyInstance
+  readonly mocks: MockFleet
+  readonly keyStore: KeyStore | null
+  readonly auth: Authenticator
+  readonly inflight: { count: number }
+}
+
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
+  const registry = opts.registry ?? builtinPolicies()
+  const clock = opts.clock ?? systemClock
+  const logger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined })
+  const stores = opts.stores ?? (await createStores(opts.config.store))
+  const keyStore = opts.keyStore !== undefined ? opts.keyStore : createKeyStore(opts.config.ledger)
+  const clients = new UpstreamClients()
+  const mocks = new MockFleet()
+  const auth = new Authenticator(keyStore, () => clock.now())
+  const inflight = { count: 0 }
+
+  const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {
+    const url = b.url ?? DEFAULT_BASE_URL[b.type] ?? mocks.urlOf(b.id)
+    if (!url) throw new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${b.id}" has no address.`)
+    return url
+  }
+  const makeRuntime = (config: GatewayConfig) =>
+    buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores })
+
+  await mocks.sync(opts.config.backends)
+  let current = makeRuntime(opts.config)
+  const runtime = () => current
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: opts.config.listen.bodyLimit,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    forceCloseConnections: 'idle',
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+  })
+  // Clients send JSON with all sorts of content types (or none); the body is parsed once, as JSON, whatever it says.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: opts.config.listen.bodyLimit }, (_req, text, done) => {
+    if (text === '' || text === undefined) return done(new GatewayError(GW_ERR.INVALID_REQUEST, 'The request body is empty; a JSON object is required.'), undefined)
+    try {
+      done(null, JSON.parse(text as string))
+    } catch {
+      done(new GatewayError(GW_ERR.INVALID_REQUEST, 'The request body is not valid JSON.'), undefined)
+    }
+  })
+  app.addHook('onRequest', (req, reply, done) => {
+    reply.header('x-request-id', req.id)
+    done()
+  })
+  app.setErrorHandler((err, req, reply) => {
+    sendError(reply, fastifyErrorToGateway(err, logger, req.id), null)
+  })
+  app.setNotFoundHandler((req, reply) => {
+    sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${req.url.split('?')[0]}.`), null)
+  })
+
+  const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight }
+  const route = (path: string, op: Operation) =>
+    app.post(path, (req, reply) => proxyRequest(deps, req, reply, op, null))
+  route('/v1/chat/completions', 'chat.completions')
+  route('/v1/completions', 'completions')
+  route('/v1/embeddings', 'embeddings')
+  route('/v1/responses', 'responses')
+  const azureRoute = (suffix: string, op: Operation) =>
+    app.post<{ Params: { deployment: string } }>(`/openai/deployments/:deployment/${suffix}`, (req, reply) => proxyRequest(deps, req, reply, op, req.params.deployment))
+  azureRoute('chat/completions', 'chat.completions')
+  azureRoute('completions', 'completions')
+  azureRoute('embeddings', 'embeddings')
+
+  const listModels = async (req: FastifyRequest, reply: FastifyReply) => {
+    const rt = current
+    const principal = await auth.resolve(rt.snapshot, req.headers)
+    const data = [...rt.snapshot.models.keys()]
+      .filter((m) => modelAllowed(rt.snapshot, principal.productId, m))
+      .map((id) => ({ id, object: 'model', created: Math.floor(rt.snapshot.loadedAt / 1000), owned_by: 'sluice' }))
+    return reply.send({ object: 'list', data })
+  }
+  app.get('/v1/models', listModels)
+  app.get<{ Params: { model: string } }>('/v1/models/:model', async (req, reply) => {
+    const rt = current
+    const principal = await auth.resolve(rt.snapshot, req.headers)
+    const id = req.params.model
+    if (!rt.snapshot.models.has(id) || !modelAllowed(rt.snapshot, principal.productId, id)) {
+      throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${id}" does not exist or you do not have access to it.`, { param: 'model' })
+    }
+    return reply.send({ id, object: 'model', created: Math.floor(rt.snapshot.loadedAt / 1000), owned_by: 'sluice' })
+  })
+  let closing = false
+  app.get('/healthz', async () => ({ status: 'ok' }))
+  app.get('/readyz', async (_req, reply) => {
+    const storesUp = await stores.ping().catch(() => false)
+    const ready = !closing && storesUp
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', configVersion: current.snapshot.version, stores: storesUp ? 'up' : 'down' })
+  })
+
+  const reload = async (config?: GatewayConfig): Promise<number> => {
+    let next = config
+    if (!next) {
+      if (!opts.configFile) throw new ConfigError([{ path: '', line: null, message: 'no configuration file to reload from' }])
+      const res = await loadConfigFile(opts.configFile, { registry, env: opts.env ?? process.env })
+      if (!res.ok) throw new ConfigError(res.problems, opts.configFile)
+      next = res.config
+    }
+    await mocks.sync(next.backends)
+    const rt = makeRuntime(next)
+    current = rt // the swap: requests already running keep the runtime they started with
+    clients.retain(next.backends)
+    logger.info({ configVersion: rt.snapshot.version }, 'configuration reloaded')
+    return rt.snapshot.version
+  }
+
+  const admin = Fastify({ logger: false, forceCloseConnections: true })
+  registerAdminRoutes(admin, { runtime, reload, keyStore, auth, token: opts.config.admin.token ?? null, logger, stores })
+
+  let listening = false
+  return {
+    app, admin, mocks, keyStore, auth, inflight, runtime, reload,
+    async listen() {
+      const url = await app.listen({ host: opts.config.listen.host, port: opts.config.listen.port })
+      listening = true
+      let adminUrl: string | null = null
+      if (opts.config.admin.enabled) adminUrl = await admin.listen({ host: opts.config.admin.host, port: opts.config.admin.port })
+      return { url, adminUrl }
+    },
+    async close() {
+      closing = true
+      const deadline = Date.now() + current.snapshot.config.listen.shutdownGrace
+      const closed = listening ? app.close() : Promise.resolve()
+      while (inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
+      await Promise.race([closed, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))])
+      await admin.close()
+      await clients.close()
+      await mocks.close()
+      await stores.close()
+      await keyStore?.close()
+    },
+  }
+}
+
+function fastifyErrorToGateway(err: unknown, logger: Logger, reqId: string): GatewayError {
+  if (err instanceof GatewayError) return err
+  const code = (err as { code?: string }).code
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new GatewayError(GW_ERR.REQUEST_TOO_LARGE, 'The request body is larger than the gateway accepts.')
+  if (code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' || code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return new GatewayError(GW_ERR.INVALID_REQUEST, 'The request body could not be read as JSON.')
+  }
+  const status = (err as { statusCode?: number }).statusCode
+  if (status && status >= 400 && status < 500) return new GatewayError(GW_ERR.INVALID_REQUEST, 'The request could not be processed.')
+  logger.error({ err, reqId }, 'unhandled error')
+  return toGatewayError(err)
+}
+
+export { formatProblems, type ConfigProblem }

@@ -1,0 +1,232 @@
+import { once } from 'node:events'
+import type { ServerResponse } from 'node:http'
+import type { Logger } from 'pino'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Operation, RequestContext } from '../core/context.ts'
+import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
+import { runInbound, type CompiledPipeline, type JsonResult, type Outcome, type StreamChunk, type StreamResult } from '../core/pipeline.ts'
+import { encodeSse, SSE_DONE } from '../core/sse.ts'
+import { usageFromOpenAI, type Usage } from '../core/usage.ts'
+import { modelAllowed } from '../config/snapshot.ts'
+import { countTextTokens, estimatePromptTokens } from '../tokens/count.ts'
+import { ClientAbortError } from '../upstream/client.ts'
+import { PassThroughError } from '../upstream/router.ts'
+import type { Runtime } from './runtime.ts'
+import type { Authenticator } from './auth.ts'
+import { isUsageOnlyChunk, StreamAccounting } from './stream-usage.ts'
+import { validateBody } from './validate.ts'
+
+export interface ProxyDeps {
+  readonly runtime: () => Runtime
+  readonly auth: Authenticator
+  readonly logger: Logger
+  readonly now: () => number
+  readonly inflight: { count: number }
+}
+
+/**
+ * The request path for every OpenAI-shaped operation: authenticate, route the model, run inbound policies,
+ * dispatch through the backend chain, relay the answer (streams frame by frame), then hand the outcome to
+ * `complete` hooks off the client's path.
+ */
+export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply, operation: Operation, modelFromPath: string | null): Promise<void> {
+  const rt = deps.runtime() // one snapshot for the whole request, even if a reload lands meanwhile
+  const controller = new AbortController()
+  const raw = reply.raw
+  const onClose = () => { if (!raw.writableFinished) controller.abort() }
+  raw.once('close', onClose)
+  deps.inflight.count++
+  let ctx: RequestContext | null = null
+  let pipeline: CompiledPipeline | null = null
+  let finished = false
+  const finish = (status: number, usage: Usage | null, error: GatewayError | null, completionText: string | null, servedBy: string | null) => {
+    if (finished) return
+    finished = true
+    deps.inflight.count--
+    if (ctx) settle(deps, ctx, pipeline, { status, usage, error, aborted: controller.signal.aborted, endedAt: deps.now(), completionText, servedBy })
+  }
+  try {
+    const body = req.body
+    validateBody(operation, body, modelFromPath)
+    const headers = req.headers
+    ctx = {
+      id: req.id,
+      startedAt: deps.now(),
+      operation,
+      info: { method: req.method, path: req.url, ip: req.ip, headers },
+      signal: controller.signal,
+      principal: null,
+      model: modelFromPath ?? (body.model as string),
+      body,
+      stream: body.stream === true,
+      clientWantsStreamUsage: (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true,
+      usage: null,
+      backendId: null,
+      attempts: 0,
+      firstTokenAt: null,
+      responseHeaders: {},
+      slots: new Map(),
+    }
+    ctx.principal = await deps.auth.resolve(rt.snapshot, headers)
+    if (!rt.snapshot.models.has(ctx.model)) {
+      throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${ctx.model}" does not exist or you do not have access to it.`, { param: 'model' })
+    }
+    if (!modelAllowed(rt.snapshot, ctx.principal.productId, ctx.model)) {
+      throw new GatewayError(GW_ERR.MODEL_NOT_ALLOWED, `Your key may not use the model "${ctx.model}".`, { param: 'model' })
+    }
+    pipeline = rt.pipelineFor(ctx.principal.productId)
+    const result = (await runInbound(pipeline, ctx)) ?? (await pipeline.dispatch(ctx))
+    if (result.kind === 'json') {
+      const text = sendJson(ctx, pipeline, reply, result)
+      finish(result.status, ctx.usage, null, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
+    } else {
+      const { usage, error, text } = await relayStream(deps, ctx, pipeline, raw, result)
+      finish(error ? error.status : 200, usage, error, text, null)
+    }
+  } catch (err) {
+    if (err instanceof ClientAbortError || controller.signal.aborted) {
+      finish(499, null, null, null, null)
+      if (!raw.headersSent && !raw.destroyed) raw.destroy()
+      return
+    }
+    const gwErr = toGatewayError(err)
+    if (gwErr.code === GW_ERR.INTERNAL.code) deps.logger.error({ err, reqId: req.id }, 'unexpected error on the request path')
+    if (!reply.sent && !raw.headersSent) sendError(reply, gwErr, ctx)
+    finish(gwErr.status, null, gwErr, null, null)
+  } finally {
+    raw.off('close', onClose)
+  }
+}
+
+function commonHeaders(ctx: RequestContext): Record<string, string> {
+  const h: Record<string, string> = { ...ctx.responseHeaders }
+  if (ctx.backendId !== null) {
+    h['x-sluice-backend'] = ctx.backendId
+    h['x-sluice-attempts'] = String(ctx.attempts)
+  }
+  return h
+}
+
+function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult): string | null {
+  if (pipeline.outboundResponse) for (const fn of pipeline.outboundResponse) fn(ctx, result)
+  ctx.usage = usageFromOpenAI(result.body.usage)
+  const payload = result.modified || result.text === null ? JSON.stringify(result.body) : result.text
+  void reply.code(result.status).headers({ ...result.headers, ...commonHeaders(ctx), 'content-type': 'application/json' }).send(payload)
+  return completionTextOf(result.body)
+}
+
+function completionTextOf(body: Record<string, unknown>): string | null {
+  const choices = body.choices
+  if (Array.isArray(choices) && choices.length) {
+    const c = choices[0] as { message?: { content?: unknown }; text?: unknown }
+    const t = c.message?.content ?? c.text
+    return typeof t === 'string' ? t : null
+  }
+  if (typeof body.output_text === 'string') return body.output_text
+  return null
+}
+
+async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult): Promise<{ usage: Usage | null; error: GatewayError | null; text: string }> {
+  const acct = new StreamAccounting(ctx.operation)
+  const onAbort = () => result.abort()
+  ctx.signal.addEventListener('abort', onAbort, { once: true })
+  let error: GatewayError | null = null
+  res.writeHead(200, {
+    ...result.headers,
+    ...commonHeaders(ctx),
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    'x-request-id': ctx.id,
+  })
+  res.flushHeaders()
+  try {
+    for await (const frame of result.frames) {
+      let json: Record<string, unknown> | null = null
+      if (frame.data.charCodeAt(0) === 123 /* { */) {
+        try { json = JSON.parse(frame.data) as Record<string, unknown> } catch { json = null }
+      }
+      if (json !== null) {
+        if (acct.observe(json) && ctx.firstTokenAt === null) ctx.firstTokenAt = deps.now()
+        if (json.error && typeof json.error === 'object' && !json.choices) {
+          error = new GatewayError(GW_ERR.BAD_GATEWAY, 'The backend reported an error mid-stream.')
+        }
+        // The usage chunk we asked for on the client's behalf is ours, not theirs.
+        if (!ctx.clientWantsStreamUsage && isUsageOnlyChunk(json)) continue
+      }
+      if (pipeline.outboundChunk) {
+        const chunk: StreamChunk = { frame, json, modified: false }
+        let keep = true
+        for (const fn of pipeline.outboundChunk) if (!(keep = fn(ctx, chunk))) break
+        if (!keep) continue
+        if (chunk.modified && chunk.json) {
+          if (!res.write(encodeSse(JSON.stringify(chunk.json), frame.event))) await drained(res, ctx.signal)
+          continue
+        }
+      }
+      if (!res.write(frame.raw)) await drained(res, ctx.signal)
+    }
+  } catch (err) {
+    if (!(err instanceof ClientAbortError) && !ctx.signal.aborted) {
+      // Headers are gone: the only honest thing left is an explicit error event, then the end of the stream.
+      error = toGatewayError(err)
+      if (!res.destroyed) res.write(encodeSse(JSON.stringify(error.toJSON())) + SSE_DONE)
+    }
+  } finally {
+    ctx.signal.removeEventListener('abort', onAbort)
+    result.abort()
+  }
+  if (!res.destroyed && !res.writableEnded) res.end()
+  let usage = acct.usage
+  if (usage === null || ctx.signal.aborted || error) {
+    // No usage from the backend, or the stream was cut: count what was really generated.
+    const completion = countTextTokens(acct.generatedText, ctx.model)
+    const prompt = usage?.promptTokens || estimatePromptTokens(ctx.operation, ctx.body, ctx.model)
+    usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
+  }
+  ctx.usage = usage
+  return { usage, error, text: acct.generatedText }
+}
+
+async function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || res.destroyed) throw new ClientAbortError()
+  await once(res, 'drain', { signal }).catch(() => { throw new ClientAbortError() })
+}
+
+export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestContext | null): void {
+  const headers: Record<string, string> = { ...(ctx ? commonHeaders(ctx) : {}), ...err.headers, 'content-type': 'application/json' }
+  const body = err instanceof PassThroughError ? err.body : err.toJSON()
+  void reply.code(err.status).headers(headers).send(JSON.stringify(body))
+}
+
+/** Runs `complete` hooks and writes the access log, after the response, never delaying it. */
+function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline | null, outcome: Outcome): void {
+  if (outcome.usage) ctx.usage = outcome.usage
+  const hooks = pipeline?.complete
+  setImmediate(() => {
+    if (hooks) {
+      for (const fn of hooks) {
+        try {
+          const r = fn(ctx, outcome)
+          if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch((err) => deps.logger.warn({ err, reqId: ctx.id }, 'a complete hook failed'))
+        } catch (err) {
+          deps.logger.warn({ err, reqId: ctx.id }, 'a complete hook failed')
+        }
+      }
+    }
+    deps.logger.info({
+      reqId: ctx.id,
+      consumer: ctx.principal?.consumerId ?? null,
+      model: ctx.model,
+      backend: ctx.backendId,
+      status: outcome.status,
+      stream: ctx.stream,
+      attempts: ctx.attempts,
+      latencyMs: outcome.endedAt - ctx.startedAt,
+      ttftMs: ctx.firstTokenAt === null ? null : ctx.firstTokenAt - ctx.startedAt,
+      promptTokens: outcome.usage?.promptTokens ?? null,
+      completionTokens: outcome.usage?.completionTokens ?? null,
+      error: outcome.error?.code ?? null,
+      aborted: outcome.aborted || undefined,
+    }, 'request')
+  })
+}

@@ -1,0 +1,50 @@
+import type { Logger } from 'pino'
+import type { Clock } from '../core/clock.ts'
+import { compile, type CompiledPipeline, type Policy } from '../core/pipeline.ts'
+import type { PolicyEntry } from '../config/schema.ts'
+import type { Snapshot } from '../config/snapshot.ts'
+import type { PolicyDeps, PolicyRegistry, PolicyScope } from '../policies/types.ts'
+import type { Stores } from '../stores/types.ts'
+import type { UpstreamClients } from '../upstream/client.ts'
+import { Router, type BaseUrlOf } from '../upstream/router.ts'
+
+/** Everything the data plane needs for one config version; swapped as a whole on reload. */
+export interface Runtime {
+  readonly snapshot: Snapshot
+  readonly router: Router
+  pipelineFor(productId: string | null): CompiledPipeline
+}
+
+export interface RuntimeDeps {
+  readonly registry: PolicyRegistry
+  readonly clients: UpstreamClients
+  readonly baseUrlOf: BaseUrlOf
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly stores: Stores
+}
+
+/** Instantiates every policy once per snapshot and compiles one pipeline per product (global scope first). */
+export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
+  const router = new Router(snapshot, deps.clients, deps.baseUrlOf)
+  const instantiate = (entries: readonly PolicyEntry[], scope: PolicyScope): Policy[] =>
+    entries.map((entry) => {
+      const [name, options] = Object.entries(entry)[0]!
+      const factory = deps.registry.get(name)
+      if (!factory) throw new Error(`unknown policy ${name}`) // load already refused this; kept as a guard
+      const policyDeps: PolicyDeps = { clock: deps.clock, logger: deps.logger.child({ policy: name }), stores: deps.stores, scope }
+      return factory.create(options, policyDeps)
+    })
+  const global = instantiate(snapshot.config.policies, { kind: 'global' })
+  const globalOnly = compile(global, router.dispatch)
+  const byProduct = new Map<string, CompiledPipeline>()
+  for (const product of snapshot.config.products) {
+    const own = instantiate(product.policies, { kind: 'product', productId: product.id })
+    byProduct.set(product.id, own.length ? compile([...global, ...own], router.dispatch) : globalOnly)
+  }
+  return {
+    snapshot,
+    router,
+    pipelineFor: (productId) => (productId === null ? globalOnly : byProduct.get(productId) ?? globalOnly),
+  }
+}

@@ -1,0 +1,154 @@
+import { Pool } from 'undici'
+import type { BackendConfig } from '../config/schema.ts'
+import type { JsonResult, StreamResult, UpstreamResult } from '../core/pipeline.ts'
+import { SseParser, type SseFrame } from '../core/sse.ts'
+import type { UpstreamTarget } from '../providers/types.ts'
+import { failureFromError, UpstreamFailure, retryAfterMsFrom } from './failure.ts'
+import { GW_ERR } from '../core/errors.ts'
+
+/** Upstream response headers worth passing to the client; everything else stays behind the gateway. */
+const FORWARDED_HEADERS = ['retry-after', 'retry-after-ms', 'openai-processing-ms', 'openai-model', 'x-ratelimit-reset-requests', 'x-ratelimit-reset-tokens']
+
+/**
+ * Keep-alive connection pools, one per backend origin, kept across config reloads so a reload neither
+ * drops requests in flight nor reconnects; pools no snapshot uses any more are closed after a reload.
+ */
+export class UpstreamClients {
+  private readonly pools = new Map<string, Pool>()
+
+  poolFor(backend: BackendConfig, origin: string): Pool {
+    const key = `${backend.id}|${origin}|${backend.maxConnections}|${backend.connectTimeout}`
+    let pool = this.pools.get(key)
+    if (!pool) {
+      pool = new Pool(origin, {
+        connections: backend.maxConnections,
+        pipelining: 1,
+        keepAliveTimeout: 30_000,
+        connect: { timeout: backend.connectTimeout },
+      })
+      this.pools.set(key, pool)
+    }
+    return pool
+  }
+
+  /** Closes pools for backends no longer configured (they finish what they have in flight first). */
+  retain(backends: readonly BackendConfig[]): void {
+    const live = new Set(backends.map((b) => `${b.id}|`))
+    for (const [key, pool] of this.pools) {
+      if (![...live].some((prefix) => key.startsWith(prefix))) {
+        this.pools.delete(key)
+        void pool.close().catch(() => {})
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.pools.values()]
+    this.pools.clear()
+    await Promise.allSettled(all.map((p) => p.close()))
+  }
+}
+
+export interface SendOptions {
+  readonly backend: BackendConfig
+  readonly target: UpstreamTarget
+  readonly body: string
+  readonly stream: boolean
+  readonly signal: AbortSignal
+}
+
+/** One attempt against one backend. Network failures become UpstreamFailure; HTTP errors come back as results. */
+export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<UpstreamResult> {
+  const { backend, target } = opts
+  const controller = new AbortController()
+  const onAbort = () => controller.abort()
+  if (opts.signal.aborted) controller.abort()
+  else opts.signal.addEventListener('abort', onAbort, { once: true })
+  let res
+  try {
+    res = await pool.request({
+      method: 'POST',
+      path: target.path,
+      headers: { ...target.headers, 'content-type': 'application/json', accept: opts.stream ? 'text/event-stream' : 'application/json' },
+      body: opts.body,
+      signal: controller.signal,
+      headersTimeout: backend.timeout,
+      bodyTimeout: backend.idleTimeout,
+    })
+  } catch (err) {
+    opts.signal.removeEventListener('abort', onAbort)
+    throw controller.signal.aborted ? abortError() : failureFromError(err, backend.id)
+  }
+  const headers: Record<string, string> = {}
+  for (const name of FORWARDED_HEADERS) {
+    const v = res.headers[name]
+    if (typeof v === 'string') headers[name] = v
+  }
+  const contentType = String(res.headers['content-type'] ?? '')
+  if (opts.stream && res.statusCode === 200 && contentType.includes('text/event-stream')) {
+    const body = res.body
+    let done = false
+    const abort = () => {
+      if (done) return
+      done = true
+      opts.signal.removeEventListener('abort', onAbort)
+      controller.abort()
+      body.destroy()
+    }
+    async function* frames(): AsyncGenerator<SseFrame> {
+      const parser = new SseParser()
+      try {
+        for await (const chunk of body) {
+          const out = parser.push(chunk as Buffer)
+          for (let i = 0; i < out.length; i++) yield out[i]!
+        }
+        for (const f of parser.end()) yield f
+      } catch (err) {
+        if (controller.signal.aborted) throw abortError()
+        throw failureFromError(err, backend.id)
+      } finally {
+        done = true
+        opts.signal.removeEventListener('abort', onAbort)
+      }
+    }
+    const result: StreamResult = { kind: 'stream', status: 200, headers, frames: frames(), abort }
+    return result
+  }
+  let text: string
+  try {
+    text = await res.body.text()
+  } catch (err) {
+    throw controller.signal.aborted ? abortError() : failureFromError(err, backend.id)
+  } finally {
+    opts.signal.removeEventListener('abort', onAbort)
+  }
+  let body: Record<string, unknown>
+  try {
+    const parsed: unknown = JSON.parse(text)
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object')
+    body = parsed as Record<string, unknown>
+  } catch {
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, `Backend "${backend.id}" sent a response that is not JSON.`, 'status', backend.id, res.statusCode)
+    }
+    body = { error: { message: `Backend "${backend.id}" answered ${res.statusCode}.`, type: 'api_error', param: null, code: null } }
+    text = null as unknown as string
+  }
+  const result: JsonResult = { kind: 'json', status: res.statusCode, headers, body, text: text ?? null }
+  if (res.statusCode === 429 || res.statusCode === 503) {
+    const wait = retryAfterMsFrom(res.headers as Record<string, string | string[] | undefined>)
+    if (wait !== null) result.headers['retry-after-ms'] = String(Math.ceil(wait))
+  }
+  return result
+}
+
+export class ClientAbortError extends Error {
+  constructor() {
+    super('client closed the request')
+    this.name = 'AbortError'
+  }
+}
+
+function abortError(): ClientAbortError {
+  return new ClientAbortError()
+}
