@@ -3,6 +3,7 @@ import type { z } from 'zod'
 import type { Clock } from '../core/clock.ts'
 import type { Policy } from '../core/pipeline.ts'
 import type { Stores } from '../stores/types.ts'
+import type { MetricsSink } from '../telemetry/sink.ts'
 
 export type PolicyScope = { readonly kind: 'global' } | { readonly kind: 'product'; readonly productId: string }
 
@@ -11,6 +12,7 @@ export interface PolicyDeps {
   readonly clock: Clock
   readonly logger: Logger
   readonly stores: Stores
+  readonly metrics: MetricsSink
   readonly scope: PolicyScope
 }
 

@@ -14,6 +14,7 @@ import type { KeyStore } from '../stores/keys.ts'
 import { createStores } from '../stores/index.ts'
 import type { Stores } from '../stores/types.ts'
 import { UpstreamClients } from '../upstream/client.ts'
+import { noopMetrics, type MetricsSink } from '../telemetry/sink.ts'
 import { registerAdminRoutes } from '../control/admin.ts'
 import { Authenticator } from './auth.ts'
 import { MockFleet } from './mock-fleet.ts'
@@ -32,6 +33,7 @@ export interface GatewayOptions {
   readonly stores?: Stores
   readonly keyStore?: KeyStore | null
   readonly env?: Readonly<Record<string, string | undefined>>
+  readonly metrics?: MetricsSink
 }
 
 export interface Gateway {
@@ -62,6 +64,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const mocks = new MockFleet()
   const auth = new Authenticator(keyStore, () => clock.now())
   const inflight = { count: 0 }
+  const metrics = opts.metrics ?? noopMetrics
 
   const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {
     const url = b.url ?? DEFAULT_BASE_URL[b.type] ?? mocks.urlOf(b.id)
@@ -69,7 +72,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     return url
   }
   const makeRuntime = (config: GatewayConfig) =>
-    buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores })
+    buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores, metrics })
 
   await mocks.sync(opts.config.backends)
   let current = makeRuntime(opts.config)
