@@ -1,9 +1,19 @@
+import type { Redis } from 'ioredis'
+import type { BreakerStore } from './breaker.ts'
+import type { CounterStore } from './counter.ts'
+
 /**
  * The stores a gateway process uses. Each has an in-process implementation (the embedded default) and a
  * distributed one on a real engine; both pass one shared contract suite under test/contract/.
  */
 export interface Stores {
   readonly type: 'memory' | 'redis'
+  /** Circuit-breaker state per backend; process-wide (memory) or shared by all processes (Redis). */
+  readonly breakers: BreakerStore
+  /** Limit counters (token-limit, rate-limit); for Redis, wrapped with the `store.onFailure` rule. */
+  readonly counters: CounterStore
+  /** The shared Redis client when `store.type` is redis (made by stores/redis/connection.ts), else null. */
+  readonly redis: Redis | null
   /** True when the backing engine answers (for /readyz). */
   ping(): Promise<boolean>
   close(): Promise<void>
