@@ -58,7 +58,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const registry = opts.registry ?? builtinPolicies()
   const clock = opts.clock ?? systemClock
   const logger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined })
-  const stores = opts.stores ?? (await createStores(opts.config.store))
+  const stores = opts.stores ?? (await createStores(opts.config.store, { logger, metrics: opts.metrics ?? noopMetrics }))
   const keyStore = opts.keyStore !== undefined ? opts.keyStore : createKeyStore(opts.config.ledger)
   const clients = new UpstreamClients()
   const mocks = new MockFleet()

@@ -1,10 +1,36 @@
+import pino, { type Logger } from 'pino'
 import type { StoreConfig } from '../config/schema.ts'
+import { noopMetrics, type MetricsSink } from '../telemetry/sink.ts'
+import { FallbackCounterStore } from './fallback-counter.ts'
+import { MemoryCounterStore } from './memory/counter.ts'
+import { closeRedis, createRedisClient, pingRedis, waitReady } from './redis/connection.ts'
+import { RedisCounterStore } from './redis/counter.ts'
 import type { Stores } from './types.ts'
 import { MemoryBreakerStore } from './memory/breaker.ts'
 
-export async function createStores(config: StoreConfig): Promise<Stores> {
+/** How long start-up waits for a first Redis connection before serving anyway (per `store.onFailure`). */
+const REDIS_STARTUP_WAIT_MS = 2_000
+
+export async function createStores(config: StoreConfig, opts: { logger?: Logger; metrics?: MetricsSink } = {}): Promise<Stores> {
   if (config.type === 'memory') {
-    return { type: 'memory', breakers: new MemoryBreakerStore(), ping: async () => true, close: async () => {} }
+    return { type: 'memory', breakers: new MemoryBreakerStore(), counters: new MemoryCounterStore(), redis: null, ping: async () => true, close: async () => {} }
   }
-  throw new Error(`store type ${config.type} is not available in this build`)
+  if (config.type === 'redis') {
+    const logger = opts.logger ?? pino({ level: 'silent' })
+    const redis = createRedisClient({ url: config.url, commandTimeout: config.commandTimeout, name: 'sluice' }, logger.child({ store: 'redis' }))
+    await waitReady(redis, REDIS_STARTUP_WAIT_MS)
+    const counters = new FallbackCounterStore(new RedisCounterStore(redis, config.keyPrefix), config.onFailure, logger.child({ store: 'redis' }), opts.metrics ?? noopMetrics)
+    return {
+      type: 'redis',
+      breakers: new MemoryBreakerStore(),
+      counters,
+      redis,
+      ping: () => pingRedis(redis),
+      close: async () => {
+        await counters.close()
+        await closeRedis(redis)
+      },
+    }
+  }
+  throw new Error(`store type ${(config as { type: string }).type} is not available in this build`)
 }

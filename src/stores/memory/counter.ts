@@ -1,0 +1,206 @@
+import type { CounterStore, CounterWindow, ReserveRequest, ReserveResult, SettleRequest, WindowState } from '../counter.ts'
+
+interface Entry {
+  readonly id: string
+  readonly ts: number
+  amount: number
+}
+
+/** An exact sliding log: entries in time order, a running total, and an index by reservation id. */
+interface SlidingLog {
+  entries: Entry[]
+  head: number
+  total: number
+  readonly byId: Map<string, Entry>
+}
+
+interface FixedPeriod {
+  committed: number
+  pending: number
+  readonly end: number
+  readonly leases: Map<string, { amount: number; expires: number }>
+}
+
+const SWEEP_EVERY_MS = 60_000
+
+/**
+ * The embedded counter store. Every operation runs synchronously inside one call, so it is atomic in the
+ * process; it counts for this process only (use `redis` to share limits between gateway processes).
+ * Idle counters are swept lazily, driven by the callers' `now`, so no timer keeps the process alive.
+ */
+export class MemoryCounterStore implements CounterStore {
+  readonly kind = 'memory' as const
+  private readonly sliding = new Map<string, SlidingLog>()
+  private readonly fixed = new Map<string, FixedPeriod>()
+  private lastSweep = -Infinity
+
+  reserve(req: ReserveRequest): Promise<ReserveResult> {
+    return Promise.resolve(this.reserveNow(req))
+  }
+
+  /** Synchronous form, for callers (the fallback wrapper) that need no promise. */
+  reserveNow(req: ReserveRequest): ReserveResult {
+    this.maybeSweep(req.now)
+    const states = req.windows.map((w) => this.state(req.key, w, req.now, req.amount))
+    const ok = states.every((s) => s.fits)
+    if (!ok) return { ok, windows: states }
+    for (const w of req.windows) {
+      if (w.kind === 'sliding') this.addEntry(this.log(req.key, w), req.id, req.now, req.amount)
+      else {
+        const p = this.period(req.key, w)
+        p.leases.set(req.id, { amount: req.amount, expires: req.now + req.leaseMs })
+        p.pending += req.amount
+      }
+    }
+    return { ok, windows: req.windows.map((w) => this.state(req.key, w, req.now, 0)) }
+  }
+
+  settle(req: SettleRequest): Promise<void> {
+    this.settleNow(req)
+    return Promise.resolve()
+  }
+
+  settleNow(req: SettleRequest): void {
+    for (const w of req.windows) {
+      if (w.kind === 'sliding') {
+        const log = this.log(req.key, w)
+        purge(log, req.now - w.windowMs)
+        const e = log.byId.get(req.id)
+        if (e) {
+          log.total += req.actual - e.amount
+          e.amount = req.actual
+          if (req.actual === 0) log.byId.delete(req.id)
+        } else if (req.actual > req.reserved) {
+          this.addEntry(log, req.id, req.now, req.actual - req.reserved)
+        }
+        if (log.total === 0 && log.byId.size === 0) this.sliding.delete(slidingId(req.key, w))
+      } else {
+        const id = fixedId(req.key, w)
+        let p = this.fixed.get(id)
+        if (!p) {
+          if (req.now >= w.end || req.actual === 0) continue // the period is over (or nothing to commit)
+          p = this.period(req.key, w)
+        }
+        const lease = p.leases.get(req.id)
+        if (lease) {
+          p.pending -= lease.amount
+          p.leases.delete(req.id)
+        }
+        p.committed += req.actual
+      }
+    }
+  }
+
+  peek(key: string, windows: readonly CounterWindow[], now: number): Promise<WindowState[]> {
+    return Promise.resolve(windows.map((w) => this.state(key, w, now, 0)))
+  }
+
+  async close(): Promise<void> {
+    this.sliding.clear()
+    this.fixed.clear()
+  }
+
+  private state(key: string, w: CounterWindow, now: number, amount: number): WindowState {
+    if (w.kind === 'sliding') {
+      const log = this.sliding.get(slidingId(key, w))
+      if (log) purge(log, now - w.windowMs)
+      const used = log?.total ?? 0
+      const fits = used + amount <= w.limit
+      const last = log && log.entries.length > log.head ? log.entries[log.entries.length - 1]! : null
+      return {
+        name: w.name, limit: w.limit, used, remaining: Math.max(0, w.limit - used),
+        resetAt: last && used > 0 ? last.ts + w.windowMs : now,
+        fits,
+        retryAfterMs: fits ? 0 : amount > w.limit ? -1 : slidingRetry(log!, used + amount - w.limit, w.windowMs, now),
+      }
+    }
+    const p = this.fixed.get(fixedId(key, w))
+    if (p) expireLeases(p, now)
+    const used = p ? p.committed + p.pending : 0
+    const fits = used + amount <= w.limit
+    return {
+      name: w.name, limit: w.limit, used, remaining: Math.max(0, w.limit - used), resetAt: w.end,
+      fits, retryAfterMs: fits ? 0 : amount > w.limit ? -1 : Math.max(0, w.end - now),
+    }
+  }
+
+  private log(key: string, w: CounterWindow & { kind: 'sliding' }): SlidingLog {
+    const id = slidingId(key, w)
+    let log = this.sliding.get(id)
+    if (!log) this.sliding.set(id, (log = { entries: [], head: 0, total: 0, byId: new Map() }))
+    return log
+  }
+
+  private period(key: string, w: CounterWindow & { kind: 'fixed' }): FixedPeriod {
+    const id = fixedId(key, w)
+    let p = this.fixed.get(id)
+    if (!p) this.fixed.set(id, (p = { committed: 0, pending: 0, end: w.end, leases: new Map() }))
+    return p
+  }
+
+  private addEntry(log: SlidingLog, id: string, ts: number, amount: number): void {
+    const e: Entry = { id, ts, amount }
+    const list = log.entries
+    if (list.length > log.head && list[list.length - 1]!.ts > ts) {
+      // A clock that went back: keep the log in time order so purging from the head stays correct.
+      let i = list.length
+      while (i > log.head && list[i - 1]!.ts > ts) i--
+      list.splice(i, 0, e)
+    } else list.push(e)
+    log.byId.set(id, e)
+    log.total += amount
+  }
+
+  private maybeSweep(now: number): void {
+    if (now - this.lastSweep < SWEEP_EVERY_MS && now >= this.lastSweep) return
+    this.lastSweep = now
+    for (const [id, log] of this.sliding) {
+      const windowMs = Number(id.slice(id.lastIndexOf('\u0000') + 1))
+      purge(log, now - windowMs)
+      if (log.byId.size === 0) this.sliding.delete(id)
+    }
+    for (const [id, p] of this.fixed) if (now >= p.end) this.fixed.delete(id)
+  }
+}
+
+function slidingId(key: string, w: { name: string; windowMs: number }): string {
+  return `${key}\u0000${w.name}\u0000${w.windowMs}`
+}
+
+function fixedId(key: string, w: { name: string; start: number }): string {
+  return `${key}\u0000${w.name}\u0000${w.start}`
+}
+
+/** Drops the entries stamped at or before `cutoff` (they have left the window). */
+function purge(log: SlidingLog, cutoff: number): void {
+  const list = log.entries
+  while (log.head < list.length && list[log.head]!.ts <= cutoff) {
+    const e = list[log.head++]!
+    log.total -= e.amount
+    if (log.byId.get(e.id) === e) log.byId.delete(e.id)
+  }
+  if (log.head > 1024 && log.head * 2 > list.length) {
+    log.entries = list.slice(log.head)
+    log.head = 0
+  }
+}
+
+/** Milliseconds until enough of the oldest entries have left the window to free `need`. */
+function slidingRetry(log: SlidingLog, need: number, windowMs: number, now: number): number {
+  let freed = 0
+  for (let i = log.head; i < log.entries.length; i++) {
+    const e = log.entries[i]!
+    freed += e.amount
+    if (freed >= need) return Math.max(1, e.ts + windowMs - now) // the entry leaves at exactly ts + windowMs
+  }
+  return windowMs
+}
+
+function expireLeases(p: FixedPeriod, now: number): void {
+  for (const [id, lease] of p.leases) {
+    if (lease.expires <= now) {
+      p.pending -= lease.amount
+      p.leases.delete(id)
+    }
+  }
+}
