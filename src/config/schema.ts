@@ -140,9 +140,19 @@ const store = z.discriminatedUnion('type', [
 ])
 export type StoreConfig = z.infer<typeof store>
 
+/** Background batching of ledger writes (defaults in src/ledger/queue.ts): flush by count, bytes or time; a bounded queue. */
+const ledgerBatching = {
+  batchSize: z.number().int().positive().optional(),
+  batchBytes: byteSize.optional(),
+  flushInterval: duration.optional(),
+  /** Records held while the store is slow or down; past either bound new records are shed (and counted). */
+  maxQueue: z.number().int().positive().optional(),
+  maxQueueBytes: byteSize.optional(),
+}
+
 const ledger = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('sqlite'), path: z.string().default('.sluice/ledger.db') }),
-  z.strictObject({ type: z.literal('postgres'), url: z.string() }),
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().default('.sluice/ledger.db'), ...ledgerBatching }),
+  z.strictObject({ type: z.literal('postgres'), url: z.string(), tablePrefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/, 'a table prefix is letters, digits and "_"').optional(), ...ledgerBatching }),
   z.strictObject({ type: z.literal('none') }),
 ])
 export type LedgerConfig = z.infer<typeof ledger>
@@ -172,5 +182,22 @@ export const configSchema = z.strictObject({
   products: z.array(product).default([]),
   consumers: z.array(consumer).default([]),
   policies: z.array(policyEntry).default([]),
+  /** Metrics exposition and export; read at start (a reload keeps the running telemetry). */
+  telemetry: z.strictObject({
+    /** Most distinct label combinations per metric; past it new ones are recorded under `__overflow__`. */
+    maxSeries: z.number().int().positive().default(2000),
+    /** OTLP/HTTP export with the OpenTelemetry GenAI metric names; off unless an endpoint is given. */
+    otlp: z.strictObject({
+      endpoint: z.string().url(),
+      interval: duration.default(15_000),
+      timeout: duration.default(10_000),
+      headers: z.record(z.string(), z.string()).default({}),
+      serviceName: z.string().min(1).default('sluice'),
+    }).optional(),
+  }).default({ maxSeries: 2000 }),
+  /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
+  pricing: z.strictObject({
+    models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional() })).default({}),
+  }).default({ models: {} }),
 })
 export type GatewayConfig = z.infer<typeof configSchema>

@@ -11,6 +11,8 @@ export interface MetricsSink {
   storeFailure(store: string, action: 'fallback' | 'refused'): void
   /** A limit policy refused a request. */
   limitRejected(policy: string, reason: 'rate' | 'quota'): void
+  /** The usage ledger shed records because its bounded queue was full (store down or too slow). Optional so existing sinks stay valid. */
+  ledgerDropped?(n: number): void
 }
 
 export const noopMetrics: MetricsSink = {
@@ -18,4 +20,5 @@ export const noopMetrics: MetricsSink = {
   breakerState() {},
   storeFailure() {},
   limitRejected() {},
+  ledgerDropped() {},
 }

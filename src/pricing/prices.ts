@@ -1,0 +1,49 @@
+/**
+ * The shipped price table: public list prices in USD per 1M tokens (standard tier, no batch discount),
+ * keyed by the normalised model name (no date suffix, see normaliseModel in table.ts). `cached` is the
+ * price of prompt tokens served from the provider's prompt cache; absent means "billed as input".
+ * Config `pricing.models` overrides or extends any entry.
+ *
+ * Compiled 2026-11-21 from the providers' pricing pages as quoted by several public sources that agree:
+ * - OpenAI (platform.openai.com/docs/pricing): gpt-4o and gpt-4o-mini as listed by an Elixir client's table
+ *   (hex.pm openai_responses, "last updated 2025-06-03") and two pricing guides of 2026; gpt-4.1 family
+ *   from the same Elixir table and LiteLLM's model cost map; gpt-5 family from an ADK-Rust pricing module
+ *   (March 2026) and GitHub's Copilot models-and-pricing table; gpt-5.4 / gpt-5.5 from GitHub's table
+ *   and a June 2026 pricing guide; embeddings from two pricing guides.
+ * - Anthropic (claude.com/pricing): cache-read prices as "cached", from GitHub's Copilot table, which
+ *   lists the vendors' per-token prices.
+ * Prices change: check them, and set `pricing.models` in the config for negotiated rates.
+ */
+export interface ModelPrice {
+  /** USD per 1M prompt tokens not served from cache. */
+  readonly input: number
+  /** USD per 1M completion tokens (reasoning tokens included: they are billed as output). */
+  readonly output: number
+  /** USD per 1M cached prompt tokens; absent: billed as input. */
+  readonly cached?: number
+}
+
+export const PRICES_DATE = '2026-11-21'
+
+export const SHIPPED_PRICES: Readonly<Record<string, ModelPrice>> = {
+  // OpenAI
+  'gpt-4o': { input: 2.5, output: 10, cached: 1.25 },
+  'gpt-4o-mini': { input: 0.15, output: 0.6, cached: 0.075 },
+  'gpt-4.1': { input: 2, output: 8, cached: 0.5 },
+  'gpt-4.1-mini': { input: 0.4, output: 1.6, cached: 0.1 },
+  'gpt-4.1-nano': { input: 0.1, output: 0.4, cached: 0.025 },
+  'gpt-5': { input: 1.25, output: 10, cached: 0.125 },
+  'gpt-5-mini': { input: 0.25, output: 2, cached: 0.025 },
+  'gpt-5-nano': { input: 0.05, output: 0.4, cached: 0.005 },
+  'gpt-5.4': { input: 2.5, output: 15, cached: 0.25 },
+  'gpt-5.4-mini': { input: 0.75, output: 4.5, cached: 0.075 },
+  'gpt-5.4-nano': { input: 0.2, output: 1.25, cached: 0.02 },
+  'gpt-5.5': { input: 5, output: 30, cached: 0.5 },
+  'text-embedding-3-small': { input: 0.02, output: 0 },
+  'text-embedding-3-large': { input: 0.13, output: 0 },
+  // Anthropic
+  'claude-haiku-4-5': { input: 1, output: 5, cached: 0.1 },
+  'claude-sonnet-4': { input: 3, output: 15, cached: 0.3 },
+  'claude-sonnet-4-5': { input: 3, output: 15, cached: 0.3 },
+  'claude-opus-4-5': { input: 5, output: 25, cached: 0.5 },
+}

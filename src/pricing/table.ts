@@ -1,0 +1,42 @@
+import type { Usage } from '../core/usage.ts'
+import { SHIPPED_PRICES, type ModelPrice } from './prices.ts'
+
+/**
+ * Canonical name for price lookups: lower case, no provider prefix (`openai/`, `azure/`…), no dated
+ * snapshot suffix (`gpt-4o-2024-08-06`, `claude-sonnet-4-20250514`) and no `-latest`.
+ */
+export function normaliseModel(name: string): string {
+  let n = name.trim().toLowerCase()
+  const slash = n.lastIndexOf('/')
+  if (slash >= 0) n = n.slice(slash + 1)
+  n = n.replace(/-(\d{4}-\d{2}-\d{2}|\d{8})$/, '').replace(/-latest$/, '')
+  return n
+}
+
+/** The shipped prices merged with the config's overrides, looked up by normalised model name. */
+export class PriceTable {
+  private readonly prices = new Map<string, ModelPrice>()
+
+  constructor(overrides: Readonly<Record<string, ModelPrice>> = {}, base: Readonly<Record<string, ModelPrice>> = SHIPPED_PRICES) {
+    // Keys stay as written (lower-cased), so an override for one dated snapshot does not reprice the family.
+    for (const [m, p] of Object.entries(base)) this.prices.set(m.toLowerCase(), p)
+    for (const [m, p] of Object.entries(overrides)) this.prices.set(m.toLowerCase(), p)
+  }
+
+  /** The first of the candidate names (public name, then deployment name) that has a price: exact name first, then normalised. */
+  priceOf(...candidates: readonly (string | null | undefined)[]): ModelPrice | null {
+    for (const c of candidates) {
+      if (!c) continue
+      const p = this.prices.get(c.toLowerCase()) ?? this.prices.get(normaliseModel(c))
+      if (p) return p
+    }
+    return null
+  }
+
+  /** USD for one call: uncached prompt at input price, cached prompt at cached price, completion at output price. */
+  static cost(price: ModelPrice, usage: Usage): number {
+    const cached = Math.min(usage.cachedTokens, usage.promptTokens)
+    const uncached = usage.promptTokens - cached
+    return (uncached * price.input + cached * (price.cached ?? price.input) + usage.completionTokens * price.output) / 1e6
+  }
+}
