@@ -8,6 +8,8 @@ import type { Stores } from '../stores/types.ts'
 import type { Authenticator } from '../server/auth.ts'
 import type { Runtime } from '../server/runtime.ts'
 import { newKey } from './keys.ts'
+import type { Telemetry } from '../telemetry/telemetry.ts'
+import { registerTelemetryRoutes } from './telemetry-routes.ts'
 
 export interface AdminDeps {
   readonly runtime: () => Runtime
@@ -18,6 +20,8 @@ export interface AdminDeps {
   readonly token: string | null
   readonly logger: Logger
   readonly stores: Stores
+  /** Serves `/metrics`, the dashboard and its summary endpoint when present. */
+  readonly telemetry?: Telemetry
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
@@ -31,11 +35,14 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     void reply.code(gw.status).headers(gw.headers).send(gw.toJSON())
   })
   app.addHook('onRequest', async (req) => {
-    if (expected === null) return
+    // Static dashboard files carry no data (the page then calls the API with the token), so they are public.
+    if (expected === null || (req.routeOptions.config as { public?: boolean } | undefined)?.public === true) return
     const h = req.headers.authorization
     const given = typeof h === 'string' && h.toLowerCase().startsWith('bearer ') ? h.slice(7).trim() : (req.query as Record<string, string>)?.token
     if (!given || !timingSafeEqual(digest(given), expected)) throw new GatewayError(GW_ERR.UNAUTHORIZED_ADMIN, 'A valid admin token is required.')
   })
+
+  if (deps.telemetry) registerTelemetryRoutes(app, deps.telemetry)
 
   app.get('/admin/config', async () => {
     const s = deps.runtime().snapshot

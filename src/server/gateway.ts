@@ -16,6 +16,8 @@ import type { Stores } from '../stores/types.ts'
 import { UpstreamClients } from '../upstream/client.ts'
 import { noopMetrics, type MetricsSink } from '../telemetry/sink.ts'
 import { registerAdminRoutes } from '../control/admin.ts'
+import { createTelemetry } from '../telemetry/gateway-telemetry.ts'
+import { teeSink } from '../telemetry/telemetry.ts'
 import { Authenticator } from './auth.ts'
 import { MockFleet } from './mock-fleet.ts'
 import { proxyRequest, sendError, type ProxyDeps } from './proxy.ts'
@@ -58,21 +60,26 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const registry = opts.registry ?? builtinPolicies()
   const clock = opts.clock ?? systemClock
   const logger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined })
+  const telemetry = createTelemetry(opts.config, () => clock.now(), (id) => current.snapshot.backends.get(id), (b) => baseUrlOf(b))
+  // The real metrics always; a sink the caller brings (tests) hears every event as well.
+  const metrics: MetricsSink = opts.metrics ? teeSink(telemetry, opts.metrics) : telemetry
   const stores = opts.stores ?? (await createStores(opts.config.store, { logger, metrics: opts.metrics ?? noopMetrics }))
   const keyStore = opts.keyStore !== undefined ? opts.keyStore : createKeyStore(opts.config.ledger)
   const clients = new UpstreamClients()
   const mocks = new MockFleet()
   const auth = new Authenticator(keyStore, () => clock.now())
   const inflight = { count: 0 }
-  const metrics = opts.metrics ?? noopMetrics
 
   const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {
     const url = b.url ?? DEFAULT_BASE_URL[b.type] ?? mocks.urlOf(b.id)
     if (!url) throw new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${b.id}" has no address.`)
     return url
   }
-  const makeRuntime = (config: GatewayConfig) =>
-    buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores, metrics })
+  const makeRuntime = (config: GatewayConfig) => {
+    const rt = buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry })
+    telemetry.prom.syncBackends(config.backends.map((b) => b.id))
+    return rt
+  }
 
   await mocks.sync(opts.config.backends)
   let current = makeRuntime(opts.config)
@@ -110,7 +117,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${req.url.split('?')[0]}.`), null)
   })
 
-  const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight }
+  const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight, telemetry }
   const route = (path: string, op: Operation) =>
     app.post(path, (req, reply) => proxyRequest(deps, req, reply, op, null))
   route('/v1/chat/completions', 'chat.completions')
@@ -166,7 +173,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   const admin = Fastify({ logger: false, forceCloseConnections: true })
-  registerAdminRoutes(admin, { runtime, reload, keyStore, auth, token: opts.config.admin.token ?? null, logger, stores })
+  registerAdminRoutes(admin, { runtime, reload, keyStore, auth, token: opts.config.admin.token ?? null, logger, stores, telemetry })
 
   let listening = false
   return {
@@ -187,6 +194,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await admin.close()
       await clients.close()
       await mocks.close()
+      await telemetry.close()
       await stores.close()
       await keyStore?.close()
     },

@@ -12,6 +12,7 @@ import { countTextTokens, estimatePromptTokens } from '../tokens/count.ts'
 import { ClientAbortError } from '../upstream/client.ts'
 import { PassThroughError } from '../upstream/router.ts'
 import type { Runtime } from './runtime.ts'
+import type { RequestRecorder } from '../telemetry/telemetry.ts'
 import type { Authenticator } from './auth.ts'
 import { isUsageOnlyChunk, StreamAccounting } from './stream-usage.ts'
 import { validateBody } from './validate.ts'
@@ -22,6 +23,8 @@ export interface ProxyDeps {
   readonly logger: Logger
   readonly now: () => number
   readonly inflight: { count: number }
+  /** Request-level metrics, recorded in `settle` after the response. */
+  readonly telemetry?: RequestRecorder
 }
 
 /**
@@ -203,6 +206,7 @@ function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline
   if (outcome.usage) ctx.usage = outcome.usage
   const hooks = pipeline?.complete
   setImmediate(() => {
+    try { deps.telemetry?.recordRequest(ctx, outcome) } catch (err) { deps.logger.warn({ err, reqId: ctx.id }, 'recording metrics failed') }
     if (hooks) {
       for (const fn of hooks) {
         try {

@@ -1,0 +1,131 @@
+import type { RequestContext } from '../core/context.ts'
+import type { Outcome } from '../core/pipeline.ts'
+import { PromMetrics, type PolicyTelemetry, type RequestFacts, type TokenCounter } from './metrics.ts'
+import { OtlpMetrics, type BackendDescription, type OtlpOptions } from './otlp.ts'
+import { RecentActivity, type RecentOptions } from './recent.ts'
+import type { MetricsSink } from './sink.ts'
+
+export interface TelemetryOptions {
+  readonly now: () => number
+  /** Most distinct label combinations per metric (Prometheus series, OTLP attribute sets). */
+  readonly maxSeries?: number
+  /** Present when an OTLP endpoint is configured. */
+  readonly otlp?: Omit<OtlpOptions, 'maxSeries'> | null
+  /** Provider and address of a backend id, for the OTLP attributes; null when the id is not a backend. */
+  readonly describeBackend?: (backendId: string) => BackendDescription | null
+  readonly recent?: RecentOptions
+}
+
+/** What the kernel calls once per finished request (from `settle`, off the client's path). */
+export interface RequestRecorder {
+  recordRequest(ctx: RequestContext, outcome: Outcome): void
+}
+
+const UNKNOWN_MODEL = '__unknown__'
+const SERVED_BY_POLICY: BackendDescription = { provider: 'sluice', address: null }
+
+/**
+ * One gateway's telemetry: the Prometheus registry, the recent-activity buckets behind the dashboard and,
+ * when configured, the OTLP exporter. It is the MetricsSink policies and stores report to and the
+ * recorder the kernel hands each finished request to. Created per gateway: no module state.
+ */
+export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder {
+  readonly prom: PromMetrics
+  readonly recent: RecentActivity
+  readonly otlp: OtlpMetrics | null
+  readonly startedAt: number
+  private readonly describeBackend: (id: string) => BackendDescription | null
+
+  constructor(private readonly opts: TelemetryOptions) {
+    const maxSeries = opts.maxSeries ?? 2000
+    this.prom = new PromMetrics({ maxSeries })
+    this.recent = new RecentActivity(opts.now, opts.recent)
+    this.otlp = opts.otlp ? new OtlpMetrics({ ...opts.otlp, maxSeries }) : null
+    this.describeBackend = opts.describeBackend ?? (() => null)
+    this.startedAt = opts.now()
+  }
+
+  recordRequest(ctx: RequestContext, outcome: Outcome): void {
+    const u = outcome.usage ?? ctx.usage
+    const p = ctx.principal
+    const facts: RequestFacts = {
+      consumer: p?.consumerId ?? '',
+      product: p?.productId ?? '',
+      // A model name nobody configured is the client's free text: one label value for all of them.
+      model: outcome.error?.code === 'model_not_found' ? UNKNOWN_MODEL : ctx.model,
+      backend: ctx.backendId ?? outcome.servedBy ?? '',
+      status: outcome.status,
+      promptTokens: u?.promptTokens ?? 0,
+      completionTokens: u?.completionTokens ?? 0,
+      cachedTokens: u?.cachedTokens ?? 0,
+      reasoningTokens: u?.reasoningTokens ?? 0,
+      durationSeconds: Math.max(0, outcome.endedAt - ctx.startedAt) / 1000,
+      ttftSeconds: ctx.firstTokenAt === null ? null : Math.max(0, ctx.firstTokenAt - ctx.startedAt) / 1000,
+    }
+    this.prom.recordRequest(facts)
+    this.recent.record(facts, outcome.endedAt)
+    if (this.otlp) {
+      const backend = ctx.backendId !== null ? this.describeBackend(ctx.backendId) : outcome.servedBy !== null ? SERVED_BY_POLICY : null
+      if (backend) this.otlp.record(facts, ctx.operation, backend)
+    }
+  }
+
+  cacheLookup(policy: string, result: 'hit' | 'miss' | 'bypass'): void {
+    this.prom.cacheLookup(policy, result)
+    this.recent.cacheLookup(result)
+  }
+
+  breakerState(backendId: string, state: 0 | 1 | 2): void {
+    this.prom.breakerState(backendId, state)
+  }
+
+  storeFailure(store: string, action: 'fallback' | 'refused'): void {
+    this.prom.storeFailure(store, action)
+  }
+
+  limitRejected(policy: string, reason: 'rate' | 'quota'): void {
+    this.prom.limitRejected(policy, reason)
+  }
+
+  ledgerDropped(n: number): void {
+    this.prom.ledgerDropped(n)
+  }
+
+  tokenCounter(name: string, labelNames: readonly string[], help?: string): TokenCounter {
+    return this.prom.tokenCounter(name, labelNames, help)
+  }
+
+  /** The JSON the dashboard polls: recent buckets, totals since start, circuit states, cache results. */
+  summary(windowMs: number): Record<string, unknown> {
+    const { bucketSeconds, buckets } = this.recent.snapshot(windowMs)
+    return {
+      now: new Date(this.opts.now()).toISOString(),
+      startedAt: new Date(this.startedAt).toISOString(),
+      bucketSeconds,
+      buckets,
+      totals: {
+        byConsumer: this.prom.requestTotals('consumer'),
+        byModel: this.prom.requestTotals('model'),
+        byBackend: this.prom.requestTotals('backend'),
+      },
+      cache: this.prom.cacheTotals(),
+      circuit: this.prom.circuitStates(),
+      otlp: this.otlp !== null,
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.otlp?.shutdown().catch(() => undefined)
+  }
+}
+
+/** Sends every event to both sinks (a caller-supplied sink keeps working next to the real metrics). */
+export function teeSink(a: MetricsSink, b: MetricsSink): MetricsSink {
+  return {
+    cacheLookup(policy, result) { a.cacheLookup(policy, result); b.cacheLookup(policy, result) },
+    breakerState(id, state) { a.breakerState(id, state); b.breakerState(id, state) },
+    storeFailure(store, action) { a.storeFailure(store, action); b.storeFailure(store, action) },
+    limitRejected(policy, reason) { a.limitRejected(policy, reason); b.limitRejected(policy, reason) },
+    ledgerDropped(n) { a.ledgerDropped?.(n); b.ledgerDropped?.(n) },
+  }
+}
