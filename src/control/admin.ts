@@ -8,6 +8,7 @@ import type { Stores } from '../stores/types.ts'
 import type { Authenticator } from '../server/auth.ts'
 import type { Runtime } from '../server/runtime.ts'
 import { newKey } from './keys.ts'
+import { limitsForKey } from '../policies/limits-common/admin-view.ts'
 import type { Telemetry } from '../telemetry/telemetry.ts'
 import { registerTelemetryRoutes } from './telemetry-routes.ts'
 
@@ -68,6 +69,12 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   }
   app.post('/admin/config', reload)
   app.post('/admin/config/reload', reload)
+
+  app.get<{ Querystring: { key?: string } }>('/admin/limits', async (req) => {
+    const key = req.query.key
+    if (typeof key !== 'string') throw new GatewayError(GW_ERR.INVALID_REQUEST, 'Give the counter key value as ?key= (e.g. a consumer id).', { param: 'key' })
+    return { key, store: deps.stores.counters.kind, limits: await limitsForKey(deps.runtime(), key) }
+  })
 
   app.get('/admin/backends', async () => {
     const s = deps.runtime().snapshot

@@ -1,6 +1,8 @@
 import { registryOf, type PolicyRegistry } from './types.ts'
+import { rateLimitPolicy } from './rate-limit/index.ts'
+import { tokenLimitPolicy } from './token-limit/index.ts'
 
 /** Every policy this build ships, by its contract name. */
 export function builtinPolicies(): PolicyRegistry {
-  return registryOf([])
+  return registryOf([tokenLimitPolicy, rateLimitPolicy])
 }

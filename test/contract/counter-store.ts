@@ -18,7 +18,7 @@ export function counterStoreContract(name: string, make: () => Promise<{ store: 
       const { store, dispose } = await make()
       try { await fn(store, `tokens:${randomUUID()}`) } finally { await dispose?.() }
     }
-    const reserve = (s: CounterStore, key: string, amount: number, windows: CounterWindow[], now: number, id = randomUUID(), leaseMs = 600_000) =>
+    const reserve = (s: CounterStore, key: string, amount: number, windows: CounterWindow[], now: number, id: string = randomUUID(), leaseMs = 600_000) =>
       s.reserve({ key, id, amount, windows, now, leaseMs })
 
     it('refuses a reservation over the limit, and a refusal reserves nothing', () => withStore(async (s, k) => {
