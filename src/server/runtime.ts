@@ -30,7 +30,7 @@ export interface RuntimeDeps {
 
 /** Instantiates every policy once per snapshot and compiles one pipeline per product (global scope first). */
 export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
-  const router = new Router(snapshot, deps.clients, deps.baseUrlOf)
+  const router = new Router(snapshot, deps.clients, deps.baseUrlOf, { breakers: deps.stores.breakers, clock: deps.clock, metrics: deps.metrics, logger: deps.logger.child({ component: 'router' }) })
   const instantiate = (entries: readonly PolicyEntry[], scope: PolicyScope): Policy[] =>
     entries.map((entry) => {
       const [name, options] = Object.entries(entry)[0]!

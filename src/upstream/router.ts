@@ -1,52 +1,259 @@
+import pino, { type Logger } from 'pino'
 import type { BackendConfig, ModelConfig } from '../config/schema.ts'
 import type { Snapshot } from '../config/snapshot.ts'
+import { systemClock, type Clock } from '../core/clock.ts'
 import type { RequestContext } from '../core/context.ts'
 import { GatewayError, GW_ERR } from '../core/errors.ts'
 import type { Dispatch, UpstreamResult } from '../core/pipeline.ts'
 import { providerFor } from '../providers/index.ts'
-import { sendUpstream, type UpstreamClients } from './client.ts'
+import type { BreakerStore } from '../stores/breaker.ts'
+import { MemoryBreakerStore } from '../stores/memory/breaker.ts'
+import { noopMetrics, type MetricsSink } from '../telemetry/sink.ts'
+import { countTextTokens, estimatePromptTokens } from '../tokens/count.ts'
+import { AffinityTable } from './affinity.ts'
+import { addAttempt, type AttemptRecord } from './attempts.ts'
+import { Balancer, type Member } from './balancer.ts'
+import { Breakers, stateOf, type CircuitState } from './breaker.ts'
+import { ClientAbortError, sendUpstream, type UpstreamClients } from './client.ts'
+import { commitStream } from './commit.ts'
+import { noHealthyBackend, Plan, type Choice, type Target } from './failover.ts'
 import { UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 
 export type BaseUrlOf = (backend: BackendConfig) => string
 
+export interface RouterOptions {
+  /** Breaker state; pass the process-wide store so it survives reloads (a private one is made otherwise). */
+  readonly breakers?: BreakerStore
+  readonly clock?: Clock
+  readonly metrics?: MetricsSink
+  readonly logger?: Logger
+}
+
+/** One backend's health as `/admin/backends` shows it. */
+export interface BackendStatus {
+  readonly id: string
+  readonly type: BackendConfig['type']
+  readonly pools: readonly string[]
+  readonly state: CircuitState
+  /** Whether routing may send it traffic now (closed, or half-open with its trial free). */
+  readonly available: boolean
+  readonly openUntil: string | null
+  readonly retryAfterMs: number | null
+  readonly failures: number
+  readonly trips: number
+  readonly lastFailure: { readonly at: string; readonly reason: string | null } | null
+  readonly circuitBreaker: BackendConfig['circuitBreaker'] | null
+}
+
 /**
- * Picks a backend for the request's model and sends it. Builds the upstream body once per attempt from
- * the (possibly policy-edited) parsed request, with the backend's own model/deployment name.
+ * Routes a request to a backend and survives the backend's failures: pools (strategy, priority groups,
+ * affinity), circuit breakers shared through the BreakerStore, failover within the model's attempt limit
+ * and deadline, the `fallbacks` chain, streams held back until their first content so they fail over
+ * invisibly, and opt-in hedging. Built once per config snapshot.
  */
 export class Router {
-  private readonly cursors = new Map<string, number>()
+  readonly breakers: Breakers
+  private readonly targets = new Map<string, Target>()
+  private readonly clock: Clock
+  private readonly logger: Logger
 
   constructor(
     private readonly snapshot: Snapshot,
     private readonly clients: UpstreamClients,
     private readonly baseUrlOf: BaseUrlOf,
-  ) {}
+    opts: RouterOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock
+    this.logger = opts.logger ?? pino({ level: 'silent' })
+    this.breakers = new Breakers(snapshot.backends.values(), opts.breakers ?? new MemoryBreakerStore(), this.clock, opts.metrics ?? noopMetrics, this.logger)
+    for (const pool of snapshot.pools.values()) {
+      const members = pool.members.map((m, index): Member => ({ backend: snapshot.backends.get(m.backend)!, priority: m.priority, weight: m.weight, index }))
+      this.targets.set(pool.id, {
+        balancer: new Balancer(pool.strategy, members),
+        byId: new Map(members.map((m) => [m.backend.id, m])),
+        affinity: pool.affinity ? new AffinityTable(pool.affinity) : null,
+      })
+    }
+    for (const b of snapshot.backends.values()) {
+      const only: Member = { backend: b, priority: 1, weight: 1, index: 0 }
+      this.targets.set(b.id, { balancer: new Balancer('round-robin', [only]), byId: new Map([[b.id, only]]), affinity: null })
+    }
+    // Publish the circuits' current state (they may be open from before a reload, or in another process).
+    void this.breakers.read(this.breakers.ids).catch(() => {})
+  }
 
   readonly dispatch: Dispatch = async (ctx) => {
     const model = this.snapshot.models.get(ctx.model)
     if (!model) throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${ctx.model}" does not exist.`, { param: 'model' })
-    const backend = this.pick(model)
-    return this.attempt(ctx, model, backend)
+    const chain = [model, ...model.fallbacks.flatMap((name) => this.snapshot.models.get(name) ?? [])]
+    const plan = new Plan(ctx, chain, (m) => this.targetOf(m), this.breakers)
+    return this.run(ctx, model, plan)
   }
 
-  /** Members of the model's target, in the order to try them. */
+  /** Members of the model's target, in configuration order. */
   candidates(model: ModelConfig): BackendConfig[] {
-    const single = this.snapshot.backends.get(model.target)
-    if (single) return [single]
-    const pool = this.snapshot.pools.get(model.target)!
-    return pool.members.map((m) => this.snapshot.backends.get(m.backend)!)
+    return this.targetOf(model).balancer.members.map((m) => m.backend)
   }
 
-  private pick(model: ModelConfig): BackendConfig {
-    const list = this.candidates(model)
-    if (list.length === 1) return list[0]!
-    const i = this.cursors.get(model.target) ?? 0
-    this.cursors.set(model.target, (i + 1) % list.length)
-    return list[i % list.length]!
+  /** Health and breaker state of every configured backend, read fresh from the store. */
+  async backendStatus(): Promise<BackendStatus[]> {
+    const all = [...this.snapshot.backends.values()]
+    const records = await this.breakers.read(all.map((b) => b.id))
+    const now = this.clock.now()
+    return all.map((b) => {
+      const rec = records.get(b.id)
+      const state = stateOf(rec, now)
+      return {
+        id: b.id,
+        type: b.type,
+        pools: this.snapshot.config.pools.filter((p) => p.members.some((m) => m.backend === b.id)).map((p) => p.id),
+        state,
+        available: state === 'closed' || (state === 'half-open' && rec!.trialUntil <= now),
+        openUntil: state === 'open' ? new Date(rec!.openUntil).toISOString() : null,
+        retryAfterMs: state === 'open' ? rec!.openUntil - now : null,
+        failures: rec?.failures ?? 0,
+        trips: rec?.trips ?? 0,
+        lastFailure: rec && rec.lastFailureAt ? { at: new Date(rec.lastFailureAt).toISOString(), reason: rec.lastReason } : null,
+        circuitBreaker: b.circuitBreaker ?? null,
+      }
+    })
   }
 
-  /** One attempt at one backend; HTTP errors that mean "this backend failed" become UpstreamFailure. */
-  async attempt(ctx: RequestContext, model: ModelConfig, backend: BackendConfig): Promise<UpstreamResult> {
+  private targetOf(model: ModelConfig): Target {
+    return this.targets.get(model.target)! // load refused unknown targets
+  }
+
+  /**
+   * Tries members until one answers: one at a time (failover), or with `hedge` a further one whenever the
+   * running tries have produced nothing for `hedge.after`, up to `hedge.max` at once. The first try to
+   * commit (a complete JSON answer, or a stream's first content) wins; the others are cancelled.
+   */
+  private run(ctx: RequestContext, model: ModelConfig, plan: Plan): Promise<UpstreamResult> {
+    const hedge = model.hedge
+    return new Promise<UpstreamResult>((resolve, reject) => {
+      interface Running { readonly choice: Choice; readonly controller: AbortController; readonly record: AttemptRecord; cancelled: boolean }
+      const running = new Set<Running>()
+      const timers = new Set<NodeJS.Timeout>()
+      let launched = 0
+      let pending = 0
+      let done = false
+      let last: GatewayError | null = null
+
+      const finish = (settle: () => void) => {
+        if (done) return
+        done = true
+        for (const t of timers) clearTimeout(t)
+        ctx.signal.removeEventListener('abort', onClientGone)
+        for (const r of running) {
+          r.cancelled = true
+          r.controller.abort()
+        }
+        settle()
+      }
+      const onClientGone = () => finish(() => reject(new ClientAbortError()))
+      ctx.signal.addEventListener('abort', onClientGone, { once: true })
+      if (ctx.signal.aborted) return onClientGone()
+      if (model.deadline !== undefined) {
+        const t = setTimeout(() => {
+          finish(() => reject(new GatewayError(GW_ERR.GATEWAY_TIMEOUT, `No backend answered for the model "${model.name}" within its deadline.`)))
+        }, model.deadline)
+        timers.add(t)
+      }
+
+      /** Nothing running and nothing about to start: answer with what we know. */
+      const settleIfIdle = () => {
+        if (done || running.size > 0 || pending > 0) return
+        const comeback = plan.comeback()
+        if (comeback !== null || last === null) finish(() => reject(noHealthyBackend(ctx.model, comeback, this.clock.now())))
+        else finish(() => reject(last!))
+      }
+
+      const launch = async (): Promise<void> => {
+        if (done || launched >= model.maxAttempts) return settleIfIdle()
+        launched++
+        pending++
+        let choice: Choice | null
+        try {
+          choice = await plan.next()
+        } catch (err) {
+          pending--
+          return finish(() => reject(err))
+        }
+        pending--
+        if (done) return
+        if (!choice) {
+          launched--
+          return settleIfIdle()
+        }
+        const r: Running = { choice, controller: new AbortController(), record: addAttempt(ctx, choice.backend.id, choice.model.name), cancelled: false }
+        running.add(r)
+        ctx.attempts++
+        ctx.backendId = choice.backend.id
+        if (hedge) {
+          const t = setTimeout(() => {
+            timers.delete(t)
+            if (!done && running.size < hedge.max) void launch()
+          }, hedge.after)
+          timers.add(t)
+        }
+        this.attempt(ctx, choice, r.controller.signal).then(
+          async ({ result, text }) => {
+            running.delete(r)
+            if (done) {
+              // Lost the race after producing content: stop it, and account for what it produced.
+              if (result.kind === 'stream') result.abort()
+              this.chargeLoser(ctx, r.record, text)
+              return
+            }
+            r.record.outcome = 'answered'
+            r.record.status = result.status
+            if (choice.trial) await this.breakers.succeeded(choice.backend.id)
+            ctx.backendId = choice.backend.id
+            finish(() => resolve(result))
+          },
+          async (err: unknown) => {
+            running.delete(r)
+            if (r.cancelled) {
+              this.chargeLoser(ctx, r.record, '')
+              return
+            }
+            if (done) return
+            if (err instanceof UpstreamFailure) {
+              r.record.outcome = 'failed'
+              r.record.status = err.upstreamStatus
+              r.record.error = err.code
+              plan.note(choice.backend.id, await this.breakers.failed(choice.backend.id, err))
+              last = err
+              if (err.retriable && !done) {
+                this.logger.debug({ reqId: ctx.id, backend: choice.backend.id, error: err.code, status: err.upstreamStatus }, 'upstream attempt failed; failing over')
+                return launch()
+              }
+            }
+            if (err instanceof GatewayError && !(err instanceof UpstreamFailure)) {
+              r.record.outcome = 'failed'
+              r.record.error = err.code
+            }
+            finish(() => reject(err))
+          },
+        ).catch((err: unknown) => finish(() => reject(err)))
+      }
+      void launch()
+    })
+  }
+
+  /** A try that was cancelled after being sent: the backend processed its prompt (estimated) and what it produced. */
+  private chargeLoser(ctx: RequestContext, record: AttemptRecord, text: string): void {
+    record.outcome = 'cancelled'
+    record.promptTokens = estimatePromptTokens(ctx.operation, ctx.body, record.model)
+    record.completionTokens = countTextTokens(text, record.model)
+  }
+
+  /**
+   * One try at one backend, up to its commit point. HTTP errors that mean "this backend failed" become
+   * UpstreamFailure; a stream is held back until its first content so a failure before it fails over.
+   */
+  async attempt(ctx: RequestContext, choice: Choice, signal: AbortSignal): Promise<{ result: UpstreamResult; text: string }> {
+    const { model, backend } = choice
     const provider = providerFor(backend.type)
     if (!provider.operations.has(ctx.operation)) {
       throw new GatewayError(GW_ERR.UNSUPPORTED_OPERATION, `The model "${model.name}" does not support ${ctx.operation}.`)
@@ -58,12 +265,15 @@ export class Router {
     if (ctx.stream && (ctx.operation === 'chat.completions' || ctx.operation === 'completions')) {
       body.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true }
     }
-    ctx.attempts++
-    ctx.backendId = backend.id
     const pool = this.clients.poolFor(backend, target.origin)
-    const result = await sendUpstream(pool, { backend, target, body: JSON.stringify(body), stream: ctx.stream, signal: ctx.signal })
-    if (result.kind === 'json' && result.status >= 400) throw statusFailure(backend.id, result.status, result.headers, result.body)
-    return result
+    const result = await sendUpstream(pool, { backend, target, body: JSON.stringify(body), stream: ctx.stream, signal })
+    if (result.kind === 'json') {
+      if (result.status >= 400) throw statusFailure(backend.id, result.status, result.headers, result.body)
+      return { result, text: '' }
+    }
+    return commitStream(result, backend.id, (f) => {
+      void this.breakers.failed(backend.id, f)
+    })
   }
 }
 

@@ -1,0 +1,117 @@
+import { GW_ERR } from '../core/errors.ts'
+import type { StreamResult } from '../core/pipeline.ts'
+import type { SseFrame } from '../core/sse.ts'
+import { UpstreamFailure } from './failure.ts'
+
+/** Most bytes held back while waiting for the first content event; past it the stream is committed anyway. */
+export const COMMIT_MAX_BYTES = 16 * 1024
+
+export type FrameKind = 'content' | 'error' | 'other'
+
+/**
+ * What a frame means for committing: `content` (a token, a refusal, a tool call, a Responses delta),
+ * `error` (the backend reported a failure in the stream), or `other` (role-only deltas, Azure's
+ * prompt_filter_results, usage, `[DONE]`…).
+ */
+export function frameKind(frame: SseFrame): FrameKind {
+  const data = frame.data
+  if (data.charCodeAt(0) !== 123 /* { */) return frame.event === 'error' ? 'error' : 'other'
+  let json: Record<string, unknown>
+  try {
+    json = JSON.parse(data) as Record<string, unknown>
+  } catch {
+    return 'other'
+  }
+  const type = json.type
+  if (typeof type === 'string') {
+    if (type === 'error' || type === 'response.failed') return 'error'
+    if (type.endsWith('.delta')) return 'content'
+  }
+  if (json.error && typeof json.error === 'object' && !json.choices) return 'error'
+  const choices = json.choices
+  if (!Array.isArray(choices)) return 'other'
+  for (const c of choices) {
+    if (!c || typeof c !== 'object') continue
+    const choice = c as Record<string, unknown>
+    const delta = choice.delta as Record<string, unknown> | undefined
+    const piece = delta ? delta.content ?? delta.refusal : choice.text
+    if (typeof piece === 'string' && piece !== '') return 'content'
+    if (delta && Array.isArray(delta.tool_calls) && delta.tool_calls.length) return 'content'
+    if (choice.finish_reason) return 'content' // an answer that is empty on purpose is still an answer
+  }
+  return 'other'
+}
+
+export interface Committed {
+  readonly result: StreamResult
+  /** The text of the content held back (for accounting an attempt that lost a hedge race). */
+  readonly text: string
+}
+
+/**
+ * Holds a stream back until its first content event (or COMMIT_MAX_BYTES), so a backend that fails before
+ * producing anything can be failed over without the client seeing a byte. Returns a stream that replays
+ * the held frames, then continues upstream; `onLateFailure` hears of failures after the commit (they
+ * still reach the client as the kernel's explicit SSE error event).
+ */
+export async function commitStream(upstream: StreamResult, backendId: string, onLateFailure: (f: UpstreamFailure) => void): Promise<Committed> {
+  const it = upstream.frames[Symbol.asyncIterator]()
+  const held: SseFrame[] = []
+  let bytes = 0
+  let ended = false
+  let text = ''
+  try {
+    for (;;) {
+      const n = await it.next()
+      if (n.done) {
+        ended = true
+        break
+      }
+      const frame = n.value
+      const kind = frameKind(frame)
+      if (kind === 'error') {
+        throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, `Backend "${backendId}" reported an error before any content.`, 'status', backendId, 500)
+      }
+      held.push(frame)
+      bytes += frame.raw.length
+      if (kind === 'content') {
+        text = contentText(frame)
+        break
+      }
+      if (bytes >= COMMIT_MAX_BYTES) break
+    }
+  } catch (err) {
+    upstream.abort()
+    throw err
+  }
+  async function* replay(): AsyncGenerator<SseFrame> {
+    for (let i = 0; i < held.length; i++) yield held[i]!
+    held.length = 0
+    if (ended) return
+    try {
+      for (;;) {
+        const n = await it.next()
+        if (n.done) return
+        yield n.value
+      }
+    } catch (err) {
+      if (err instanceof UpstreamFailure) onLateFailure(err)
+      throw err
+    } finally {
+      await it.return?.()
+    }
+  }
+  return { result: { kind: 'stream', status: upstream.status, headers: upstream.headers, frames: replay(), abort: () => upstream.abort() }, text }
+}
+
+function contentText(frame: SseFrame): string {
+  try {
+    const json = JSON.parse(frame.data) as { delta?: unknown; choices?: { delta?: { content?: unknown }; text?: unknown }[] }
+    if (typeof json.delta === 'string') return json.delta
+    const c = json.choices?.[0]
+    const t = c?.delta?.content ?? c?.text
+    return typeof t === 'string' ? t : ''
+  } catch {
+    return ''
+  }
+}

@@ -1,0 +1,139 @@
+import type { BackendConfig, ModelConfig } from '../config/schema.ts'
+import type { RequestContext } from '../core/context.ts'
+import { GatewayError, GW_ERR } from '../core/errors.ts'
+import type { BreakerRecord } from '../stores/breaker.ts'
+import type { AffinityTable } from './affinity.ts'
+import { rendezvous } from './affinity.ts'
+import type { Balancer, Member } from './balancer.ts'
+import { stateOf, type Breakers } from './breaker.ts'
+
+/** A model's target as routing sees it: a pool, or a single backend as a pool of one. */
+export interface Target {
+  readonly balancer: Balancer
+  readonly byId: ReadonlyMap<string, Member>
+  readonly affinity: AffinityTable | null
+}
+
+export interface Choice {
+  readonly model: ModelConfig
+  readonly backend: BackendConfig
+  /** This try is the trial request of a half-open circuit: success closes it. */
+  readonly trial: boolean
+}
+
+/**
+ * The order one request tries members in: the model's target first (by strategy, affinity and circuit
+ * state), then each of its `fallbacks` in turn. It never offers a member twice, nor one whose circuit is
+ * open, nor a half-open one whose trial another request holds. Breaker records are read fresh from the
+ * store once per model of the chain (one round trip) and updated from the store's own answers to failures.
+ */
+export class Plan {
+  private index = 0
+  private readonly records = new Map<string, Map<string, BreakerRecord>>()
+  private readonly tried = new Set<string>()
+  private readonly sessions = new Map<Target, string | null>()
+  private lock: Promise<unknown> = Promise.resolve()
+  /** Members passed over because another request holds their half-open trial, until when at most. */
+  private readonly trialHeld = new Map<string, number>()
+
+  constructor(
+    private readonly ctx: RequestContext,
+    private readonly chain: readonly ModelConfig[],
+    private readonly targetOf: (m: ModelConfig) => Target,
+    private readonly breakers: Breakers,
+  ) {}
+
+  /** The next member to try, or null when the chain has no eligible member left. Calls are serialised. */
+  next(): Promise<Choice | null> {
+    const p = this.lock.then(() => this.advance())
+    this.lock = p.catch(() => {})
+    return p
+  }
+
+  /** A failure changed a circuit: later choices (and the final answer) see the new record. */
+  note(backendId: string, rec: BreakerRecord | null): void {
+    if (!rec) return
+    for (const m of this.records.values()) m.set(backendId, rec)
+  }
+
+  /**
+   * When nothing was left to try: if every member of the whole chain is unavailable (circuit open or its
+   * trial taken), the earliest moment one comes back; null when some member is merely failing.
+   */
+  comeback(): number | null {
+    const now = this.breakers.now()
+    let earliest = Infinity
+    for (const model of this.chain) {
+      const recs = this.records.get(model.name)
+      if (!recs) return null // this part of the chain was never looked at (attempts ran out first)
+      for (const m of this.targetOf(model).balancer.members) {
+        const id = m.backend.id
+        const rec = recs.get(id)
+        const state = stateOf(rec, now)
+        if (state === 'open') earliest = Math.min(earliest, rec!.openUntil)
+        else if (state === 'half-open' && rec!.trialUntil > now) earliest = Math.min(earliest, rec!.trialUntil)
+        else if (this.trialHeld.has(id)) earliest = Math.min(earliest, this.trialHeld.get(id)!)
+        else return null
+      }
+    }
+    return Number.isFinite(earliest) ? earliest : null
+  }
+
+  private async advance(): Promise<Choice | null> {
+    while (this.index < this.chain.length) {
+      const model = this.chain[this.index]!
+      const target = this.targetOf(model)
+      let recs = this.records.get(model.name)
+      if (!recs) {
+        recs = await this.breakers.read(target.balancer.members.map((m) => m.backend.id))
+        this.records.set(model.name, recs)
+      }
+      const records = recs
+      for (;;) {
+        const now = this.breakers.now()
+        const eligible = (m: Member): boolean => {
+          if (this.tried.has(`${model.name}\0${m.backend.id}`)) return false
+          const rec = records.get(m.backend.id)
+          const state = stateOf(rec, now)
+          return state === 'closed' || (state === 'half-open' && rec!.trialUntil <= now)
+        }
+        const m = this.choose(target, eligible, now)
+        if (!m) break
+        this.tried.add(`${model.name}\0${m.backend.id}`)
+        if (stateOf(records.get(m.backend.id), now) === 'half-open') {
+          if (await this.breakers.claimTrial(m.backend.id)) return { model, backend: m.backend, trial: true }
+          this.trialHeld.set(m.backend.id, now + 1000)
+          continue
+        }
+        return { model, backend: m.backend, trial: false }
+      }
+      this.index++
+    }
+    return null
+  }
+
+  private choose(target: Target, eligible: (m: Member) => boolean, now: number): Member | null {
+    const aff = target.affinity
+    if (aff) {
+      let session = this.sessions.get(target)
+      if (session === undefined) this.sessions.set(target, (session = aff.sessionOf(this.ctx)))
+      if (session !== null) {
+        const sticky = aff.get(session, now)
+        const m = sticky === undefined ? undefined : target.byId.get(sticky)
+        if (m && eligible(m)) return m
+        const placed = rendezvous(session, target.balancer.preferred(eligible))
+        if (placed) aff.set(session, placed.backend.id, now)
+        return placed
+      }
+    }
+    return target.balancer.pick(eligible)
+  }
+}
+
+/** The 503 for "nothing healthy", with the moment the first member comes back as `retry-after`. */
+export function noHealthyBackend(model: string, comeback: number | null, now: number): GatewayError {
+  const waitMs = comeback === null ? 1000 : Math.max(1, comeback - now)
+  return new GatewayError(GW_ERR.NO_HEALTHY_BACKEND, `No backend for the model "${model}" is available right now; retry later.`, {
+    headers: { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))), 'retry-after-ms': String(Math.ceil(waitMs)) },
+  })
+}
