@@ -16,6 +16,7 @@ const USAGE = `Usage:
   sluice keys   create --consumer ID [--label TEXT] [--config FILE]
   sluice keys   list [--consumer ID] [--config FILE]
   sluice keys   revoke KEY_ID [--config FILE]
+  sluice usage  [--by consumer|model|backend|day] [--since 24h|ISO] [--until ISO] [--format table|json|csv] [--config FILE]
 `
 
 async function loadFor(configFlag: string | undefined): Promise<{ result: LoadResult; file: string | undefined }> {
@@ -118,6 +119,10 @@ export async function main(argv: string[]): Promise<void> {
       return runMockCommand(rest)
     }
     case 'keys': return keys(rest)
+    case 'usage': {
+      const { runUsageCommand } = await import('./ledger/usage-command.ts')
+      return runUsageCommand(rest, loadFor)
+    }
     case undefined: return start([])
     case '--help': case '-h': case 'help':
       process.stdout.write(USAGE)

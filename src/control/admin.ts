@@ -11,6 +11,7 @@ import { newKey } from './keys.ts'
 import { limitsForKey } from '../policies/limits-common/admin-view.ts'
 import type { Telemetry } from '../telemetry/telemetry.ts'
 import { registerTelemetryRoutes } from './telemetry-routes.ts'
+import { registerUsageRoutes, type UsageSource } from './usage.ts'
 
 export interface AdminDeps {
   readonly runtime: () => Runtime
@@ -23,6 +24,8 @@ export interface AdminDeps {
   readonly stores: Stores
   /** Serves `/metrics`, the dashboard and its summary endpoint when present. */
   readonly telemetry?: Telemetry
+  /** The usage ledger behind `/admin/usage` (503 without one). */
+  readonly ledger?: UsageSource | null
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
@@ -30,6 +33,16 @@ const digest = (s: string) => createHash('sha256').update(s).digest()
 /** The control plane: its own listener, bearer-token protected, never on the data plane's port. */
 export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void {
   const expected = deps.token ? digest(deps.token) : null
+  // An empty body with a JSON content type (curl -X DELETE -H 'content-type: application/json') is no body, not an error.
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
+    if (text === '') return done(null, undefined)
+    try {
+      done(null, JSON.parse(text as string))
+    } catch {
+      done(new GatewayError(GW_ERR.INVALID_REQUEST, 'The request body is not valid JSON.'), undefined)
+    }
+  })
   app.setErrorHandler((err, _req, reply) => {
     const gw = err instanceof GatewayError ? err : new GatewayError(GW_ERR.INVALID_REQUEST, 'The admin request could not be processed.')
     if (!(err instanceof GatewayError) && !(err as { statusCode?: number }).statusCode) deps.logger.error({ err }, 'admin error')
@@ -44,6 +57,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   })
 
   if (deps.telemetry) registerTelemetryRoutes(app, deps.telemetry)
+  registerUsageRoutes(app, deps.ledger ?? null)
 
   app.get('/admin/config', async () => {
     const s = deps.runtime().snapshot
@@ -76,10 +90,8 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     return { key, store: deps.stores.counters.kind, limits: await limitsForKey(deps.runtime(), key) }
   })
 
-  app.get('/admin/backends', async () => {
-    const s = deps.runtime().snapshot
-    return { backends: [...s.backends.values()].map((b) => ({ id: b.id, type: b.type, state: 'closed' })) }
-  })
+  // Circuit state is read fresh from the breaker store, so with Redis it shows trips made by any process.
+  app.get('/admin/backends', async () => ({ backends: await deps.runtime().router.backendStatus() }))
 
   app.get('/admin/consumers', async () => {
     const s = deps.runtime().snapshot

@@ -1,8 +1,9 @@
 import { registryOf, type PolicyRegistry } from './types.ts'
+import { logMessages } from './log-messages/index.ts'
 import { rateLimitPolicy } from './rate-limit/index.ts'
 import { tokenLimitPolicy } from './token-limit/index.ts'
 
 /** Every policy this build ships, by its contract name. */
 export function builtinPolicies(): PolicyRegistry {
-  return registryOf([tokenLimitPolicy, rateLimitPolicy])
+  return registryOf([tokenLimitPolicy, rateLimitPolicy, logMessages])
 }

@@ -4,6 +4,7 @@ import type { Clock } from '../core/clock.ts'
 import type { Policy } from '../core/pipeline.ts'
 import type { Stores } from '../stores/types.ts'
 import type { MetricsSink } from '../telemetry/sink.ts'
+import type { LedgerSink } from '../ledger/ledger.ts'
 import type { PolicyTelemetry } from '../telemetry/metrics.ts'
 
 export type PolicyScope = { readonly kind: 'global' } | { readonly kind: 'product'; readonly productId: string }
@@ -16,6 +17,8 @@ export interface PolicyDeps {
   readonly metrics: MetricsSink
   /** Custom-dimension metrics (emit-token-metric); absent only where a policy is built outside a gateway. */
   readonly telemetry?: PolicyTelemetry
+  /** The usage ledger (log-messages writes to it); absent with `ledger: { type: none }`. */
+  readonly ledger?: LedgerSink
   readonly scope: PolicyScope
 }
 

@@ -24,6 +24,9 @@ import { proxyRequest, sendError, type ProxyDeps } from './proxy.ts'
 import { buildRuntime, type Runtime } from './runtime.ts'
 import { modelAllowed } from '../config/snapshot.ts'
 import { createKeyStore } from '../stores/key-store.ts'
+import { createLedgerStore } from '../stores/ledger-store.ts'
+import type { LedgerStore } from '../stores/ledger.ts'
+import { batchingOf, Ledger } from '../ledger/ledger.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -36,6 +39,8 @@ export interface GatewayOptions {
   readonly keyStore?: KeyStore | null
   readonly env?: Readonly<Record<string, string | undefined>>
   readonly metrics?: MetricsSink
+  /** Overrides the ledger store the config names (null: no ledger). */
+  readonly ledgerStore?: LedgerStore | null
 }
 
 export interface Gateway {
@@ -52,6 +57,8 @@ export interface Gateway {
   readonly keyStore: KeyStore | null
   readonly auth: Authenticator
   readonly inflight: { count: number }
+  /** The usage ledger, null with `ledger: { type: none }`. */
+  readonly ledger: Ledger | null
 }
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -63,12 +70,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const telemetry = createTelemetry(opts.config, () => clock.now(), (id) => current.snapshot.backends.get(id), (b) => baseUrlOf(b))
   // The real metrics always; a sink the caller brings (tests) hears every event as well.
   const metrics: MetricsSink = opts.metrics ? teeSink(telemetry, opts.metrics) : telemetry
-  const stores = opts.stores ?? (await createStores(opts.config.store, { logger, metrics: opts.metrics ?? noopMetrics }))
+  const stores = opts.stores ?? (await createStores(opts.config.store, { logger, metrics }))
   const keyStore = opts.keyStore !== undefined ? opts.keyStore : createKeyStore(opts.config.ledger)
   const clients = new UpstreamClients()
   const mocks = new MockFleet()
   const auth = new Authenticator(keyStore, () => clock.now())
   const inflight = { count: 0 }
+
+  const ledgerStore = opts.ledgerStore !== undefined ? opts.ledgerStore : createLedgerStore(opts.config.ledger)
+  const ledger = ledgerStore ? new Ledger({ store: ledgerStore, snapshot: () => current.snapshot, batching: batchingOf(opts.config.ledger), metrics, logger }) : null
 
   const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {
     const url = b.url ?? DEFAULT_BASE_URL[b.type] ?? mocks.urlOf(b.id)
@@ -76,7 +86,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     return url
   }
   const makeRuntime = (config: GatewayConfig) => {
-    const rt = buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry })
+    const rt = buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry, ledger: ledger ?? undefined })
     telemetry.prom.syncBackends(config.backends.map((b) => b.id))
     return rt
   }
@@ -117,7 +127,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${req.url.split('?')[0]}.`), null)
   })
 
-  const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight, telemetry }
+  const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight, telemetry, ledger: ledger ?? undefined }
   const route = (path: string, op: Operation) =>
     app.post(path, (req, reply) => proxyRequest(deps, req, reply, op, null))
   route('/v1/chat/completions', 'chat.completions')
@@ -173,11 +183,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   const admin = Fastify({ logger: false, forceCloseConnections: true })
-  registerAdminRoutes(admin, { runtime, reload, keyStore, auth, token: opts.config.admin.token ?? null, logger, stores, telemetry })
+  registerAdminRoutes(admin, { runtime, reload, keyStore, auth, token: opts.config.admin.token ?? null, logger, stores, telemetry, ledger })
 
   let listening = false
   return {
-    app, admin, mocks, keyStore, auth, inflight, runtime, reload,
+    app, admin, mocks, keyStore, auth, inflight, runtime, reload, ledger,
     async listen() {
       const url = await app.listen({ host: opts.config.listen.host, port: opts.config.listen.port })
       listening = true
@@ -190,11 +200,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       const deadline = Date.now() + current.snapshot.config.listen.shutdownGrace
       const closed = listening ? app.close() : Promise.resolve()
       while (inflight.count > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
-      await Promise.race([closed, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))])
+      // Nothing is in flight (or the grace is over): keep-alive connections left open would hold close() up.
+      if (listening) app.server.closeAllConnections()
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([closed, new Promise((r) => { timer = setTimeout(r, Math.max(0, deadline - Date.now())) })])
+      clearTimeout(timer)
       await admin.close()
       await clients.close()
       await mocks.close()
       await telemetry.close()
+      // Every request has ended: drain the ledger's queue (retrying an unreachable store up to its deadline).
+      await ledger?.close()
       await stores.close()
       await keyStore?.close()
     },

@@ -13,6 +13,7 @@ import { ClientAbortError } from '../upstream/client.ts'
 import { PassThroughError } from '../upstream/router.ts'
 import type { Runtime } from './runtime.ts'
 import type { RequestRecorder } from '../telemetry/telemetry.ts'
+import type { LedgerSink } from '../ledger/ledger.ts'
 import type { Authenticator } from './auth.ts'
 import { isUsageOnlyChunk, StreamAccounting } from './stream-usage.ts'
 import { validateBody } from './validate.ts'
@@ -25,6 +26,8 @@ export interface ProxyDeps {
   readonly inflight: { count: number }
   /** Request-level metrics, recorded in `settle` after the response. */
   readonly telemetry?: RequestRecorder
+  /** The usage ledger: one record per request, handed over synchronously in `settle` (never awaited). */
+  readonly ledger?: LedgerSink
 }
 
 /**
@@ -204,6 +207,8 @@ export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestCo
 /** Runs `complete` hooks and writes the access log, after the response, never delaying it. */
 function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline | null, outcome: Outcome): void {
   if (outcome.usage) ctx.usage = outcome.usage
+  // Queued before anything else, so a response the client has seen always has its record before shutdown drains the queue.
+  try { deps.ledger?.record(ctx, outcome) } catch (err) { deps.logger.warn({ err, reqId: ctx.id }, 'ledger record failed') }
   const hooks = pipeline?.complete
   setImmediate(() => {
     try { deps.telemetry?.recordRequest(ctx, outcome) } catch (err) { deps.logger.warn({ err, reqId: ctx.id }, 'recording metrics failed') }

@@ -6,6 +6,7 @@ import type { Snapshot } from '../config/snapshot.ts'
 import type { PolicyDeps, PolicyRegistry, PolicyScope } from '../policies/types.ts'
 import type { Stores } from '../stores/types.ts'
 import type { MetricsSink } from '../telemetry/sink.ts'
+import type { LedgerSink } from '../ledger/ledger.ts'
 import type { PolicyTelemetry } from '../telemetry/metrics.ts'
 import type { UpstreamClients } from '../upstream/client.ts'
 import { Router, type BaseUrlOf } from '../upstream/router.ts'
@@ -26,6 +27,7 @@ export interface RuntimeDeps {
   readonly stores: Stores
   readonly metrics: MetricsSink
   readonly telemetry?: PolicyTelemetry
+  readonly ledger?: LedgerSink
 }
 
 /** Instantiates every policy once per snapshot and compiles one pipeline per product (global scope first). */
@@ -36,7 +38,7 @@ export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
       const [name, options] = Object.entries(entry)[0]!
       const factory = deps.registry.get(name)
       if (!factory) throw new Error(`unknown policy ${name}`) // load already refused this; kept as a guard
-      const policyDeps: PolicyDeps = { clock: deps.clock, logger: deps.logger.child({ policy: name }), stores: deps.stores, metrics: deps.metrics, telemetry: deps.telemetry, scope }
+      const policyDeps: PolicyDeps = { clock: deps.clock, logger: deps.logger.child({ policy: name }), stores: deps.stores, metrics: deps.metrics, telemetry: deps.telemetry, ledger: deps.ledger, scope }
       return factory.create(options, policyDeps)
     })
   const global = instantiate(snapshot.config.policies, { kind: 'global' })

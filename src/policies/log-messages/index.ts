@@ -1,7 +1,6 @@
 import { z } from 'zod'
 import type { RequestContext } from '../../core/context.ts'
 import type { Outcome, Policy } from '../../core/pipeline.ts'
-import type { LedgerSink } from '../../ledger/ledger.ts'
 import { celExpression, compileExpr, exprContext } from '../expr.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 import { makeRedactor, patternProblem, type Redactor } from './redact.ts'
@@ -63,7 +62,7 @@ function promptOf(ctx: RequestContext): unknown {
 export const logMessages: PolicyFactory<LogMessagesConfig> = {
   name: 'log-messages',
   schema: logMessagesSchema,
-  create(config: LogMessagesConfig, deps: PolicyDeps & { ledger?: LedgerSink }): Policy {
+  create(config: LogMessagesConfig, deps: PolicyDeps): Policy {
     const ledger = deps.ledger
     if (!ledger) {
       deps.logger.warn('log-messages: no ledger is configured (ledger: { type: none }); nothing will be logged')
