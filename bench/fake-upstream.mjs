@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// A fake LLM as fast as node:http allows, so the benchmark measures the proxy, not the model.
+// Non-streamed: a fixed 573-byte chat.completion (the size the perf anchors used). Streamed: an SSE
+// chat.completion.chunk stream whose first frame goes out with the headers and the rest on the next
+// tick, so time to first byte means something and a proxy that buffers the stream shows it.
+// Run: node bench/fake-upstream.mjs [--port N]   (prints "fake-upstream listening on PORT")
+import { createServer } from 'node:http'
+import { fileURLToPath } from 'node:url'
+
+export const COMPLETION_BYTES = 573
+
+function fixedCompletion() {
+  const body = {
+    id: 'chatcmpl-bench0000000000000000000000',
+    object: 'chat.completion',
+    created: 1763683200,
+    model: 'gpt-4o-mini-2024-07-18',
+    choices: [{
+      index: 0,
+      message: { role: 'assistant', content: '', refusal: null },
+      logprobs: null,
+      finish_reason: 'stop',
+    }],
+    usage: {
+      prompt_tokens: 24, completion_tokens: 12, total_tokens: 36,
+      prompt_tokens_details: { cached_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0 },
+    },
+    service_tier: 'default',
+    system_fingerprint: 'fp_bench',
+  }
+  // Pad the answer text so the whole body is exactly COMPLETION_BYTES long.
+  const base = Buffer.byteLength(JSON.stringify(body))
+  const sentence = 'Hello! This is a fixed answer from the benchmark upstream. '
+  let text = ''
+  while (base + text.length < COMPLETION_BYTES) text += sentence
+  body.choices[0].message.content = text.slice(0, COMPLETION_BYTES - base).trimEnd().padEnd(COMPLETION_BYTES - base, '.')
+  const out = Buffer.from(JSON.stringify(body))
+  if (out.length !== COMPLETION_BYTES) throw new Error(`fixed completion is ${out.length} bytes`)
+  return out
+}
+
+const PIECES = ['Hello', '!', ' This', ' is', ' a', ' streamed', ' answer', ' from', ' the', ' bench', ' upstream', '.']
+
+function chunk(delta, finish) {
+  return `data: ${JSON.stringify({
+    id: 'chatcmpl-bench-stream', object: 'chat.completion.chunk', created: 1763683200, model: 'gpt-4o-mini-2024-07-18',
+    system_fingerprint: 'fp_bench', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  })}\n\n`
+}
+
+const FIRST_FRAME = Buffer.from(chunk({ role: 'assistant', content: '', refusal: null }, null))
+const REST = PIECES.map((p) => chunk({ content: p }, null)).join('') + chunk({}, 'stop')
+const USAGE_FRAME = `data: ${JSON.stringify({
+  id: 'chatcmpl-bench-stream', object: 'chat.completion.chunk', created: 1763683200, model: 'gpt-4o-mini-2024-07-18',
+  system_fingerprint: 'fp_bench', choices: [], usage: { prompt_tokens: 24, completion_tokens: PIECES.length, total_tokens: 24 + PIECES.length },
+})}\n\n`
+const REST_PLAIN = Buffer.from(REST + 'data: [DONE]\n\n')
+const REST_USAGE = Buffer.from(REST + USAGE_FRAME + 'data: [DONE]\n\n')
+const COMPLETION = fixedCompletion()
+const JSON_HEADERS = { 'content-type': 'application/json', 'content-length': String(COMPLETION.length) }
+const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }
+
+/** Only the flags matter, so the body is searched as text, not parsed: the fake must cost next to nothing. */
+function handle(req, res) {
+  const parts = []
+  req.on('data', (d) => parts.push(d))
+  req.on('end', () => {
+    const text = parts.length === 1 ? parts[0].toString('latin1') : Buffer.concat(parts).toString('latin1')
+    if (req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{"status":"ok"}')
+      return
+    }
+    if (!/"stream"\s*:\s*true/.test(text)) {
+      res.writeHead(200, JSON_HEADERS)
+      res.end(COMPLETION)
+      return
+    }
+    res.writeHead(200, SSE_HEADERS)
+    res.write(FIRST_FRAME)
+    const rest = /"include_usage"\s*:\s*true/.test(text) ? REST_USAGE : REST_PLAIN
+    setImmediate(() => res.end(rest))
+  })
+}
+
+export function startFakeUpstream(port = 0, host = '127.0.0.1') {
+  const server = createServer({ keepAliveTimeout: 120_000 }, handle)
+  server.headersTimeout = 130_000
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve(server))
+  })
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const i = process.argv.indexOf('--port')
+  const port = i > 0 ? Number(process.argv[i + 1]) : 0
+  const server = await startFakeUpstream(port)
+  process.stdout.write(`fake-upstream listening on ${server.address().port}\n`)
+  process.on('SIGTERM', () => server.close(() => process.exit(0)))
+  process.on('SIGINT', () => server.close(() => process.exit(0)))
+}

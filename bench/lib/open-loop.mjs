@@ -1,0 +1,93 @@
+// An open-loop load client: requests go out on a fixed schedule whether or not earlier ones have come back,
+// and each latency is measured from the time the request was *scheduled*, not sent, so a stalled target
+// cannot hide its queue (no coordinated omission). Latency is issue → last byte; for streams also
+// issue → first body byte (TTFB).
+import { performance } from 'node:perf_hooks'
+import { Pool } from 'undici'
+import { percentile } from './stats.mjs'
+
+/**
+ * @param {object} o
+ * @param {string} o.url       full URL of the endpoint
+ * @param {Record<string,string>} o.headers
+ * @param {string} o.body
+ * @param {number} o.rate      requests per second
+ * @param {number} o.durationS seconds of schedule
+ * @param {boolean} [o.stream] read the body as a stream and time the first byte
+ * @param {number} [o.connections] most connections the client may open (a slow target queues beyond that)
+ * @param {number} [o.timeoutMs] a request still unanswered after this is counted as an error
+ */
+export async function openLoop(o) {
+  const u = new URL(o.url)
+  const pool = new Pool(u.origin, { connections: o.connections ?? 512, pipelining: 1, keepAliveTimeout: 60_000 })
+  const timeoutMs = o.timeoutMs ?? 30_000
+  const n = Math.max(1, Math.round(o.rate * o.durationS))
+  const interval = 1000 / o.rate
+  const total = new Float64Array(n).fill(NaN)
+  const first = new Float64Array(n).fill(NaN)
+  let settled = 0
+  let errors = 0
+  let non2xx = 0
+  let lastEnd = 0
+  let resolveAll
+  const allDone = new Promise((r) => { resolveAll = r })
+  const path = u.pathname + u.search
+
+  const fire = (k, scheduled) => {
+    pool.request({ method: 'POST', path, headers: o.headers, body: o.body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+      .then(async (res) => {
+        if (o.stream) {
+          for await (const _chunk of res.body) {
+            if (Number.isNaN(first[k])) first[k] = performance.now() - scheduled
+          }
+        } else {
+          await res.body.arrayBuffer()
+        }
+        const end = performance.now()
+        if (res.statusCode >= 200 && res.statusCode < 300) total[k] = end - scheduled
+        else {
+          non2xx++
+          first[k] = NaN // an error body is not a first token
+        }
+        if (end > lastEnd) lastEnd = end
+      })
+      .catch(() => { errors++ })
+      .finally(() => { if (++settled === n) resolveAll() })
+  }
+
+  const t0 = performance.now() + 5
+  let i = 0
+  await new Promise((resolve) => {
+    const tick = () => {
+      const now = performance.now()
+      while (i < n && t0 + i * interval <= now) {
+        fire(i, t0 + i * interval)
+        i++
+      }
+      if (i >= n) return resolve()
+      // A timer, not a spin: the client shares its core with the fake upstream. Late sends still count
+      // from their scheduled time, so timer jitter shows in the figures rather than hiding.
+      setTimeout(tick, Math.max(0, t0 + i * interval - performance.now() - 0.2))
+    }
+    tick()
+  })
+  const scheduleEnd = performance.now()
+  const stuck = await Promise.race([allDone.then(() => false), new Promise((r) => setTimeout(() => r(true), timeoutMs + 1000))])
+  await pool.destroy().catch(() => {})
+  const ok = [...total].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
+  const ttfb = [...first].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
+  const elapsed = (Math.max(lastEnd, scheduleEnd) - t0) / 1000
+  return {
+    scheduled: n,
+    completed: ok.length,
+    errors: errors + (stuck ? n - settled : 0),
+    non2xx,
+    achievedRps: ok.length / elapsed,
+    p50: percentile(ok, 50),
+    p90: percentile(ok, 90),
+    p99: percentile(ok, 99),
+    max: ok.length ? ok[ok.length - 1] : NaN,
+    ttfbP50: o.stream ? percentile(ttfb, 50) : NaN,
+    ttfbP99: o.stream ? percentile(ttfb, 99) : NaN,
+  }
+}

@@ -1,0 +1,135 @@
+// Starting and stopping the processes under test. Each proxy runs as its own process pinned with
+// `taskset -c CPU` (taskset execs, so the child's pid is the proxy's pid and /proc/PID/stat is its cost).
+import { spawn, execFileSync } from 'node:child_process'
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join, resolve, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer()
+    s.once('error', rej)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => res(port))
+    })
+  })
+}
+
+function pinned(cpu, cmd, args) {
+  return cpu === null ? [cmd, args] : ['taskset', ['-c', String(cpu), cmd, ...args]]
+}
+
+/** Spawns a server process with stdout/stderr in a log file; rejects with the log tail if it dies early. */
+function launch(name, cmd, args, { cpu, env, logDir }) {
+  const logFile = join(logDir, `${name.replace(/[^A-Za-z0-9._-]/g, '_')}.log`)
+  const fd = openSync(logFile, 'a')
+  const [c, a] = pinned(cpu, cmd, args)
+  const child = spawn(c, a, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] })
+  closeSync(fd)
+  const exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })))
+  return { child, pid: child.pid, logFile, exited }
+}
+
+function tail(file) {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-15).join('\n')
+  } catch {
+    return ''
+  }
+}
+
+/** Waits until one real request through the target answers 200 (proves routing and auth, not just a socket). */
+async function ready(proc, url, headers, body, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs
+  let last = ''
+  let dead = null
+  proc.exited.then((e) => { dead = e })
+  while (Date.now() < deadline) {
+    if (dead) throw new Error(`exited (${dead.code ?? dead.signal}) before it was ready; log ${proc.logFile}:\n${tail(proc.logFile)}`)
+    try {
+      const res = await request(url, { method: 'POST', headers, body, headersTimeout: 5000, bodyTimeout: 5000 })
+      const text = await res.body.text()
+      if (res.statusCode === 200) return
+      last = `status ${res.statusCode}: ${text.slice(0, 300)}`
+    } catch (err) {
+      last = err.message
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error(`not ready after ${timeoutMs} ms (${last}); log ${proc.logFile}:\n${tail(proc.logFile)}`)
+}
+
+async function stop(proc, graceMs = 10_000) {
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return
+  proc.child.kill('SIGINT')
+  const t = setTimeout(() => proc.child.kill('SIGKILL'), graceMs)
+  await proc.exited
+  clearTimeout(t)
+}
+
+const CHAT_PATH = '/v1/chat/completions'
+
+export async function startFakeUpstream({ logDir }) {
+  const port = await freePort()
+  // Not pinned here: it inherits the harness's CPU (the load generator's), as in the perf anchors.
+  const proc = launch('fake-upstream', process.execPath, [join(ROOT, 'bench/fake-upstream.mjs'), '--port', String(port)], { cpu: null, env: {}, logDir })
+  const base = `http://127.0.0.1:${port}`
+  await ready(proc, base + CHAT_PATH, { 'content-type': 'application/json' }, '{"model":"x","messages":[]}')
+  return { name: 'direct', kind: 'direct', pid: proc.pid, url: base + CHAT_PATH, port, extraHeaders: {}, stop: () => stop(proc), logFile: proc.logFile }
+}
+
+export async function startPipeProxy({ upstreamPort, cpu, logDir, headers, body }) {
+  const port = await freePort()
+  const proc = launch('pipe-proxy', process.execPath, [join(ROOT, 'bench/pipe-proxy.mjs'), '--upstream', `http://127.0.0.1:${upstreamPort}`, '--port', String(port)], { cpu, env: {}, logDir })
+  const url = `http://127.0.0.1:${port}${CHAT_PATH}`
+  await ready(proc, url, headers, body)
+  return { name: 'node:http pipe proxy', kind: 'pipe', pid: proc.pid, url, port, extraHeaders: {}, stop: () => stop(proc), logFile: proc.logFile }
+}
+
+/** The gateway from this checkout: `node bin/sluice.js start --config FILE --port N`. */
+export async function startSluice({ name, configFile, upstreamPort, cpu, logDir, headers, body, nodeArgs = [] }) {
+  const port = await freePort()
+  const proc = launch(name, process.execPath, [...nodeArgs, join(ROOT, 'bin/sluice.js'), 'start', '--config', configFile, '--port', String(port)], {
+    cpu, env: { FAKE_UPSTREAM_PORT: String(upstreamPort) }, logDir,
+  })
+  const url = `http://127.0.0.1:${port}${CHAT_PATH}`
+  await ready(proc, url, headers, body)
+  return { name, kind: 'sluice', pid: proc.pid, url, port, extraHeaders: {}, stop: () => stop(proc, 20_000), logFile: proc.logFile }
+}
+
+export const PORTKEY_DIR = '/tmp/portkey-bench'
+const PORTKEY_ENTRY = join(PORTKEY_DIR, 'node_modules/@portkey-ai/gateway/build/start-server.js')
+
+/** Installs @portkey-ai/gateway into a throwaway folder (once) with the ordinary npm client. */
+export function ensurePortkey(log) {
+  if (existsSync(PORTKEY_ENTRY)) return
+  log(`installing @portkey-ai/gateway into ${PORTKEY_DIR} …`)
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--prefix', PORTKEY_DIR, '@portkey-ai/gateway'], { stdio: 'inherit' })
+}
+
+export function portkeyVersion() {
+  try {
+    return JSON.parse(readFileSync(join(PORTKEY_DIR, 'node_modules/@portkey-ai/gateway/package.json'), 'utf8')).version
+  } catch {
+    return 'unknown'
+  }
+}
+
+/**
+ * Portkey's open-source gateway, `node build/start-server.js --port=N --headless`, told per request to
+ * call the fake upstream as OpenAI (`x-portkey-provider: openai`, `x-portkey-custom-host`); 127.0.0.1 is
+ * in its default list of trusted custom hosts.
+ */
+export async function startPortkey({ upstreamPort, cpu, logDir, headers, body }) {
+  const port = await freePort()
+  const proc = launch('portkey', process.execPath, [PORTKEY_ENTRY, `--port=${port}`, '--headless'], { cpu, env: {}, logDir })
+  const extraHeaders = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `http://127.0.0.1:${upstreamPort}/v1` }
+  const url = `http://127.0.0.1:${port}${CHAT_PATH}`
+  await ready(proc, url, { ...headers, ...extraHeaders }, body)
+  return { name: `Portkey ${portkeyVersion()}`, kind: 'portkey', pid: proc.pid, url, port, extraHeaders, stop: () => stop(proc), logFile: proc.logFile }
+}

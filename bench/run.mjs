@@ -1,0 +1,347 @@
+#!/usr/bin/env node
+// `npm run bench`: the gateway beside direct calls, a bare node:http pipe proxy and (with --peer portkey)
+// Portkey, against a fast fake upstream. Method as in ../shared/reference/perf-anchors.md: the load
+// generator and the fake upstream on CPU 0, the proxy under test alone on CPU 1; saturation closed-loop
+// with -c50; fixed rates open-loop (latency = scheduled issue → last byte); streaming TTFB at a low rate;
+// every round runs every target in turn, figures are medians over rounds. CPU µs/req is the proxy's
+// utime+stime from /proc/PID/stat over a run divided by the requests completed in it.
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join, resolve, dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { cpuMicros, loadAverage, memory } from './lib/proc.mjs'
+import { openLoop } from './lib/open-loop.mjs'
+import { saturate, wrkAvailable } from './lib/saturate.mjs'
+import { median } from './lib/stats.mjs'
+import { ensurePortkey, startFakeUpstream, startPipeProxy, startPortkey, startSluice } from './lib/targets.mjs'
+import { formatSummary, summarize } from './profile-summary.mjs'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const ROOT = resolve(HERE, '..')
+
+const HELP = `Usage: npm run bench -- [options]
+  --quick               short smoke run: --duration 3 --warmup 1 --rounds 1 --rates 200,1000
+  --duration S          seconds per measured run (default 10)
+  --warmup S            seconds of unmeasured saturation before each target's saturation runs (default 2)
+  --rounds N            rounds, targets alternating within each; figures are medians (default 3)
+  --connections N       closed-loop connections at saturation (default 50)
+  --rates LIST          open-loop fixed rates in req/s (default 200,500,1000)
+  --ttfb-rate N         open-loop rate of the streaming time-to-first-byte run (default 50)
+  --variant NAME        gateway config bench/configs/NAME.yaml; repeatable (default: auth, auth-info-logs)
+  --config FILE         any gateway config file (backend url http://127.0.0.1:\${FAKE_UPSTREAM_PORT}/v1,
+                        consumer key sk-bench-0123456789abcdef); repeatable
+  --peer portkey        also measure Portkey's gateway (@portkey-ai/gateway, npm-installed into /tmp/portkey-bench)
+  --no-pipe             leave out the bare node:http pipe proxy
+  --scenarios LIST      any of sat,stream,rate,ttfb (default all)
+  --loadgen wrk|autocannon  saturation tool (default wrk when installed, else autocannon)
+  --profile             afterwards, profile each gateway variant under saturation (node --cpu-prof),
+                        non-streaming and streaming, and print where its CPU time goes
+  --profile-only        only the profile pass (implies --profile)
+  --proxy-cpu N / --loadgen-cpu N   CPUs to pin to (default 1 / 0); --no-pin to pin nothing
+  --out FILE            also write every figure as JSON
+`
+
+const { values: opt } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    rounds: { type: 'string' },
+    connections: { type: 'string', default: '50' },
+    rates: { type: 'string' },
+    'ttfb-rate': { type: 'string', default: '50' },
+    variant: { type: 'string', multiple: true },
+    config: { type: 'string', multiple: true },
+    peer: { type: 'string', multiple: true },
+    'no-pipe': { type: 'boolean', default: false },
+    scenarios: { type: 'string', default: 'sat,stream,rate,ttfb' },
+    loadgen: { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    'profile-only': { type: 'boolean', default: false },
+    'proxy-cpu': { type: 'string', default: '1' },
+    'loadgen-cpu': { type: 'string', default: '0' },
+    'no-pin': { type: 'boolean', default: false },
+    out: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+})
+if (opt.help) {
+  process.stdout.write(HELP)
+  process.exit(0)
+}
+
+const cfg = {
+  duration: Number(opt.duration ?? (opt.quick ? 3 : 10)),
+  warmup: Number(opt.warmup ?? (opt.quick ? 1 : 2)),
+  rounds: Number(opt.rounds ?? (opt.quick ? 1 : 3)),
+  connections: Number(opt.connections),
+  rates: (opt.rates ?? (opt.quick ? '200,1000' : '200,500,1000')).split(',').map(Number).filter((n) => n > 0),
+  ttfbRate: Number(opt['ttfb-rate']),
+  scenarios: new Set(opt.scenarios.split(',').map((s) => s.trim())),
+  loadgen: opt.loadgen ?? (wrkAvailable() ? 'wrk' : 'autocannon'),
+  proxyCpu: opt['no-pin'] ? null : Number(opt['proxy-cpu']),
+  loadgenCpu: opt['no-pin'] ? null : Number(opt['loadgen-cpu']),
+  profile: opt.profile || opt['profile-only'],
+  profileOnly: opt['profile-only'],
+  peers: opt.peer ?? [],
+}
+for (const p of cfg.peers) if (p !== 'portkey') fail(`unknown peer "${p}" (known: portkey)`)
+if (!['wrk', 'autocannon'].includes(cfg.loadgen)) fail(`--loadgen is wrk or autocannon, not "${cfg.loadgen}"`)
+if (cfg.loadgen === 'wrk' && !wrkAvailable()) fail('wrk is not installed (apt-get install -y wrk), or use --loadgen autocannon')
+if (![cfg.duration, cfg.warmup, cfg.rounds, cfg.connections, cfg.ttfbRate].every((n) => Number.isFinite(n) && n >= 0) || cfg.rounds < 1 || cfg.duration <= 0) {
+  fail('--duration, --rounds, --connections and --ttfb-rate take positive numbers')
+}
+
+const variants = []
+for (const v of opt.variant ?? (opt.config ? [] : ['auth', 'auth-info-logs'])) {
+  const file = join(HERE, 'configs', `${v}.yaml`)
+  if (!existsSync(file)) fail(`no variant "${v}": ${file} does not exist (have: ${readdirSync(join(HERE, 'configs')).map((f) => f.replace(/\.yaml$/, '')).join(', ')})`)
+  variants.push({ name: `sluice ${v}`, file })
+}
+for (const f of opt.config ?? []) {
+  const file = resolve(f)
+  if (!existsSync(file)) fail(`--config ${f}: no such file`)
+  variants.push({ name: `sluice ${f}`, file })
+}
+
+function fail(message) {
+  process.stderr.write(`bench: ${message}\n`)
+  process.exit(2)
+}
+const log = (m) => process.stderr.write(`[bench] ${m}\n`)
+
+// The consumer key every bench config declares; harmless to direct and the pipe proxy, forwarded upstream by Portkey.
+const KEY = 'sk-bench-0123456789abcdef'
+const HEADERS = { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }
+const MESSAGES = [
+  { role: 'system', content: 'You are a helpful assistant.' },
+  { role: 'user', content: 'Say hello in one short sentence.' },
+]
+const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: MESSAGES, max_tokens: 50 })
+const STREAM_BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: MESSAGES, max_tokens: 50, stream: true })
+
+// ---------------------------------------------------------------------------------------------------------
+const cpuCount = availableParallelism() // read before pinning narrows it to one
+const tmp = mkdtempSync(join(tmpdir(), 'sluice-bench-'))
+const started = new Date()
+const loadBefore = loadAverage()
+if (cfg.loadgenCpu !== null) {
+  if (cpuCount < 2) fail('pinning needs two CPUs; pass --no-pin on a one-CPU machine')
+  // Every thread of this process, and every child it starts (wrk, the fake upstream), on the load generator's CPU.
+  execFileSync('taskset', ['-a', '-p', '-c', String(cfg.loadgenCpu), String(process.pid)], { stdio: 'ignore' })
+}
+const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim()
+log(`${command}`)
+log(`logs and scratch files in ${tmp}; load generator ${cfg.loadgen}; proxies on CPU ${cfg.proxyCpu ?? 'any'}, load + fake upstream on CPU ${cfg.loadgenCpu ?? 'any'}`)
+
+const running = []
+process.on('SIGINT', async () => {
+  log('interrupted: stopping targets')
+  await Promise.allSettled(running.map((t) => t.stop()))
+  process.exit(130)
+})
+
+const upstream = await startFakeUpstream({ logDir: tmp })
+running.push(upstream)
+const common = { upstreamPort: upstream.port, cpu: cfg.proxyCpu, logDir: tmp, headers: HEADERS, body: BODY }
+
+const targets = [upstream]
+const results = {} // target name -> scenario key -> array of per-round results
+const memoryOf = {}
+
+try {
+  if (!cfg.profileOnly) {
+    if (!opt['no-pipe']) targets.push(await startPipeProxy(common))
+    for (const v of variants) targets.push(await startSluice({ ...common, name: v.name, configFile: v.file }))
+    if (cfg.peers.includes('portkey')) {
+      ensurePortkey(log)
+      targets.push(await startPortkey(common))
+    }
+    running.push(...targets.slice(1))
+    for (const t of targets) memoryOf[t.name] = { idleMiB: memory(t.pid).rssMiB, peakMiB: NaN }
+    log(`targets: ${targets.map((t) => `${t.name} (pid ${t.pid})`).join(', ')}`)
+
+    for (let round = 0; round < cfg.rounds; round++) {
+      // Rotate the order each round so no target always runs right after the same neighbour.
+      const order = targets.map((_, i) => targets[(i + round) % targets.length])
+      for (const t of order) await measureTarget(t, round)
+    }
+    for (const t of targets) memoryOf[t.name].peakMiB = memory(t.pid).peakMiB
+  }
+} finally {
+  await Promise.allSettled(running.slice(1).map((t) => t.stop()))
+}
+
+let profiles = []
+if (cfg.profile) {
+  for (const v of variants) profiles.push(...(await profileVariant(v)))
+}
+await upstream.stop()
+
+const loadAfter = loadAverage()
+const report = renderReport()
+process.stdout.write(report + '\n')
+if (opt.out) {
+  writeFileSync(opt.out, JSON.stringify({ command, started: started.toISOString(), cfg: { ...cfg, scenarios: [...cfg.scenarios] }, loadBefore, loadAfter, results, memory: memoryOf, profiles }, null, 2))
+  log(`figures written to ${opt.out}`)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+function record(t, key, value) {
+  ;((results[t.name] ??= {})[key] ??= []).push(value)
+}
+
+function headersFor(t) {
+  return { ...HEADERS, ...t.extraHeaders }
+}
+
+async function measured(t, fn) {
+  const before = cpuMicros(t.pid)
+  const r = await fn()
+  const cpu = cpuMicros(t.pid) - before
+  const done = r.requests ?? r.completed
+  return { ...r, cpuUsPerReq: done > 0 ? cpu / done : NaN }
+}
+
+async function measureTarget(t, round) {
+  const sat = (body) => saturate({ tool: cfg.loadgen, url: t.url, headers: headersFor(t), body, connections: cfg.connections, durationS: cfg.duration, tmpDir: tmp })
+  if (cfg.scenarios.has('sat') || cfg.scenarios.has('stream')) {
+    if (cfg.warmup > 0) await saturate({ tool: cfg.loadgen, url: t.url, headers: headersFor(t), body: BODY, connections: cfg.connections, durationS: cfg.warmup, tmpDir: tmp })
+  }
+  if (cfg.scenarios.has('sat')) {
+    const r = await measured(t, () => sat(BODY))
+    record(t, 'sat', r)
+    log(`round ${round + 1} ${t.name} saturation: ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${r.cpuUsPerReq.toFixed(0)} µs CPU/req${r.errors ? `, ${r.errors} errors` : ''}`)
+  }
+  if (cfg.scenarios.has('stream')) {
+    const r = await measured(t, () => sat(STREAM_BODY))
+    record(t, 'stream', r)
+    log(`round ${round + 1} ${t.name} streaming saturation: ${r.rps.toFixed(0)} req/s, p99 ${r.p99.toFixed(2)} ms, ${r.cpuUsPerReq.toFixed(0)} µs CPU/req${r.errors ? `, ${r.errors} errors` : ''}`)
+  }
+  if (cfg.scenarios.has('rate')) {
+    for (const rate of cfg.rates) {
+      const r = await measured(t, () => openLoop({ url: t.url, headers: headersFor(t), body: BODY, rate, durationS: cfg.duration }))
+      record(t, `rate${rate}`, r)
+      log(`round ${round + 1} ${t.name} at ${rate} req/s: achieved ${r.achievedRps.toFixed(0)}, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${r.cpuUsPerReq.toFixed(0)} µs CPU/req${r.errors + r.non2xx ? `, ${r.errors + r.non2xx} errors` : ''}`)
+    }
+  }
+  if (cfg.scenarios.has('ttfb')) {
+    const r = await measured(t, () => openLoop({ url: t.url, headers: headersFor(t), body: STREAM_BODY, rate: cfg.ttfbRate, durationS: cfg.duration, stream: true }))
+    record(t, 'ttfb', r)
+    log(`round ${round + 1} ${t.name} streaming at ${cfg.ttfbRate} req/s: TTFB p50 ${r.ttfbP50.toFixed(2)} ms, p99 ${r.ttfbP99.toFixed(2)} ms${r.errors + r.non2xx ? `, ${r.errors + r.non2xx} errors` : ''}`)
+  }
+}
+
+/** A fresh gateway under `node --cpu-prof`, saturated for one run per body kind; returns the summaries. */
+async function profileVariant(v) {
+  const out = []
+  for (const [kind, body] of [['non-streaming', BODY], ['streaming', STREAM_BODY]]) {
+    const dir = mkdtempSync(join(tmp, 'prof-'))
+    const t = await startSluice({ ...common, name: `${v.name} (profiled)`, configFile: v.file, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] })
+    running.push(t)
+    let r
+    try {
+      if (cfg.warmup > 0) await saturate({ tool: cfg.loadgen, url: t.url, headers: HEADERS, body, connections: cfg.connections, durationS: cfg.warmup, tmpDir: tmp })
+      r = await measured(t, () => saturate({ tool: cfg.loadgen, url: t.url, headers: HEADERS, body, connections: cfg.connections, durationS: cfg.duration, tmpDir: tmp }))
+    } finally {
+      await t.stop()
+      running.splice(running.indexOf(t), 1)
+    }
+    // One profile per thread; the main thread's is the big one (tsx's loader thread idles after startup).
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f))
+    if (files.length === 0) {
+      log(`no profile written for ${v.name} (${kind}); see ${t.logFile}`)
+      continue
+    }
+    const file = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]
+    const summary = summarize(JSON.parse(readFileSync(file, 'utf8')))
+    // Warm-up requests are in the profile too: spread the busy time over every request the process served.
+    const requests = r.requests + Math.round((r.rps || 0) * cfg.warmup)
+    log(`profile of ${v.name} (${kind}) at ${r.rps.toFixed(0)} req/s, ${r.cpuUsPerReq.toFixed(0)} µs CPU/req with the profiler on: ${file}`)
+    out.push({ variant: v.name, kind, file, rps: r.rps, cpuUsPerReq: r.cpuUsPerReq, text: formatSummary(summary, { top: 30, requests }) })
+  }
+  return out
+}
+
+// ---------------------------------------------------------------------------------------------------------
+function med(t, key, field) {
+  const rs = results[t.name]?.[key]
+  return rs ? median(rs.map((r) => r[field])) : NaN
+}
+function sum(t, key, ...fields) {
+  const rs = results[t.name]?.[key] ?? []
+  return rs.reduce((a, r) => a + fields.reduce((b, f) => b + (r[f] ?? 0), 0), 0)
+}
+function f0(n) { return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—' }
+function f2(n) { return Number.isFinite(n) ? n.toFixed(2) : '—' }
+function signed(n) { return Number.isFinite(n) ? (n >= 0 ? '+' : '−') + Math.abs(n).toFixed(2) : '—' }
+function table(head, rows) {
+  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
+}
+
+function renderReport() {
+  const direct = targets[0]
+  const lines = []
+  lines.push(`# Sluice benchmark — ${started.toISOString().replace(/\.\d+Z$/, 'Z')}`)
+  lines.push('')
+  lines.push(`Command: \`${command}\``)
+  lines.push(`Node ${process.version}, ${cpuCount} CPUs, load average ${loadBefore.join(' ')} before / ${loadAfter.join(' ')} after; ` +
+    `load generator ${cfg.loadgen} (saturation, ${cfg.connections} connections) and an open-loop undici client (fixed rates); ` +
+    `${cfg.rounds} round(s) × ${cfg.duration} s per run, medians; proxies on CPU ${cfg.proxyCpu ?? 'any'}, load generator + fake upstream on CPU ${cfg.loadgenCpu ?? 'any'}.`)
+  lines.push('"direct" is the fake upstream itself (its CPU µs/req is the fake\'s own cost, on the load generator\'s CPU). Errors are summed over rounds.')
+  if (targets.length > 1) {
+    if (cfg.scenarios.has('sat')) {
+      lines.push('', '## Saturation, non-streaming (closed loop)', '')
+      lines.push(table(['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'errors'], targets.map((t) => [
+        t.name, f0(med(t, 'sat', 'rps')), f2(med(t, 'sat', 'p50')), f2(med(t, 'sat', 'p99')), f0(med(t, 'sat', 'cpuUsPerReq')), String(sum(t, 'sat', 'errors')),
+      ])))
+    }
+    if (cfg.scenarios.has('stream')) {
+      lines.push('', '## Saturation, streaming (closed loop; 15 SSE frames per answer)', '')
+      lines.push(table(['target', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'errors'], targets.map((t) => [
+        t.name, f0(med(t, 'stream', 'rps')), f2(med(t, 'stream', 'p50')), f2(med(t, 'stream', 'p99')), f0(med(t, 'stream', 'cpuUsPerReq')), String(sum(t, 'stream', 'errors')),
+      ])))
+    }
+    if (cfg.scenarios.has('rate')) {
+      lines.push('', '## Fixed rates, non-streaming (open loop; latency = scheduled issue → last byte)', '')
+      const rows = []
+      for (const rate of cfg.rates) {
+        const k = `rate${rate}`
+        for (const t of targets) {
+          rows.push([String(rate), t.name, f0(med(t, k, 'achievedRps')), f2(med(t, k, 'p50')), f2(med(t, k, 'p99')),
+            t === direct ? '—' : `${signed(med(t, k, 'p50') - med(direct, k, 'p50'))} / ${signed(med(t, k, 'p99') - med(direct, k, 'p99'))}`,
+            f0(med(t, k, 'cpuUsPerReq')), String(sum(t, k, 'errors', 'non2xx'))])
+        }
+      }
+      lines.push(table(['req/s', 'target', 'achieved', 'p50 ms', 'p99 ms', 'added p50 / p99 ms', 'CPU µs/req', 'errors'], rows))
+    }
+    if (cfg.scenarios.has('ttfb')) {
+      lines.push('', `## Streaming time to first byte (open loop, ${cfg.ttfbRate} req/s)`, '')
+      lines.push(table(['target', 'TTFB p50 ms', 'TTFB p99 ms', 'added TTFB p50 / p99 ms', 'last byte p50 ms', 'errors'], targets.map((t) => [
+        t.name, f2(med(t, 'ttfb', 'ttfbP50')), f2(med(t, 'ttfb', 'ttfbP99')),
+        t === direct ? '—' : `${signed(med(t, 'ttfb', 'ttfbP50') - med(direct, 'ttfb', 'ttfbP50'))} / ${signed(med(t, 'ttfb', 'ttfbP99') - med(direct, 'ttfb', 'ttfbP99'))}`,
+        f2(med(t, 'ttfb', 'p50')), String(sum(t, 'ttfb', 'errors', 'non2xx')),
+      ])))
+    }
+    lines.push('', '## Memory (RSS, MiB)', '')
+    lines.push(table(['target', 'idle (after start)', 'peak (VmHWM)'], targets.map((t) => [t.name, f0(memoryOf[t.name]?.idleMiB), f0(memoryOf[t.name]?.peakMiB)])))
+    lines.push('', '## Against the targets (issue 2)', '')
+    const top = Math.max(...cfg.rates)
+    for (const t of targets.filter((x) => x.kind === 'sluice')) {
+      const cpu = med(t, 'sat', 'cpuUsPerReq')
+      const addedP99 = med(t, `rate${top}`, 'p99') - med(direct, `rate${top}`, 'p99')
+      const ttfb = med(t, 'ttfb', 'ttfbP50') - med(direct, 'ttfb', 'ttfbP50')
+      const peak = memoryOf[t.name]?.peakMiB
+      const mark = (v, limit) => (Number.isFinite(v) ? (v <= limit ? 'met' : 'MISSED') : 'not measured')
+      lines.push(`- ${t.name}: CPU ${f0(cpu)} µs/req (≤ 200: ${mark(cpu, 200)}; stretch ≤ 150: ${mark(cpu, 150)}); ` +
+        `added p99 at ${top} req/s ${signed(addedP99)} ms (≤ 1.5 ms${top === 1000 ? '' : ', target is at 1,000 req/s'}: ${mark(addedP99, 1.5)}); ` +
+        `added streaming TTFB p50 ${signed(ttfb)} ms (≤ 0.5: ${mark(ttfb, 0.5)}); peak RSS ${f0(peak)} MiB (≤ 100: ${mark(peak, 100)})`)
+    }
+  }
+  for (const p of profiles) {
+    lines.push('', `## Profile: ${p.variant}, ${p.kind}, saturation (${f0(p.rps)} req/s, ${f0(p.cpuUsPerReq)} µs CPU/req with the profiler on)`, '', '```', p.text, '```')
+  }
+  return lines.join('\n')
+}
