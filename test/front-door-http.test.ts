@@ -76,7 +76,8 @@ test('unknown model → 404 model_not_found; missing or unknown key → 401 inva
 })
 
 test('keys are accepted in all four contract headers', async () => {
-  for (const h of [{ authorization: `Bearer ${TEST_KEY}` }, { 'api-key': TEST_KEY }, { 'x-api-key': TEST_KEY }, { 'ocp-apim-subscription-key': TEST_KEY }]) {
+  const variants: Array<Record<string, string>> = [{ authorization: `Bearer ${TEST_KEY}` }, { 'api-key': TEST_KEY }, { 'x-api-key': TEST_KEY }, { 'ocp-apim-subscription-key': TEST_KEY }]
+  for (const h of variants) {
     const r = await post('/v1/chat/completions', chat('fast'), { ...h, 'content-type': 'application/json' })
     assert.equal(r.status, 200, `${Object.keys(h)[0]}: ${r.text}`)
   }
