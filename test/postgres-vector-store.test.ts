@@ -11,6 +11,7 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket'
 import { axis, entry, vectorStoreContract } from './contract/vector-store.ts'
 import { serviceAvailable } from './helpers/gateway.ts'
 import { PostgresVectorStore, fromVectorLiteral, toVectorLiteral } from '../src/stores/postgres/vector-store.ts'
+import { createVectorStore } from '../src/cache/factory.ts'
 
 const T0 = Date.parse('2026-01-01T00:00:00Z')
 const run = randomUUID().replace(/-/g, '').slice(0, 10)
@@ -81,6 +82,21 @@ describe('PostgresVectorStore specifics (PGlite)', () => {
     assert.equal(await s.size(), 1)
     await s.close()
     assert.throws(() => new PostgresVectorStore(pool, { table: 'bad"; drop table x; --' }), /must match/)
+  })
+})
+
+describe('createVectorStore({ kind: postgres })', () => {
+  it('connects by URL with its own pool, and closes it', async () => {
+    const s = createVectorStore({ kind: 'postgres', url: `postgres://postgres@127.0.0.1:${port}/postgres`, table: `vu_${run}` })
+    await s.upsert(entry('u', 'p', axis(3)))
+    assert.equal((await s.nearest('p', axis(3), 1, T0))[0]!.entry.id, 'u')
+    await s.close()
+  })
+
+  it('fails fast (for the caller to bypass the cache) when the database is unreachable', async () => {
+    const s = createVectorStore({ kind: 'postgres', url: 'postgres://postgres@127.0.0.1:1/none' })
+    await assert.rejects(s.nearest('p', axis(0), 1, T0))
+    await s.close()
   })
 })
 

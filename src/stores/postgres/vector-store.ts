@@ -1,4 +1,4 @@
-import type pg from 'pg'
+import pg from 'pg'
 import type { VectorEntry, VectorMatch, VectorStore } from '../../cache/types.ts'
 
 export interface PostgresVectorOptions {
@@ -67,6 +67,17 @@ export class PostgresVectorStore implements VectorStore {
   constructor(private readonly pool: pg.Pool, private readonly opts: PostgresVectorOptions = {}) {
     this.prefix = checkIdent('table', opts.table ?? 'sluice_semantic_cache')
     this.schema = opts.schema ? checkIdent('schema', opts.schema) : null
+  }
+
+  /**
+   * A store with its own small pool. Lookups sit on the request path, so a query that takes longer than
+   * `queryTimeoutMs` (default 2 s) fails and the caller bypasses the cache rather than wait.
+   */
+  static connect(url: string, opts: Omit<PostgresVectorOptions, 'ownsPool'> & { readonly poolSize?: number; readonly queryTimeoutMs?: number } = {}): PostgresVectorStore {
+    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: 5_000, query_timeout: opts.queryTimeoutMs ?? 2_000, idleTimeoutMillis: 30_000 })
+    // An idle connection dropped by the server is reported here; without a listener it would crash the process.
+    pool.on('error', () => {})
+    return new PostgresVectorStore(pool, { ...opts, ownsPool: true })
   }
 
   private qualified(name: string): string {
