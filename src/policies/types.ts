@@ -6,6 +6,7 @@ import type { Stores } from '../stores/types.ts'
 import type { MetricsSink } from '../telemetry/sink.ts'
 import type { LedgerSink } from '../ledger/ledger.ts'
 import type { PolicyTelemetry } from '../telemetry/metrics.ts'
+import type { EmbedFn } from '../cache/backend-embeddings.ts'
 
 export type PolicyScope = { readonly kind: 'global' } | { readonly kind: 'product'; readonly productId: string }
 
@@ -19,6 +20,8 @@ export interface PolicyDeps {
   readonly telemetry?: PolicyTelemetry
   /** The usage ledger (log-messages writes to it); absent with `ledger: { type: none }`. */
   readonly ledger?: LedgerSink
+  /** Embeddings from a configured backend or pool through the gateway's routing (semantic-cache). */
+  readonly embed?: EmbedFn
   readonly scope: PolicyScope
 }
 

@@ -87,7 +87,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       finish(result.status, ctx.usage, null, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
     } else {
       const { usage, error, text } = await relayStream(deps, ctx, pipeline, raw, result)
-      finish(error ? error.status : 200, usage, error, text, null)
+      finish(error ? error.status : 200, usage, error, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
     }
   } catch (err) {
     if (err instanceof ClientAbortError || controller.signal.aborted) {

@@ -10,6 +10,7 @@ import type { LedgerSink } from '../ledger/ledger.ts'
 import type { PolicyTelemetry } from '../telemetry/metrics.ts'
 import type { UpstreamClients } from '../upstream/client.ts'
 import { Router, type BaseUrlOf } from '../upstream/router.ts'
+import { routerEmbeddings } from '../cache/backend-embeddings.ts'
 
 /** Everything the data plane needs for one config version; swapped as a whole on reload. */
 export interface Runtime {
@@ -33,12 +34,14 @@ export interface RuntimeDeps {
 /** Instantiates every policy once per snapshot and compiles one pipeline per product (global scope first). */
 export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
   const router = new Router(snapshot, deps.clients, deps.baseUrlOf, { breakers: deps.stores.breakers, clock: deps.clock, metrics: deps.metrics, logger: deps.logger.child({ component: 'router' }) })
+  // Policies' embeddings calls (semantic-cache) take the same routes, sharing the breaker store.
+  const embed = routerEmbeddings(snapshot, (s) => new Router(s, deps.clients, deps.baseUrlOf, { breakers: deps.stores.breakers, clock: deps.clock, metrics: deps.metrics, logger: deps.logger.child({ component: 'router', for: 'embeddings' }) }))
   const instantiate = (entries: readonly PolicyEntry[], scope: PolicyScope): Policy[] =>
     entries.map((entry) => {
       const [name, options] = Object.entries(entry)[0]!
       const factory = deps.registry.get(name)
       if (!factory) throw new Error(`unknown policy ${name}`) // load already refused this; kept as a guard
-      const policyDeps: PolicyDeps = { clock: deps.clock, logger: deps.logger.child({ policy: name }), stores: deps.stores, metrics: deps.metrics, telemetry: deps.telemetry, ledger: deps.ledger, scope }
+      const policyDeps: PolicyDeps = { clock: deps.clock, logger: deps.logger.child({ policy: name }), stores: deps.stores, metrics: deps.metrics, telemetry: deps.telemetry, ledger: deps.ledger, embed, scope }
       return factory.create(options, policyDeps)
     })
   const global = instantiate(snapshot.config.policies, { kind: 'global' })

@@ -1,0 +1,48 @@
+import { createHash } from 'node:crypto'
+
+/**
+ * Request fields that never change the answer: transport (`stream`, `stream_options`), attribution (`user`,
+ * `metadata`, `store`, `service_tier`). Everything else (messages, tools, tool_choice, sampling params,
+ * response_format, seed, max tokens…) is part of the key, so a different request never shares an answer.
+ */
+const NOT_ANSWER_FIELDS = new Set(['stream', 'stream_options', 'user', 'metadata', 'store', 'service_tier', 'prompt_cache_key', 'safety_identifier'])
+
+/** Canonical JSON: object keys sorted, so `{a,b}` and `{b,a}` hash alike. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null'
+  if (Array.isArray(v)) return '[' + v.map(canonicalJson).join(',') + ']'
+  const o = v as Record<string, unknown>
+  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort()
+  return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(o[k])).join(',') + '}'
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
+}
+
+/** The body without the fields that do not change the answer, and with `omit` left out too. */
+export function answerFields(body: Record<string, unknown>, omit: readonly string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(body)) if (!NOT_ANSWER_FIELDS.has(k) && !omit.includes(k)) out[k] = v
+  return out
+}
+
+/** Exact-cache key: the policy's partition (varyBy values) + the public model + the normalized request. */
+export function exactKey(partition: string, model: string, operation: string, body: Record<string, unknown>): string {
+  return sha256(canonicalJson({ p: partition, m: model, o: operation, b: answerFields(body, ['model']) }))
+}
+
+/** Text of a message's content: a string, or the text parts of an array; null if it holds anything else (images, audio). */
+export function contentText(content: unknown): string | null {
+  if (typeof content === 'string') return content
+  if (content === null || content === undefined) return ''
+  if (!Array.isArray(content)) return null
+  let s = ''
+  for (const part of content) {
+    if (!part || typeof part !== 'object') return null
+    const p = part as { type?: unknown; text?: unknown }
+    if ((p.type === 'text' || p.type === 'input_text') && typeof p.text === 'string') s += (s ? '\n' : '') + p.text
+    else return null
+  }
+  return s
+}
