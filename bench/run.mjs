@@ -6,7 +6,7 @@
 // every round runs every target in turn, figures are medians over rounds. CPU µs/req is the proxy's
 // utime+stime from /proc/PID/stat over a run divided by the requests completed in it.
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,16 +15,17 @@ import { cpuMicros, loadAverage, memory } from './lib/proc.mjs'
 import { openLoop } from './lib/open-loop.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
 import { median } from './lib/stats.mjs'
-import { ensurePortkey, startFakeUpstream, startPipeProxy, startPortkey, startSluice } from './lib/targets.mjs'
+import { connectInspector } from './lib/inspector.mjs'
+import { ensurePortkey, freePort, startFakeUpstream, startPipeProxy, startPortkey, startSluice } from './lib/targets.mjs'
 import { formatSummary, summarize } from './profile-summary.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = resolve(HERE, '..')
 
 const HELP = `Usage: npm run bench -- [options]
-  --quick               short smoke run: --duration 3 --warmup 1 --rounds 1 --rates 200,1000
+  --quick               short smoke run: --duration 3 --warmup 2 --rounds 1 --rates 200,1000
   --duration S          seconds per measured run (default 10)
-  --warmup S            seconds of unmeasured saturation before each target's saturation runs (default 2)
+  --warmup S            seconds of unmeasured saturation before each target's runs, for the JIT (default 5; quick 2)
   --rounds N            rounds, targets alternating within each; figures are medians (default 3)
   --connections N       closed-loop connections at saturation (default 50)
   --rates LIST          open-loop fixed rates in req/s (default 200,500,1000)
@@ -36,8 +37,8 @@ const HELP = `Usage: npm run bench -- [options]
   --no-pipe             leave out the bare node:http pipe proxy
   --scenarios LIST      any of sat,stream,rate,ttfb (default all)
   --loadgen wrk|autocannon  saturation tool (default wrk when installed, else autocannon)
-  --profile             afterwards, profile each gateway variant under saturation (node --cpu-prof),
-                        non-streaming and streaming, and print where its CPU time goes
+  --profile             afterwards, CPU-profile each gateway variant over a saturation run (through its
+                        inspector, start-up excluded), non-streaming and streaming: where the time goes
   --profile-only        only the profile pass (implies --profile)
   --proxy-cpu N / --loadgen-cpu N   CPUs to pin to (default 1 / 0); --no-pin to pin nothing
   --out FILE            also write every figure as JSON
@@ -74,7 +75,7 @@ if (opt.help) {
 
 const cfg = {
   duration: Number(opt.duration ?? (opt.quick ? 3 : 10)),
-  warmup: Number(opt.warmup ?? (opt.quick ? 1 : 2)),
+  warmup: Number(opt.warmup ?? (opt.quick ? 2 : 5)),
   rounds: Number(opt.rounds ?? (opt.quick ? 1 : 3)),
   connections: Number(opt.connections),
   rates: (opt.rates ?? (opt.quick ? '200,1000' : '200,500,1000')).split(',').map(Number).filter((n) => n > 0),
@@ -234,33 +235,32 @@ async function measureTarget(t, round) {
   }
 }
 
-/** A fresh gateway under `node --cpu-prof`, saturated for one run per body kind; returns the summaries. */
+/**
+ * A fresh gateway started with its inspector open, warmed up, then CPU-profiled over one saturation run
+ * per body kind (the DevTools profiler, 1 ms sampling like `node --cpu-prof`, but only over the run).
+ */
 async function profileVariant(v) {
   const out = []
-  for (const [kind, body] of [['non-streaming', BODY], ['streaming', STREAM_BODY]]) {
-    const dir = mkdtempSync(join(tmp, 'prof-'))
-    const t = await startSluice({ ...common, name: `${v.name} (profiled)`, configFile: v.file, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', dir] })
-    running.push(t)
-    let r
-    try {
-      if (cfg.warmup > 0) await saturate({ tool: cfg.loadgen, url: t.url, headers: HEADERS, body, connections: cfg.connections, durationS: cfg.warmup, tmpDir: tmp })
-      r = await measured(t, () => saturate({ tool: cfg.loadgen, url: t.url, headers: HEADERS, body, connections: cfg.connections, durationS: cfg.duration, tmpDir: tmp }))
-    } finally {
-      await t.stop()
-      running.splice(running.indexOf(t), 1)
+  const inspectPort = await freePort()
+  const t = await startSluice({ ...common, name: `${v.name} (profiled)`, configFile: v.file, nodeArgs: [`--inspect=127.0.0.1:${inspectPort}`] })
+  running.push(t)
+  const inspector = await connectInspector(inspectPort)
+  try {
+    for (const [kind, body] of [['non-streaming', BODY], ['streaming', STREAM_BODY]]) {
+      const run = (durationS) => saturate({ tool: cfg.loadgen, url: t.url, headers: HEADERS, body, connections: cfg.connections, durationS, tmpDir: tmp })
+      await run(Math.max(1, cfg.warmup))
+      await inspector.startProfile()
+      const r = await measured(t, () => run(cfg.duration))
+      const profile = await inspector.stopProfile()
+      const file = join(tmp, `${v.name.replace(/[^A-Za-z0-9._-]/g, '_')}-${kind}.cpuprofile`)
+      writeFileSync(file, JSON.stringify(profile))
+      log(`profile of ${v.name} (${kind}) at ${r.rps.toFixed(0)} req/s, ${r.cpuUsPerReq.toFixed(0)} µs CPU/req with the profiler on: ${file}`)
+      out.push({ variant: v.name, kind, file, rps: r.rps, cpuUsPerReq: r.cpuUsPerReq, text: formatSummary(summarize(profile), { top: 30, requests: r.requests }) })
     }
-    // One profile per thread; the main thread's is the big one (tsx's loader thread idles after startup).
-    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(dir, f))
-    if (files.length === 0) {
-      log(`no profile written for ${v.name} (${kind}); see ${t.logFile}`)
-      continue
-    }
-    const file = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]
-    const summary = summarize(JSON.parse(readFileSync(file, 'utf8')))
-    // Warm-up requests are in the profile too: spread the busy time over every request the process served.
-    const requests = r.requests + Math.round((r.rps || 0) * cfg.warmup)
-    log(`profile of ${v.name} (${kind}) at ${r.rps.toFixed(0)} req/s, ${r.cpuUsPerReq.toFixed(0)} µs CPU/req with the profiler on: ${file}`)
-    out.push({ variant: v.name, kind, file, rps: r.rps, cpuUsPerReq: r.cpuUsPerReq, text: formatSummary(summary, { top: 30, requests }) })
+  } finally {
+    inspector.close()
+    await t.stop()
+    running.splice(running.indexOf(t), 1)
   }
   return out
 }
