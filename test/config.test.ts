@@ -130,3 +130,11 @@ test('sluice check prints every problem and exits 1; a good file exits 0', () =>
   assert.equal(ok.status, 0, ok.stderr)
   assert.match(ok.stdout, /ok/)
 })
+
+test('the shipped example configuration is valid', () => {
+  const r = spawnSync(process.execPath, ['bin/sluice.js', 'check', '--config', 'examples/sluice.example.yaml'], {
+    encoding: 'utf8',
+    env: { ...process.env, SLUICE_ADMIN_TOKEN: 't', AOAI_EAST_KEY: 'k', AOAI_WEST_KEY: 'k', OPENAI_API_KEY: 'k', TEAM_A_KEY: '123456789012' },
+  })
+  assert.equal(r.status, 0, r.stderr)
+})

@@ -25,6 +25,9 @@ export const byteSize = z.union([z.number().int().positive(), z.string()]).trans
   return Math.round(Number(m[1]) * unit)
 })
 
+/** A string that may come from `${ENV}`: an all-digit secret parses as a YAML number and is taken back as text. */
+export const text = () => z.preprocess((v) => (typeof v === 'number' || typeof v === 'boolean' ? String(v) : v), z.string())
+
 const id = z.string().min(1).regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'ids use letters, digits, ".", "_", ":" and "-"')
 
 /** A policy entry: one key naming the policy, its options as the value. Options are validated by the policy's own schema. */
@@ -45,7 +48,7 @@ const circuitBreaker = z.strictObject({
 export type CircuitBreakerConfig = z.infer<typeof circuitBreaker>
 
 const auth = z.strictObject({
-  apiKey: z.string().min(1).optional(),
+  apiKey: text().pipe(z.string().min(1)).optional(),
   managedIdentity: z.record(z.string(), z.unknown()).optional(),
   awsSigV4: z.record(z.string(), z.unknown()).optional(),
 })
@@ -61,8 +64,8 @@ const backend = z.strictObject({
   auth: auth.optional(),
   /** public model name -> deployment/model name at this backend */
   models: z.record(z.string(), z.string()).optional(),
-  apiVersion: z.string().default('2024-10-21'),
-  headers: z.record(z.string(), z.string()).optional(),
+  apiVersion: text().default('2024-10-21'),
+  headers: z.record(z.string(), text()).optional(),
   /** Time to the response headers (first byte). */
   timeout: duration.default(60_000),
   connectTimeout: duration.default(5_000),
@@ -116,14 +119,14 @@ export type ProductConfig = z.infer<typeof product>
 
 const consumerKey = z.union([
   z.strictObject({ sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 is 64 hex characters') }),
-  z.strictObject({ value: z.string().min(8, 'a key value has at least 8 characters') }),
+  z.strictObject({ value: text().pipe(z.string().min(8, 'a key value has at least 8 characters')) }),
 ])
 
 const consumer = z.strictObject({
   id,
   product: z.string().optional(),
   keys: z.array(consumerKey).default([]),
-  metadata: z.record(z.string(), z.string()).default({}),
+  metadata: z.record(z.string(), text()).default({}),
 })
 export type ConsumerConfig = z.infer<typeof consumer>
 
@@ -168,7 +171,7 @@ export const configSchema = z.strictObject({
   admin: z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(8081),
-    token: z.string().optional(),
+    token: text().optional(),
     enabled: z.boolean().default(true),
   }).default({ host: '127.0.0.1', port: 8081, enabled: true }),
   logging: z.strictObject({
