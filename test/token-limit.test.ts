@@ -195,3 +195,30 @@ describe('token-limit configuration', () => {
     assert.equal(load('rate-limit: { per: 1m }').ok, false)
   })
 })
+
+describe('token-limit at global and product scope at once', () => {
+  const clock = new ManualClock()
+  let g: TestGateway
+  before(async () => {
+    const yaml = BASIC_YAML.replace('  - id: standard\n    models: [gpt-4o-mini, text-embedding-3-small]\n',
+      `  - id: standard\n    models: [gpt-4o-mini, text-embedding-3-small]\n    policies:\n      - token-limit: { counterKey: '"model:" + request.model', tokensPerMinute: 500 }\n`)
+      + '\npolicies:\n  - token-limit: { counterKey: consumer.id, tokensPerMinute: 100000 }\n'
+    g = await startTestGateway(yaml, { clock })
+  })
+  after(() => g.close())
+
+  it('applies the per-consumer and the per-model counter, and shows the tighter one', async () => {
+    const a = await chat(g.url, { max_tokens: 100 })
+    assert.equal(a.status, 200)
+    assert.equal(a.headers.get('x-ratelimit-limit-tokens'), '500')
+    assert.equal(a.headers.get('x-ratelimit-remaining-tokens'), String(500 - PROMPT - 100))
+    await eventually(() => usedTokens(g.adminUrl, 'model:gpt-4o-mini'), () => true)
+    const byModel = await adminLimits(g.adminUrl, 'model:gpt-4o-mini')
+    // Counters are shared by key value (as in APIM): both policies would read tokens:model:gpt-4o-mini.
+    assert.deepEqual(byModel.limits.map((l) => [l.scope, l.counter, l.windows[0]!.used]), [['global', 'tokens:model:gpt-4o-mini', PROMPT + 100], ['product:standard', 'tokens:model:gpt-4o-mini', PROMPT + 100]])
+    assert.equal(await usedTokens(g.adminUrl, 'team-a'), PROMPT + 100)
+    const refused = await chat(g.url, { max_tokens: 450 })
+    assert.equal(refused.status, 429)
+    assert.equal(await usedTokens(g.adminUrl, 'team-a'), PROMPT + 100, 'the global reservation was released')
+  })
+})
