@@ -1,9 +1,11 @@
 import { registryOf, type PolicyRegistry } from './types.ts'
 import { logMessages } from './log-messages/index.ts'
+import { exactCachePolicy } from './cache/index.ts'
+import { semanticCachePolicy } from './semantic-cache/index.ts'
 import { rateLimitPolicy } from './rate-limit/index.ts'
 import { tokenLimitPolicy } from './token-limit/index.ts'
 
 /** Every policy this build ships, by its contract name. */
 export function builtinPolicies(): PolicyRegistry {
-  return registryOf([tokenLimitPolicy, rateLimitPolicy, logMessages])
+  return registryOf([tokenLimitPolicy, rateLimitPolicy, logMessages, exactCachePolicy, semanticCachePolicy])
 }
