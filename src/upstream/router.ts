@@ -145,8 +145,10 @@ export class Router {
         for (const t of timers) clearTimeout(t)
         ctx.signal.removeEventListener('abort', onClientGone)
         for (const r of running) {
+          // Charged now, not when its cancellation lands, so `complete` hooks see every attempt's cost.
           r.cancelled = true
           r.controller.abort()
+          this.chargeLoser(ctx, r.record, '')
         }
         settle()
       }
@@ -202,7 +204,7 @@ export class Router {
             if (done) {
               // Lost the race after producing content: stop it, and account for what it produced.
               if (result.kind === 'stream') result.abort()
-              this.chargeLoser(ctx, r.record, text)
+              if (text) this.chargeLoser(ctx, r.record, text)
               return
             }
             r.record.outcome = 'answered'
@@ -213,11 +215,7 @@ export class Router {
           },
           async (err: unknown) => {
             running.delete(r)
-            if (r.cancelled) {
-              this.chargeLoser(ctx, r.record, '')
-              return
-            }
-            if (done) return
+            if (r.cancelled || done) return
             if (err instanceof UpstreamFailure) {
               r.record.outcome = 'failed'
               r.record.status = err.upstreamStatus
