@@ -18,7 +18,7 @@ import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 
 /** Default score threshold (cosine distance): measured on test/fixtures/semantic-pairs.json, see BENCHMARKS.md. */
-export const DEFAULT_SCORE_THRESHOLD = 0.1
+export const DEFAULT_SCORE_THRESHOLD = 0.2
 
 const embeddings = z.union([
   z.strictObject({
