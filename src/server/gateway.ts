@@ -66,7 +66,9 @@ const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const registry = opts.registry ?? builtinPolicies()
   const clock = opts.clock ?? systemClock
-  const logger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined })
+  // Logs are written asynchronously in 4 KiB batches so a log line never blocks the request path; close() flushes.
+  const logger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined }, pino.destination({ dest: 1, sync: false, minLength: 4096 }))
+  const logFlusher = setInterval(() => logger.flush(), 1000).unref()
   const telemetry = createTelemetry(opts.config, () => clock.now(), (id) => current.snapshot.backends.get(id), (b) => baseUrlOf(b))
   // The real metrics always; a sink the caller brings (tests) hears every event as well.
   const metrics: MetricsSink = opts.metrics ? teeSink(telemetry, opts.metrics) : telemetry
@@ -213,6 +215,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await ledger?.close()
       await stores.close()
       await keyStore?.close()
+      clearInterval(logFlusher)
+      await new Promise<void>((resolve) => logger.flush(() => resolve()))
     },
   }
 }
