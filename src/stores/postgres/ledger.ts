@@ -73,6 +73,10 @@ export class PostgresLedgerStore implements LedgerStore {
 
   private async migrate(): Promise<void> {
     const client = await this.pool.connect()
+    // A checked-out client has no pool listener: without ours, a connection cut mid-migration would crash the process.
+    const onError = () => {}
+    client.on('error', onError)
+    let failed: Error | undefined
     try {
       await client.query('BEGIN')
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`${this.p}ledger_migrations`])
@@ -85,10 +89,12 @@ export class PostgresLedgerStore implements LedgerStore {
       }
       await client.query('COMMIT')
     } catch (err) {
+      failed = err as Error
       await client.query('ROLLBACK').catch(() => {})
       throw err
     } finally {
-      client.release()
+      client.off('error', onError)
+      client.release(failed) // a failed client is discarded, not returned to the pool
     }
   }
 
