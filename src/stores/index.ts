@@ -7,6 +7,7 @@ import { closeRedis, createRedisClient, pingRedis, waitReady } from './redis/con
 import { RedisCounterStore } from './redis/counter.ts'
 import type { Stores } from './types.ts'
 import { MemoryBreakerStore } from './memory/breaker.ts'
+import { RedisBreakerStore } from './redis/breaker.ts'
 
 /** How long start-up waits for a first Redis connection before serving anyway (per `store.onFailure`). */
 const REDIS_STARTUP_WAIT_MS = 2_000
@@ -22,7 +23,7 @@ export async function createStores(config: StoreConfig, opts: { logger?: Logger;
     const counters = new FallbackCounterStore(new RedisCounterStore(redis, config.keyPrefix), config.onFailure, logger.child({ store: 'redis' }), opts.metrics ?? noopMetrics)
     return {
       type: 'redis',
-      breakers: new MemoryBreakerStore(),
+      breakers: new RedisBreakerStore(redis, config.keyPrefix),
       counters,
       redis,
       ping: () => pingRedis(redis),
