@@ -40,7 +40,8 @@ export type PolicyEntry = z.infer<typeof policyEntry>
 const circuitBreaker = z.strictObject({
   failures: z.number().int().positive().default(3),
   window: duration.default(10_000),
-  statusCodes: z.array(z.union([z.string(), z.number()])).default(['429', '500-599']),
+  /** Upstream statuses that count as failures: single codes (`429`, "503") or inclusive ranges ("500-599"). */
+  statusCodes: z.array(z.union([z.number().int().min(100).max(599), z.string().regex(/^\s*[1-5]\d\d\s*(-\s*[1-5]\d\d\s*)?$/, 'a status code ("429") or a range ("500-599")')])).default(['429', '500-599']),
   errorKinds: z.array(z.enum(['connect', 'reset', 'timeout'])).default(['connect', 'reset', 'timeout']),
   tripDuration: duration.default(30_000),
   acceptRetryAfter: z.boolean().default(true),
