@@ -72,7 +72,9 @@ export async function openLoop(o) {
     tick()
   })
   const scheduleEnd = performance.now()
-  const stuck = await Promise.race([allDone.then(() => false), new Promise((r) => setTimeout(() => r(true), timeoutMs + 1000))])
+  let timer
+  const stuck = await Promise.race([allDone.then(() => false), new Promise((r) => { timer = setTimeout(() => r(true), timeoutMs + 1000) })])
+  clearTimeout(timer)
   await pool.destroy().catch(() => {})
   const ok = [...total].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
   const ttfb = [...first].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
