@@ -78,16 +78,17 @@ describe('usage ledger end to end', () => {
       body: JSON.stringify({ model, messages: [{ role: 'user', content: opts.text }], stream: opts.stream ?? false, ...(opts.includeUsage ? { stream_options: { include_usage: true } } : {}) }),
     })
     assert.equal(res.status, 200)
-    let usage: { prompt_tokens: number; completion_tokens: number } | null = null
+    type WireUsage = { prompt_tokens: number; completion_tokens: number }
+    let usage: WireUsage | null = null
     if (opts.stream) {
       const text = await res.text()
       for (const line of text.split('\n')) {
         if (!line.startsWith('data: {')) continue
-        const j = JSON.parse(line.slice(6)) as { usage?: typeof usage }
+        const j = JSON.parse(line.slice(6)) as { usage?: WireUsage | null }
         if (j.usage) usage = j.usage
       }
     } else {
-      usage = ((await res.json()) as { usage: typeof usage }).usage
+      usage = ((await res.json()) as { usage: WireUsage }).usage
     }
     return { id, usage, backend: res.headers.get('x-sluice-backend') }
   }
