@@ -36,7 +36,7 @@ async function startFleet(count: number, store: string): Promise<string[]> {
 listen: { host: 127.0.0.1, port: ${port} }
 admin: { enabled: false }
 ledger: { type: none }
-logging: { level: error }
+logging: { level: warn }
 store: ${store}
 backends:
   - { id: mock-a, type: mock, completionTokens: 16, latency: 5ms }
@@ -85,11 +85,12 @@ function checkStorm(r: Awaited<ReturnType<typeof storm>>): void {
 
 describe('token limits across processes', () => {
   it('three gateway processes sharing Redis never admit more than the limit', { skip: !redisUp, timeout: 60_000 }, async () => {
-    const urls = await startFleet(3, `{ type: redis, url: "redis://127.0.0.1:6379", keyPrefix: "${prefix}" }`)
+    const urls = await startFleet(3, `{ type: redis, url: "redis://127.0.0.1:6379", keyPrefix: "${prefix}", commandTimeout: 10s }`)
     const r = await storm(urls, 150)
+    // A fallback to per-process counters (Redis too slow for commandTimeout) would void the test: say so.
+    const fellBack = running.filter((p) => p.output().includes('counter store is unreachable'))
+    assert.equal(fellBack.length, 0, `Redis did not answer in time:\n${fellBack.map((p) => p.output()).join('\n')}`)
     checkStorm(r)
-    // Without sharing, three processes would admit up to three times the limit.
-    assert.ok(r.admitted > TPM / 2, `admitted ${r.admitted}`)
   })
 
   it('one process with the memory store never admits more than the limit', { timeout: 60_000 }, async () => {

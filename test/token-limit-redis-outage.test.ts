@@ -42,7 +42,7 @@ describe('token limits while Redis is unreachable (store.onFailure)', { skip: !r
     const metrics: MetricsSink = { ...noopMetrics, storeFailure: (s, a) => { events.push(`${s}:${a}`) } }
     const start = async (mode: 'open' | 'closed', consumerKey: string) => {
       const g = await startTestGateway(`${BASIC_YAML}
-store: { type: redis, url: "redis://127.0.0.1:${port}", keyPrefix: "${prefix}", commandTimeout: 300ms, onFailure: ${mode} }
+store: { type: redis, url: "redis://127.0.0.1:${port}", keyPrefix: "${prefix}", commandTimeout: 2s, onFailure: ${mode} }
 policies:
   - token-limit: { counterKey: '"${consumerKey}"', tokensPerMinute: 1000000 }
 `, { metrics })
