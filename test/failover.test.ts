@@ -200,6 +200,30 @@ ${CONSUMERS}`)
       }
     })
 
+    it('a stream that goes silent before its first content fails over, or answers 504 when nothing is left', async () => {
+      const t = await startTestGateway(`
+backends:
+  - { id: idle, type: mock, idleTimeout: 200ms, ttft: 20s }
+  - { id: b, type: mock }
+pools:
+  - { id: gpt-4o, strategy: priority, members: [ { backend: idle, priority: 1 }, { backend: b, priority: 2 } ] }
+models:
+  - { name: gpt-4o, target: gpt-4o }
+  - { name: gpt-4o-mini, target: idle }
+${CONSUMERS}`)
+      try {
+        const r = await post(t.url, { stream: true })
+        assert.equal(r.status, 200)
+        assert.equal(r.backend, 'b')
+        assert.equal(r.attempts, 2)
+        const alone = await post(t.url, { stream: true, model: 'gpt-4o-mini' })
+        assert.equal(alone.status, 504)
+        assert.equal(JSON.parse(alone.text).error.code, 'gateway_timeout')
+      } finally {
+        await t.close()
+      }
+    })
+
     it('an error event before any content fails over too', async () => {
       const a = await startSwitchable()
       a.behave = (req, res) => {

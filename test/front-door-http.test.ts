@@ -24,7 +24,7 @@ backends:
   - id: idle
     type: mock
     idleTimeout: 300ms
-    ttft: 2s
+    tokensPerSecond: 1
 models:
   - { name: fast, target: fast }
   - { name: slow, target: slow }
@@ -89,7 +89,8 @@ test('upstream refused → 502 bad_gateway without leaking the provider key', as
 
 test('upstream timeouts → 504 gateway_timeout (first byte, and idle stream)', async () => {
   assertError(await post('/v1/chat/completions', chat('hanging')), 504, 'gateway_timeout')
-  // Idle timeout on a stream whose first content never comes: headers are sent, so the stream ends with an error event.
+  // Idle timeout on a stream after its first content: headers are sent, so the stream ends with an error event.
+  // (Before the first content nothing is sent yet: the router fails over, or answers 504; see test/failover.test.ts.)
   const r = await post('/v1/chat/completions', chat('idle', { stream: true }))
   assert.equal(r.status, 200)
   assert.match(r.text, /"code":"gateway_timeout"/)
