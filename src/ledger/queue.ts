@@ -53,7 +53,8 @@ export interface QueueHooks<T> {
   readonly onRecover?: (failedAttempts: number) => void
 }
 
-interface Waiter { resolve: (drained: boolean) => void; timer: NodeJS.Timeout | null }
+/** A flush() caller, waiting until every record accepted before its call has landed. */
+interface Waiter { resolve: (drained: boolean) => void; timer: NodeJS.Timeout | null; target: number }
 
 export class BatchQueue<T> {
   private buf: T[] = []
@@ -69,6 +70,9 @@ export class BatchQueue<T> {
   private timer: NodeJS.Timeout | null = null
   private sleep: { timer: NodeJS.Timeout; wake: () => void } | null = null
   private waiters: Waiter[] = []
+  /** Records accepted so far, and records settled (written, or given up on at close) so far: FIFO, so a flush waits for `settled >= accepted at its call`. */
+  private accepted = 0
+  private settled = 0
   private written = 0
   private dropped = 0
   private failures = 0
@@ -90,6 +94,7 @@ export class BatchQueue<T> {
     }
     this.buf.push(item)
     this.sizes.push(size)
+    this.accepted++
     this.bytes += size
     if (this.writing) return true
     if (this.buf.length - this.head >= this.opts.batchSize || this.pendingBytes() >= this.opts.batchBytes) {
@@ -114,12 +119,13 @@ export class BatchQueue<T> {
 
   /**
    * Writes everything queued now, retrying failures (waking a writer that is backing off). Resolves true once
-   * the queue is empty, false if `timeoutMs` passed first (records stay queued and keep being retried).
+   * every record accepted before the call has landed (records arriving meanwhile do not hold it up), false if
+   * `timeoutMs` passed first (records stay queued and keep being retried).
    */
   flush(timeoutMs = Infinity): Promise<boolean> {
-    if (this.isEmpty()) return Promise.resolve(true)
+    if (this.isEmpty() || this.settled >= this.accepted) return Promise.resolve(true)
     return new Promise<boolean>((resolve) => {
-      const w: Waiter = { resolve, timer: null }
+      const w: Waiter = { resolve, timer: null, target: this.accepted }
       if (Number.isFinite(timeoutMs)) {
         w.timer = setTimeout(() => {
           this.waiters = this.waiters.filter((x) => x !== w)
@@ -151,6 +157,8 @@ export class BatchQueue<T> {
     this.inflight = 0
     this.bytes = 0
     this.sleep?.wake()
+    for (const w of this.waiters) { if (w.timer) clearTimeout(w.timer); w.resolve(false) }
+    this.waiters = []
     return lost
   }
 
@@ -200,6 +208,7 @@ export class BatchQueue<T> {
           this.consecutiveFailures = 0
           this.written += batch.length
           this.bytes -= bytes
+          this.settle(batch.length)
         }
         this.inflight = 0
         this.compact()
@@ -216,6 +225,16 @@ export class BatchQueue<T> {
         this.startWriter()
       }
     }
+  }
+
+  private settle(n: number): void {
+    this.settled += n
+    if (!this.waiters.length) return
+    const still: Waiter[] = []
+    for (const w of this.waiters) {
+      if (w.target <= this.settled) { if (w.timer) clearTimeout(w.timer); w.resolve(true) } else still.push(w)
+    }
+    this.waiters = still
   }
 
   private takeBatch(): { batch: T[]; bytes: number } {
