@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { cacheHitOf } from '../../cache/hit.ts'
 import type { RequestContext } from '../../core/context.ts'
 import { GatewayError, GW_ERR } from '../../core/errors.ts'
 import type { JsonResult, Outcome, Policy } from '../../core/pipeline.ts'
@@ -146,7 +147,12 @@ class TokenLimit implements Policy, LimitInspector {
     if (!held) return
     held.settled = true
     let actual = 0
-    if (outcome.servedBy === null) {
+    // A cache hit cost no backend tokens; it is charged only when the cache policy says `countHits: true`.
+    const hit = cacheHitOf(ctx)
+    if (hit !== null) {
+      const u = hit.countHits ? hit.usage : null
+      if (u) actual = u.totalTokens || u.promptTokens + u.completionTokens
+    } else if (outcome.servedBy === null) {
       const u = outcome.usage
       if (u) actual = u.totalTokens || u.promptTokens + u.completionTokens
       // Cut before any usage was known, after the backend had the prompt: it read the prompt at least.
