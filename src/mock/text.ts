@@ -6,7 +6,7 @@
  * (" word", "." or ","), so `encode(generatedText).length === number of pieces emitted`
  * for every start offset and length. Output is never re-tokenized.
  */
-import { countTokens } from 'gpt-tokenizer';
+import { countO200k } from '../tokens/count.ts';
 
 const PARAGRAPH =
   'The river moves slowly through the green valley, and the morning light falls on the quiet water. ' +
@@ -31,12 +31,10 @@ export const SENTENCE_STARTS: readonly number[] = PIECES.flatMap((p, i) =>
 const STARTS_TEXT: readonly string[] = SENTENCE_STARTS.map((i) => PIECES[i]!.trimStart());
 const STARTS_JSON: readonly string[] = STARTS_TEXT.map((s) => JSON.stringify(s));
 
-const NO_SPECIAL = { disallowedSpecial: new Set<string>() };
-
 /** Token count of plain text with the o200k_base tokenizer (special-token strings count as text, never throw). */
 export function countTextTokens(text: string): number {
   if (!text) return 0;
-  return countTokens(text, NO_SPECIAL);
+  return countO200k(text);
 }
 
 // Sanity check at load: every piece must be exactly one token.

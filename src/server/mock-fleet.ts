@@ -1,5 +1,5 @@
 import type { BackendConfig } from '../config/schema.ts'
-import { startMockServer, type MockOptions, type MockServer } from '../mock/llm.ts'
+import type { MockOptions, MockServer } from '../mock/llm.ts'
 
 /**
  * The in-process mock backends: each `type: mock` backend without a url gets its own simulated LLM on an
@@ -22,6 +22,8 @@ export class MockFleet {
     }
     for (const [id, opts] of wanted) {
       if (this.servers.has(id)) continue
+      // Loaded on demand: a gateway with no mock backend never pays for the simulator (or its tokenizer).
+      const { startMockServer } = await import('../mock/llm.ts')
       const server = await startMockServer({ ...opts, port: 0, host: '127.0.0.1' })
       this.servers.set(id, { key: JSON.stringify(opts), server })
     }

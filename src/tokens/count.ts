@@ -1,8 +1,23 @@
-import { countTokens as countO200k } from 'gpt-tokenizer/encoding/o200k_base'
-import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base'
+import { createRequire } from 'node:module'
 import type { Operation } from '../core/context.ts'
 
 type Counter = (text: string) => number
+
+// Each encoding's tables cost tens of MiB (o200k_base ~65, cl100k_base ~40): load one only when a request
+// first needs it, so a gateway that never counts tokens (no limits, backends that report usage) never pays.
+const require = createRequire(import.meta.url)
+let o200k: Counter | null = null
+let cl100k: Counter | null = null
+type RawCount = (text: string, opts: { disallowedSpecial: Set<string> }) => number
+// Text like `<|endoftext|>` in a prompt is counted as plain text, never an error.
+const NO_SPECIAL = { disallowedSpecial: new Set<string>() }
+const load = (name: string): Counter => {
+  const raw = (require(`gpt-tokenizer/cjs/encoding/${name}`) as { countTokens: RawCount }).countTokens
+  return (text) => raw(text, NO_SPECIAL)
+}
+/** o200k_base token count (gpt-4o, gpt-4.1, gpt-5, o-series). */
+export const countO200k: Counter = (text) => (o200k ??= load('o200k_base'))(text)
+const countCl100k: Counter = (text) => (cl100k ??= load('cl100k_base'))(text)
 
 /**
  * Picks the tokenizer for a model. OpenAI's current models (gpt-4o, gpt-4.1, gpt-5, o-series) use
