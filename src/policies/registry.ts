@@ -1,4 +1,5 @@
 import { registryOf, type PolicyRegistry } from './types.ts'
+import { emitTokenMetricPolicy } from './emit-token-metric/index.ts'
 import { logMessages } from './log-messages/index.ts'
 import { exactCachePolicy } from './cache/index.ts'
 import { semanticCachePolicy } from './semantic-cache/index.ts'
@@ -7,5 +8,5 @@ import { tokenLimitPolicy } from './token-limit/index.ts'
 
 /** Every policy this build ships, by its contract name. */
 export function builtinPolicies(): PolicyRegistry {
-  return registryOf([tokenLimitPolicy, rateLimitPolicy, logMessages, exactCachePolicy, semanticCachePolicy])
+  return registryOf([tokenLimitPolicy, rateLimitPolicy, emitTokenMetricPolicy, logMessages, exactCachePolicy, semanticCachePolicy])
 }
