@@ -200,6 +200,9 @@ export class Router {
         }
         this.attempt(ctx, choice, r.controller.signal).then(
           async ({ result, text }) => {
+            // Still counted as running while the trial's success is written, so the race cannot end meanwhile.
+            if (choice.trial && !done) await this.breakers.succeeded(choice.backend.id)
+            else if (choice.trial) void this.breakers.succeeded(choice.backend.id)
             running.delete(r)
             if (done) {
               // Lost the race after producing content: stop it, and account for what it produced.
@@ -209,7 +212,6 @@ export class Router {
             }
             r.record.outcome = 'answered'
             r.record.status = result.status
-            if (choice.trial) await this.breakers.succeeded(choice.backend.id)
             ctx.backendId = choice.backend.id
             finish(() => resolve(result))
           },
@@ -220,7 +222,9 @@ export class Router {
               r.record.outcome = 'failed'
               r.record.status = err.upstreamStatus
               r.record.error = err.code
+              pending++ // the failure is being recorded: the race is not idle yet
               plan.note(choice.backend.id, await this.breakers.failed(choice.backend.id, err))
+              pending--
               last = err
               if (err.retriable && !done) {
                 this.logger.debug({ reqId: ctx.id, backend: choice.backend.id, error: err.code, status: err.upstreamStatus }, 'upstream attempt failed; failing over')
