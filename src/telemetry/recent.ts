@@ -65,8 +65,10 @@ export class RecentActivity {
     b.completionTokens += f.completionTokens
     b.latencySumMs += f.durationSeconds * 1000
     const tokens = f.promptTokens + f.completionTokens
-    this.add(b.byConsumer, f.consumer, tokens)
-    this.add(b.byModel, f.model, tokens)
+    if (tokens > 0) {
+      this.add(b.byConsumer, f.consumer, tokens)
+      this.add(b.byModel, f.model, tokens)
+    }
   }
 
   cacheLookup(result: 'hit' | 'miss' | 'bypass'): void {
