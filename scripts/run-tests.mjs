@@ -17,6 +17,6 @@ function find(dir) {
 
 const only = process.argv.slice(2)
 const files = only.length ? only : find('test')
-const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files]
+const args = ['--import', 'tsx', '--test', '--test-concurrency=1', ...files]
 const res = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, SLUICE_TEST: '1' } })
 process.exit(res.status ?? 1)

@@ -59,11 +59,9 @@ export interface SendOptions {
 
 /** One attempt against one backend. Network failures become UpstreamFailure; HTTP errors come back as results. */
 export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<UpstreamResult> {
-  const { backend, target } = opts
-  const controller = new AbortController()
-  const onAbort = () => controller.abort()
-  if (opts.signal.aborted) controller.abort()
-  else opts.signal.addEventListener('abort', onAbort, { once: true })
+  const { backend, target, signal } = opts
+  // The caller's signal is per attempt already (the router gives each try its own): undici listens to it
+  // directly, so no second controller or listener is made per request.
   let res
   try {
     res = await pool.request({
@@ -71,13 +69,12 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
       path: target.path,
       headers: { ...target.headers, 'content-type': 'application/json', accept: opts.stream ? 'text/event-stream' : 'application/json' },
       body: opts.body,
-      signal: controller.signal,
+      signal,
       headersTimeout: backend.timeout,
       bodyTimeout: backend.idleTimeout,
     })
   } catch (err) {
-    opts.signal.removeEventListener('abort', onAbort)
-    throw controller.signal.aborted ? abortError() : failureFromError(err, backend.id)
+    throw signal.aborted ? abortError() : failureFromError(err, backend.id)
   }
   const headers: Record<string, string> = {}
   for (const name of FORWARDED_HEADERS) {
@@ -87,12 +84,10 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
   const contentType = String(res.headers['content-type'] ?? '')
   if (opts.stream && res.statusCode === 200 && contentType.includes('text/event-stream')) {
     const body = res.body
-    let done = false
+    let ended = false
     const abort = () => {
-      if (done) return
-      done = true
-      opts.signal.removeEventListener('abort', onAbort)
-      controller.abort()
+      if (ended) return
+      ended = true
       body.destroy()
     }
     async function* frames(): AsyncGenerator<SseFrame> {
@@ -104,11 +99,10 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
         }
         for (const f of parser.end()) yield f
       } catch (err) {
-        if (controller.signal.aborted) throw abortError()
+        if (signal.aborted || ended) throw abortError()
         throw failureFromError(err, backend.id)
       } finally {
-        done = true
-        opts.signal.removeEventListener('abort', onAbort)
+        ended = true
       }
     }
     const result: StreamResult = { kind: 'stream', status: 200, headers, frames: frames(), abort }
@@ -118,9 +112,7 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
   try {
     text = await res.body.text()
   } catch (err) {
-    throw controller.signal.aborted ? abortError() : failureFromError(err, backend.id)
-  } finally {
-    opts.signal.removeEventListener('abort', onAbort)
+    throw signal.aborted ? abortError() : failureFromError(err, backend.id)
   }
   let body: Record<string, unknown>
   try {
