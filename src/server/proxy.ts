@@ -145,8 +145,13 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     'x-request-id': ctx.id,
   })
   res.flushHeaders()
+  // Frames that arrive together leave together: corked writes are flushed as one writev on the next tick,
+  // instead of one syscall per frame, without holding any frame back longer than the current turn.
+  let corked = false
+  const uncork = () => { corked = false; res.uncork() }
   try {
     for await (const frame of result.frames) {
+      if (!corked && !res.destroyed) { corked = true; res.cork(); process.nextTick(uncork) }
       let json: Record<string, unknown> | null = null
       if (frame.data.charCodeAt(0) === 123 /* { */) {
         try { json = JSON.parse(frame.data) as Record<string, unknown> } catch { json = null }
