@@ -142,9 +142,9 @@ function renderBackends(summary, backends) {
   const stats = new Map(summary.totals.byBackend.map((r) => [r.key, r]))
   const list = backends?.backends ?? Object.keys(summary.circuit).map((id) => ({ id }))
   for (const b of list) {
-    // The breaker's own report wins over the config listing; both say "closed" when nothing happened.
+    // /admin/backends reads the breaker store (shared by every instance): it wins over this instance's last report.
     const reported = summary.circuit[b.id]
-    const st = reported !== undefined ? STATE_NAMES[reported] : typeof b.state === 'string' ? b.state : 'closed'
+    const st = typeof b.state === 'string' ? b.state : reported !== undefined ? STATE_NAMES[reported] : 'closed'
     const s = stats.get(b.id)
     const card = document.createElement('div')
     card.className = `backend ${st}`
@@ -156,7 +156,10 @@ function renderBackends(summary, backends) {
     name.append(dot, document.createTextNode(b.id))
     const line = document.createElement('div')
     line.className = 'state'
-    line.textContent = `${st}${b.type ? ' · ' + b.type : ''}`
+    const until = b.openUntil ? ` until ${new Date(b.openUntil).toLocaleTimeString()}` : ''
+    const trips = b.trips ? ` · ${b.trips} trip${b.trips === 1 ? '' : 's'}` : ''
+    line.textContent = `${st}${until}${b.type ? ' · ' + b.type : ''}${trips}`
+    if (b.lastFailure) line.title = `last failure ${b.lastFailure.at}: ${b.lastFailure.reason}`
     const traffic = document.createElement('div')
     traffic.className = 'state'
     traffic.textContent = s ? `${compact(s.requests)} req · ${s.requests ? percent(s.errors / s.requests) : '–'} errors · ${compact(s.totalTokens)} tok` : 'no traffic yet'

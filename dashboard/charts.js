@@ -31,7 +31,7 @@ export function compact(n) {
   if (a >= 1e9) return (n / 1e9).toFixed(1).replace(/\.0$/, '') + 'B'
   if (a >= 1e6) return (n / 1e6).toFixed(1).replace(/\.0$/, '') + 'M'
   if (a >= 1e4) return (n / 1e3).toFixed(1).replace(/\.0$/, '') + 'k'
-  return Number.isInteger(n) ? String(n) : n.toFixed(2)
+  return String(Number(n.toFixed(2)))
 }
 
 export function usd(n) {

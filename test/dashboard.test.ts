@@ -37,16 +37,19 @@ ledger: { type: sqlite, path: ${join(dir, 'ledger.db')} }
 backends:
   - { id: openai-east, type: mock }
   - { id: openai-west, type: mock }
+  - { id: flaky-backend, type: mock, failRate: 1, failStatus: 500, circuitBreaker: { failures: 1, tripDuration: 10m } }
 models:
   - { name: gpt-4o-mini, target: openai-east }
   - { name: gpt-4o, target: openai-west }
+  - { name: gpt-4o-flaky, target: flaky-backend, maxAttempts: 1 }
 products:
-  - { id: standard, models: [gpt-4o-mini, gpt-4o] }
+  - { id: standard, models: [gpt-4o-mini, gpt-4o, gpt-4o-flaky] }
 consumers:
   - { id: team-a, product: standard, keys: [ { value: ${KEY_A} } ] }
   - { id: team-b, product: standard, keys: [ { value: ${KEY_B} } ] }
 policies:
   - emit-token-metric: { dimensions: { user: 'request.headers["x-user-id"]' } }
+  - cache: { ttl: 1h }
 `)
     const plan: Array<[string, string, boolean, number]> = [
       [KEY_A, 'gpt-4o-mini', false, 12], [KEY_A, 'gpt-4o-mini', true, 15], [KEY_A, 'gpt-4o', false, 8],
@@ -56,8 +59,11 @@ policies:
       await chat(g.url, key, model, stream, n)
       sent++
     }
-    await chat(g.url, KEY_B, 'not-a-model', false, 4) // one error
+    await chat(g.url, KEY_A, 'gpt-4o-mini', false, 12) // the same question again: a cache hit
     sent++
+    await chat(g.url, KEY_B, 'not-a-model', false, 4) // two errors: an unknown model, and a failing backend whose circuit opens
+    await chat(g.url, KEY_B, 'gpt-4o-flaky', false, 4)
+    sent += 2
     await scrapeUntil(g.adminUrl, (s) => sumOf(s, 'sluice_requests_total') >= sent, 5000, { authorization: `Bearer ${ADMIN_TOKEN}` })
   })
   after(async () => {
@@ -89,14 +95,17 @@ policies:
       assert.ok(await chart('tokens-by-consumer').locator('svg rect[data-series]').count() >= 2)
       assert.deepEqual((await chart('tokens-by-model').getAttribute('data-series'))!.split(',').sort(), ['gpt-4o', 'gpt-4o-mini'])
       assert.equal(await chart('requests').getAttribute('data-rendered'), 'true')
+      assert.equal(await chart('cache').getAttribute('data-rendered'), 'true')
+      assert.match((await page.locator('[data-kpi="cache-hit-rate"] .value').textContent()) ?? '', /^\d+(\.\d)?%$/)
       assert.ok(await chart('requests').locator('rect[data-series="errors"]').count() >= 1, 'the error shows')
       assert.equal(await chart('top-consumers').getAttribute('data-rendered'), 'true')
       assert.deepEqual((await chart('top-consumers').getAttribute('data-series'))!.split(',').sort(), ['team-a', 'team-b'])
       assert.ok(['true', 'empty'].includes((await chart('cost-by-model').getAttribute('data-rendered')) ?? ''))
       assert.equal(await page.locator('[data-kpi="requests"] .value').textContent(), String(sent))
-      assert.equal(await page.locator('[data-kpi="error-rate"] .value').textContent(), `${((1 / sent) * 100).toFixed(1)}%`)
+      assert.equal(await page.locator('[data-kpi="error-rate"] .value').textContent(), `${((2 / sent) * 100).toFixed(1)}%`)
       assert.equal(await page.locator('.backend.closed').count(), 2)
-      assert.deepEqual(await page.locator('.backend').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.backend).sort()), ['openai-east', 'openai-west'])
+      assert.equal(await page.locator('.backend.open').getAttribute('data-backend'), 'flaky-backend')
+      assert.deepEqual(await page.locator('.backend').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.backend).sort()), ['flaky-backend', 'openai-east', 'openai-west'])
 
       mkdirSync('test-artifacts', { recursive: true })
       await page.screenshot({ path: 'test-artifacts/dashboard.png', fullPage: true })
