@@ -73,7 +73,8 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       responseHeaders: {},
       slots: new Map(),
     }
-    ctx.principal = await deps.auth.resolve(rt.snapshot, headers)
+    const principal = deps.auth.resolve(rt.snapshot, headers)
+    ctx.principal = principal instanceof Promise ? await principal : principal
     if (!rt.snapshot.models.has(ctx.model)) {
       throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${ctx.model}" does not exist or you do not have access to it.`, { param: 'model' })
     }
@@ -81,7 +82,8 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       throw new GatewayError(GW_ERR.MODEL_NOT_ALLOWED, `Your key may not use the model "${ctx.model}".`, { param: 'model' })
     }
     pipeline = rt.pipelineFor(ctx.principal.productId)
-    const result = (await runInbound(pipeline, ctx)) ?? (await pipeline.dispatch(ctx))
+    const early = pipeline.inbound === null ? null : await runInbound(pipeline, ctx)
+    const result = early ?? (await pipeline.dispatch(ctx))
     if (result.kind === 'json') {
       const text = sendJson(ctx, pipeline, reply, result)
       finish(result.status, ctx.usage, null, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)

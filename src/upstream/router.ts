@@ -131,7 +131,10 @@ export class Router {
   private run(ctx: RequestContext, model: ModelConfig, plan: Plan): Promise<UpstreamResult> {
     const hedge = model.hedge
     return new Promise<UpstreamResult>((resolve, reject) => {
-      interface Running { readonly choice: Choice; readonly controller: AbortController; readonly record: AttemptRecord; cancelled: boolean }
+      interface Running { readonly choice: Choice; readonly controller: AbortController | null; readonly record: AttemptRecord; cancelled: boolean }
+      // Only a race (hedging) or a deadline ever cancels a try on its own; otherwise each try simply listens to
+      // the client's signal, and no controller or listener is made per request.
+      const ownSignals = hedge !== undefined || model.deadline !== undefined
       const running = new Set<Running>()
       const timers = new Set<NodeJS.Timeout>()
       let launched = 0
@@ -143,17 +146,17 @@ export class Router {
         if (done) return
         done = true
         for (const t of timers) clearTimeout(t)
-        ctx.signal.removeEventListener('abort', onClientGone)
+        if (ownSignals) ctx.signal.removeEventListener('abort', onClientGone)
         for (const r of running) {
           // Charged now, not when its cancellation lands, so `complete` hooks see every attempt's cost.
           r.cancelled = true
-          r.controller.abort()
+          r.controller?.abort()
           this.chargeLoser(ctx, r.record, '')
         }
         settle()
       }
       const onClientGone = () => finish(() => reject(new ClientAbortError()))
-      ctx.signal.addEventListener('abort', onClientGone, { once: true })
+      if (ownSignals) ctx.signal.addEventListener('abort', onClientGone, { once: true })
       if (ctx.signal.aborted) return onClientGone()
       if (model.deadline !== undefined) {
         const t = setTimeout(() => {
@@ -187,7 +190,7 @@ export class Router {
           launched--
           return settleIfIdle()
         }
-        const r: Running = { choice, controller: new AbortController(), record: addAttempt(ctx, choice.backend.id, choice.model.name), cancelled: false }
+        const r: Running = { choice, controller: ownSignals ? new AbortController() : null, record: addAttempt(ctx, choice.backend.id, choice.model.name), cancelled: false }
         running.add(r)
         ctx.attempts++
         ctx.backendId = choice.backend.id
@@ -198,7 +201,7 @@ export class Router {
           }, hedge.after)
           timers.add(t)
         }
-        this.attempt(ctx, choice, r.controller.signal).then(
+        this.attempt(ctx, choice, r.controller?.signal ?? ctx.signal).then(
           async ({ result, text }) => {
             // Still counted as running while the trial's success is written, so the race cannot end meanwhile.
             if (choice.trial && !done) await this.breakers.succeeded(choice.backend.id)
