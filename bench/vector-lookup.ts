@@ -3,7 +3,7 @@
 // vector the query was made from (the index's recall; exact search gives 100%).
 //
 //   node --import tsx bench/vector-lookup.ts [--sizes 10000,100000] [--dims 512] [--queries 300]
-//                                            [--stores memory,memory-brute,pglite]
+//                                            [--stores memory,memory-brute,pglite] [--ef-search 100]
 //
 // memory       MemoryVectorStore as configured by default past 2048 entries per partition (usearch HNSW)
 // memory-brute MemoryVectorStore forced to brute force (indexAbove: Infinity)
@@ -23,6 +23,7 @@ const { values: args } = parseArgs({
     dims: { type: 'string', default: '512' },
     queries: { type: 'string', default: '300' },
     stores: { type: 'string', default: 'memory,memory-brute,pglite' },
+    'ef-search': { type: 'string', default: '100' },
   },
 })
 const SIZES = args.sizes!.split(',').map(Number)
@@ -97,7 +98,7 @@ async function pgliteStore(data: VectorEntry[], n: number): Promise<Pglite> {
   await server.start()
   const pool = new pg.Pool({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', max: 2 })
   const table = `bench_${n}`
-  const store = new PostgresVectorStore(pool, { table })
+  const store = new PostgresVectorStore(pool, { table, efSearch: Number(args['ef-search']) })
   await store.nearest(PARTITION, data[0]!.vector, 1, NOW) // creates the table and its indexes
   const name = `${table}_d${DIMS}`
   await pool.query(`DROP INDEX "${name}_hnsw"`)
