@@ -86,7 +86,7 @@ async function keys(argv: string[]): Promise<void> {
   })
   const { result } = await loadFor(values.config)
   if (!result.ok) fail(`configuration is invalid:\n${formatProblems(result.problems)}`)
-  const store = createKeyStore(result.config.ledger)
+  const store = await createKeyStore(result.config.ledger)
   try {
     if (sub === 'create') {
       if (!values.consumer) fail('sluice keys create needs --consumer ID')

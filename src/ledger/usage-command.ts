@@ -31,7 +31,7 @@ export async function runUsageCommand(argv: string[], load: Loader): Promise<voi
   }
   const { result, file } = await load(values.config)
   if (!result.ok) fail(`${file ?? 'demo configuration'} is invalid:\n${formatProblems(result.problems)}`)
-  const store = createLedgerStore(result.config.ledger)
+  const store = await createLedgerStore(result.config.ledger)
   if (!store) fail('the configuration keeps no usage ledger (ledger: { type: none })')
   try {
     const rows = await store.usage(query)

@@ -69,17 +69,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   // Logs are written asynchronously in 4 KiB batches so a log line never blocks the request path; close() flushes.
   const logger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined }, pino.destination({ dest: 1, sync: false, minLength: 4096 }))
   const logFlusher = setInterval(() => logger.flush(), 1000).unref()
-  const telemetry = createTelemetry(opts.config, () => clock.now(), (id) => current.snapshot.backends.get(id), (b) => baseUrlOf(b))
+  const telemetry = await createTelemetry(opts.config, () => clock.now(), (id) => current.snapshot.backends.get(id), (b) => baseUrlOf(b))
   // The real metrics always; a sink the caller brings (tests) hears every event as well.
   const metrics: MetricsSink = opts.metrics ? teeSink(telemetry, opts.metrics) : telemetry
   const stores = opts.stores ?? (await createStores(opts.config.store, { logger, metrics }))
-  const keyStore = opts.keyStore !== undefined ? opts.keyStore : createKeyStore(opts.config.ledger)
+  const keyStore = opts.keyStore !== undefined ? opts.keyStore : await createKeyStore(opts.config.ledger)
   const clients = new UpstreamClients()
   const mocks = new MockFleet()
   const auth = new Authenticator(keyStore, () => clock.now())
   const inflight = { count: 0 }
 
-  const ledgerStore = opts.ledgerStore !== undefined ? opts.ledgerStore : createLedgerStore(opts.config.ledger)
+  const ledgerStore = opts.ledgerStore !== undefined ? opts.ledgerStore : await createLedgerStore(opts.config.ledger)
   const ledger = ledgerStore ? new Ledger({ store: ledgerStore, snapshot: () => current.snapshot, batching: batchingOf(opts.config.ledger), metrics, logger }) : null
 
   const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {

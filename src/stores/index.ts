@@ -3,11 +3,8 @@ import type { StoreConfig } from '../config/schema.ts'
 import { noopMetrics, type MetricsSink } from '../telemetry/sink.ts'
 import { FallbackCounterStore } from './fallback-counter.ts'
 import { MemoryCounterStore } from './memory/counter.ts'
-import { closeRedis, createRedisClient, pingRedis, waitReady } from './redis/connection.ts'
-import { RedisCounterStore } from './redis/counter.ts'
 import type { Stores } from './types.ts'
 import { MemoryBreakerStore } from './memory/breaker.ts'
-import { RedisBreakerStore } from './redis/breaker.ts'
 
 /** How long start-up waits for a first Redis connection before serving anyway (per `store.onFailure`). */
 const REDIS_STARTUP_WAIT_MS = 2_000
@@ -17,6 +14,10 @@ export async function createStores(config: StoreConfig, opts: { logger?: Logger;
     return { type: 'memory', breakers: new MemoryBreakerStore(), counters: new MemoryCounterStore(), redis: null, ping: async () => true, close: async () => {} }
   }
   if (config.type === 'redis') {
+    // ioredis and the Redis adapters load only when Redis is configured.
+    const [{ closeRedis, createRedisClient, pingRedis, waitReady }, { RedisCounterStore }, { RedisBreakerStore }] = await Promise.all([
+      import('./redis/connection.ts'), import('./redis/counter.ts'), import('./redis/breaker.ts'),
+    ])
     const logger = opts.logger ?? pino({ level: 'silent' })
     const redis = createRedisClient({ url: config.url, commandTimeout: config.commandTimeout, name: 'sluice' }, logger.child({ store: 'redis' }))
     await waitReady(redis, REDIS_STARTUP_WAIT_MS)

@@ -1,12 +1,19 @@
 import type { LedgerConfig } from '../config/schema.ts'
 import type { KeyStore } from './keys.ts'
 import { MemoryKeyStore } from './memory/keys.ts'
-import { PostgresKeyStore } from './postgres/keys.ts'
-import { SqliteKeyStore } from './sqlite/keys.ts'
 
-/** Run-time keys live beside the ledger: in its SQLite file, its PostgreSQL database, or in memory without one. */
-export function createKeyStore(ledger: LedgerConfig): KeyStore {
-  if (ledger.type === 'sqlite') return new SqliteKeyStore(ledger.path)
-  if (ledger.type === 'postgres') return PostgresKeyStore.connect(ledger.url)
+/**
+ * Run-time keys live beside the ledger: in its SQLite file, its PostgreSQL database, or in memory without
+ * one. The engine's client is imported only when configured.
+ */
+export async function createKeyStore(ledger: LedgerConfig): Promise<KeyStore> {
+  if (ledger.type === 'sqlite') {
+    const { SqliteKeyStore } = await import('./sqlite/keys.ts')
+    return new SqliteKeyStore(ledger.path)
+  }
+  if (ledger.type === 'postgres') {
+    const { PostgresKeyStore } = await import('./postgres/keys.ts')
+    return PostgresKeyStore.connect(ledger.url)
+  }
   return new MemoryKeyStore()
 }

@@ -1,11 +1,18 @@
 import type { LedgerConfig } from '../config/schema.ts'
 import type { LedgerStore } from './ledger.ts'
-import { PostgresLedgerStore } from './postgres/ledger.ts'
-import { SqliteLedgerStore } from './sqlite/ledger.ts'
 
-/** The ledger store a config names, or null for `ledger: { type: none }` (no records kept). */
-export function createLedgerStore(config: LedgerConfig): LedgerStore | null {
-  if (config.type === 'sqlite') return new SqliteLedgerStore(config.path)
-  if (config.type === 'postgres') return PostgresLedgerStore.connect(config.url, { tablePrefix: config.tablePrefix })
+/**
+ * The ledger store a config names, or null for `ledger: { type: none }` (no records kept). Each engine's
+ * client is imported only when it is configured, so a SQLite gateway never loads `pg` and the reverse.
+ */
+export async function createLedgerStore(config: LedgerConfig): Promise<LedgerStore | null> {
+  if (config.type === 'sqlite') {
+    const { SqliteLedgerStore } = await import('./sqlite/ledger.ts')
+    return new SqliteLedgerStore(config.path)
+  }
+  if (config.type === 'postgres') {
+    const { PostgresLedgerStore } = await import('./postgres/ledger.ts')
+    return PostgresLedgerStore.connect(config.url, { tablePrefix: config.tablePrefix })
+  }
   return null
 }

@@ -1,22 +1,25 @@
 import type { BackendConfig, GatewayConfig } from '../config/schema.ts'
-import { PROVIDER_NAME, type BackendDescription } from './otlp.ts'
+import { PROVIDER_NAME, type BackendDescription } from './provider-names.ts'
 import { Telemetry } from './telemetry.ts'
 
 /**
  * Builds a gateway's telemetry from the `telemetry:` section of its config. `backendOf` looks a backend up
  * in the current snapshot; `baseUrlOf` gives its address (for the OTLP `server.address` attribute).
  */
-export function createTelemetry(
+export async function createTelemetry(
   config: GatewayConfig,
   now: () => number,
   backendOf: (id: string) => BackendConfig | undefined,
   baseUrlOf: (b: BackendConfig) => string,
-): Telemetry {
+): Promise<Telemetry> {
   const t = config.telemetry
   const describe = backendDescriber(baseUrlOf)
+  // The OpenTelemetry SDK (tens of MiB) loads only when an OTLP endpoint is configured.
+  const otlpModule = t.otlp ? await import('./otlp.ts') : null
   return new Telemetry({
     now,
     maxSeries: t.maxSeries,
+    otlpModule,
     otlp: t.otlp ? { endpoint: t.otlp.endpoint, intervalMs: Math.max(100, t.otlp.interval), timeoutMs: Math.max(100, t.otlp.timeout), headers: t.otlp.headers, serviceName: t.otlp.serviceName } : null,
     describeBackend: (id) => describe(backendOf(id)),
   })

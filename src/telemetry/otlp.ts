@@ -1,3 +1,4 @@
+import { PROVIDER_NAME, type BackendDescription } from './provider-names.ts'
 import type { Attributes, Histogram } from '@opentelemetry/api'
 import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http'
 import { resourceFromAttributes } from '@opentelemetry/resources'
@@ -18,10 +19,6 @@ export interface OtlpOptions {
 }
 
 /** Which provider and address served a request, in the conventions' terms. */
-export interface BackendDescription {
-  readonly provider: string
-  readonly address: string | null
-}
 
 // Bucket boundaries the GenAI semantic conventions recommend for each instrument.
 const TOKEN_BOUNDARIES = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
@@ -36,16 +33,6 @@ const OPERATION_NAME: Record<Operation, string> = {
   responses: 'chat',
 }
 
-/** `gen_ai.provider.name` for each backend type (well-known values from the conventions where they exist). */
-export const PROVIDER_NAME: Readonly<Record<string, string>> = {
-  openai: 'openai',
-  'openai-compatible': 'openai',
-  'azure-openai': 'azure.ai.openai',
-  anthropic: 'anthropic',
-  gemini: 'gcp.gemini',
-  bedrock: 'aws.bedrock',
-  mock: 'sluice.mock',
-}
 
 interface AttributeSets {
   readonly base: Attributes
@@ -119,3 +106,5 @@ function metricsUrl(endpoint: string): string {
   if (u.pathname === '/' || u.pathname === '') u.pathname = '/v1/metrics'
   return u.toString()
 }
+
+export { PROVIDER_NAME, type BackendDescription }

@@ -1,7 +1,8 @@
 import type { RequestContext } from '../core/context.ts'
 import type { Outcome } from '../core/pipeline.ts'
 import { PromMetrics, type PolicyTelemetry, type RequestFacts, type TokenCounter } from './metrics.ts'
-import { OtlpMetrics, type BackendDescription, type OtlpOptions } from './otlp.ts'
+import type { OtlpMetrics, OtlpOptions } from './otlp.ts'
+import type { BackendDescription } from './provider-names.ts'
 import { RecentActivity, type RecentOptions } from './recent.ts'
 import type { MetricsSink } from './sink.ts'
 
@@ -11,6 +12,8 @@ export interface TelemetryOptions {
   readonly maxSeries?: number
   /** Present when an OTLP endpoint is configured. */
   readonly otlp?: Omit<OtlpOptions, 'maxSeries'> | null
+  /** The OTLP exporter module, imported by the caller only when `otlp` is set (the SDK is heavy). */
+  readonly otlpModule?: typeof import('./otlp.ts') | null
   /** Provider and address of a backend id, for the OTLP attributes; null when the id is not a backend. */
   readonly describeBackend?: (backendId: string) => BackendDescription | null
   readonly recent?: RecentOptions
@@ -40,7 +43,7 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
     const maxSeries = opts.maxSeries ?? 2000
     this.prom = new PromMetrics({ maxSeries })
     this.recent = new RecentActivity(opts.now, opts.recent)
-    this.otlp = opts.otlp ? new OtlpMetrics({ ...opts.otlp, maxSeries }) : null
+    this.otlp = opts.otlp && opts.otlpModule ? new opts.otlpModule.OtlpMetrics({ ...opts.otlp, maxSeries }) : null
     this.describeBackend = opts.describeBackend ?? (() => null)
     this.startedAt = opts.now()
   }
