@@ -14,3 +14,11 @@ export function sharedStore<T>(stores: Stores, key: string, make: () => T): T {
   if (s === undefined) m.set(key, (s = make()))
   return s
 }
+
+/** Closes every shared cache store (and releases the local embedder) of a gateway's Stores; at shutdown. */
+export async function closeSharedStores(stores: Stores): Promise<void> {
+  const m = byStores.get(stores)
+  if (!m) return
+  byStores.delete(stores)
+  await Promise.allSettled([...m.values()].map((s) => (s as { close?: () => Promise<void> }).close?.()))
+}

@@ -12,6 +12,7 @@ import type { PolicyRegistry } from '../policies/types.ts'
 import { DEFAULT_BASE_URL } from '../providers/index.ts'
 import type { KeyStore } from '../stores/keys.ts'
 import { createStores } from '../stores/index.ts'
+import { closeSharedStores } from '../cache/store-registry.ts'
 import type { Stores } from '../stores/types.ts'
 import { UpstreamClients } from '../upstream/client.ts'
 import { noopMetrics, type MetricsSink } from '../telemetry/sink.ts'
@@ -213,6 +214,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await telemetry.close()
       // Every request has ended: drain the ledger's queue (retrying an unreachable store up to its deadline).
       await ledger?.close()
+      await closeSharedStores(stores)
       await stores.close()
       await keyStore?.close()
       clearInterval(logFlusher)

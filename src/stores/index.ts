@@ -27,6 +27,7 @@ export async function createStores(config: StoreConfig, opts: { logger?: Logger;
       breakers: new RedisBreakerStore(redis, config.keyPrefix),
       counters,
       redis,
+      keyPrefix: config.keyPrefix,
       ping: () => pingRedis(redis),
       close: async () => {
         await counters.close()

@@ -14,6 +14,8 @@ export interface Stores {
   readonly counters: CounterStore
   /** The shared Redis client when `store.type` is redis (made by stores/redis/connection.ts), else null. */
   readonly redis: Redis | null
+  /** The Redis key prefix (`store.keyPrefix`), for adapters that share the client; absent for memory. */
+  readonly keyPrefix?: string
   /** True when the backing engine answers (for /readyz). */
   ping(): Promise<boolean>
   close(): Promise<void>

@@ -8,7 +8,7 @@ import { duration } from '../../config/schema.ts'
 import type { RequestContext } from '../../core/context.ts'
 import type { Outcome, Policy, UpstreamResult } from '../../core/pipeline.ts'
 import { MemoryCacheStore } from '../../stores/memory/cache.ts'
-import { RedisCacheStore } from '../../stores/redis/cache-store.ts'
+import { lazyCacheStore } from '../../cache/lazy-stores.ts'
 import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 
@@ -48,7 +48,9 @@ function openStore(cfg: ExactCacheConfig, deps: PolicyDeps): CacheStore {
   if (cfg.store === 'redis') {
     const redis = deps.stores.redis
     if (!redis) throw new Error('the cache policy has store: redis but the gateway store is not Redis (set store: { type: redis, url: ... })')
-    return sharedStore(deps.stores, 'cache:redis', () => new RedisCacheStore(redis))
+    const keyPrefix = deps.stores.keyPrefix ?? 'sluice:'
+    return sharedStore(deps.stores, 'cache:redis', () =>
+      lazyCacheStore(async () => new (await import('../../stores/redis/cache-store.ts')).RedisCacheStore(redis, { keyPrefix })))
   }
   return sharedStore(deps.stores, `cache:memory:${scope}:${canonicalJson(cfg)}`, () => new MemoryCacheStore({ maxEntries: cfg.maxEntries, maxBytes: cfg.maxBytes }))
 }

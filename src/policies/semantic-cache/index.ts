@@ -1,4 +1,3 @@
-import pg from 'pg'
 import { z } from 'zod'
 import { AnswerCapture, answerAsJson, answerAsStream, parseAnswer } from '../../cache/answer.ts'
 import { BackendEmbedder } from '../../cache/backend-embeddings.ts'
@@ -12,7 +11,7 @@ import { duration } from '../../config/schema.ts'
 import type { RequestContext } from '../../core/context.ts'
 import type { Outcome, Policy, UpstreamResult } from '../../core/pipeline.ts'
 import { MemoryVectorStore } from '../../stores/memory/vector.ts'
-import { PostgresVectorStore } from '../../stores/postgres/vector-store.ts'
+import { lazyVectorStore } from '../../cache/lazy-stores.ts'
 import { cacheable, storable } from '../cache/index.ts'
 import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
@@ -106,8 +105,9 @@ export function semanticPrompt(ctx: RequestContext, cfg: Pick<SemanticCacheConfi
 function openStore(cfg: SemanticCacheConfig, deps: PolicyDeps): VectorStore {
   if (cfg.store === 'postgres') {
     const pgc = cfg.postgres!
+    // connect() gives the pool a query timeout and an idle-error listener: a dropped connection is a miss, not a crash.
     return sharedStore(deps.stores, `semantic:pg:${canonicalJson(pgc)}`, () =>
-      new PostgresVectorStore(new pg.Pool({ connectionString: pgc.url, max: 4, allowExitOnIdle: true }), { table: pgc.table, schema: pgc.schema, ownsPool: true }))
+      lazyVectorStore(async () => (await import('../../stores/postgres/vector-store.ts')).PostgresVectorStore.connect(pgc.url, { table: pgc.table, schema: pgc.schema })))
   }
   const scope = deps.scope.kind === 'global' ? 'global' : `product:${deps.scope.productId}`
   return sharedStore(deps.stores, `semantic:memory:${scope}:${canonicalJson(cfg)}`, () =>

@@ -9,10 +9,13 @@ interface UsearchIndex {
   remove(key: bigint): number
   size(): number
 }
-let IndexCtor: (new (cfg: { dimensions: number; metric: string }) => UsearchIndex) | null = null
+let IndexCtor: (new (cfg: { dimensions: number; metric: string; connectivity?: number; expansion_add?: number; expansion_search?: number }) => UsearchIndex) | null = null
 function newIndex(dimensions: number): UsearchIndex {
   IndexCtor ??= (require('usearch') as { Index: NonNullable<typeof IndexCtor> }).Index
-  return new IndexCtor({ dimensions, metric: 'cos' })
+  // Wider search than usearch's default (a search-time setting: inserts cost the same): at 100k entries the
+  // default found the true nearest entry for only ~78% of queries. A missed neighbour costs a cache miss,
+  // never a wrong answer.
+  return new IndexCtor({ dimensions, metric: 'cos', expansion_search: 256 })
 }
 
 export interface MemoryVectorOptions {
