@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import type { JsonResult, StreamChunk, StreamResult } from '../core/pipeline.ts'
+import type { RequestContext } from '../core/context.ts'
+import type { JsonResult, Outcome, StreamChunk, StreamResult } from '../core/pipeline.ts'
 import { encodeSse, SSE_DONE, type SseFrame } from '../core/sse.ts'
 import type { Usage } from '../core/usage.ts'
 
@@ -185,4 +186,37 @@ export function answerAsStream(a: CachedAnswer, now: number, headers: Record<str
     yield { event: undefined, data: '[DONE]', raw: SSE_DONE }
   }
   return { kind: 'stream', status: 200, headers, frames: frames(), abort: () => { aborted = true } }
+}
+
+/**
+ * What both cache policies do after a miss: capture the answer as it passes (never delaying it) in the
+ * request's slot, and, once the request is complete and storable, hand the finished answer to `store`.
+ */
+export function captureOnMiss<P extends { readonly capture: AnswerCapture }>(
+  slot: symbol,
+  rules: CaptureRules,
+  now: () => number,
+  storable: (outcome: Outcome) => boolean,
+  store: (pending: P, answer: CachedAnswer, now: number, ctx: RequestContext) => Promise<void>,
+): {
+  outboundResponse(ctx: RequestContext, res: JsonResult): void
+  outboundChunk(ctx: RequestContext, chunk: StreamChunk): boolean
+  complete(ctx: RequestContext, outcome: Outcome): Promise<void>
+} {
+  return {
+    outboundResponse(ctx, res) {
+      ;(ctx.slots.get(slot) as P | undefined)?.capture.onResponse(res)
+    },
+    outboundChunk(ctx, chunk) {
+      ;(ctx.slots.get(slot) as P | undefined)?.capture.onChunk(chunk)
+      return true
+    },
+    async complete(ctx, outcome) {
+      const p = ctx.slots.get(slot) as P | undefined
+      if (!p || !storable(outcome)) return
+      const at = now()
+      const answer = p.capture.result(rules, outcome.usage, at, ctx.model)
+      if (answer) await store(p, answer, at, ctx)
+    },
+  }
 }

@@ -50,6 +50,11 @@ export interface Outcome {
   readonly completionText: string | null
   /** Set when a policy answered instead of a backend (e.g. `cache:exact`). */
   readonly servedBy: string | null
+  /**
+   * Tokens spent by tries that did not answer the client (a hedge cancelled after the backend had the
+   * prompt): billed and counted against limits, but not part of the answer's own `usage`.
+   */
+  readonly extraUsage?: Usage | null
 }
 
 /**

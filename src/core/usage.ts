@@ -11,6 +11,19 @@ export function emptyUsage(): Usage {
   return { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0 }
 }
 
+/** Sum of two usages; null only when both are. */
+export function addUsage(a: Usage | null, b: Usage | null): Usage | null {
+  if (a === null) return b
+  if (b === null) return a
+  return {
+    promptTokens: a.promptTokens + b.promptTokens,
+    completionTokens: a.completionTokens + b.completionTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    cachedTokens: a.cachedTokens + b.cachedTokens,
+    reasoningTokens: a.reasoningTokens + b.reasoningTokens,
+  }
+}
+
 type Json = Record<string, unknown>
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0)
 

@@ -1,6 +1,6 @@
 import type { RequestContext } from '../core/context.ts'
 import type { Outcome } from '../core/pipeline.ts'
-import type { Usage } from '../core/usage.ts'
+import { addUsage, type Usage } from '../core/usage.ts'
 import { PriceTable } from '../pricing/table.ts'
 import type { MessageRecord, UsageRecord } from '../stores/ledger.ts'
 
@@ -16,7 +16,8 @@ export function isCacheHit(outcome: Outcome): boolean {
  * a cache hit costs nothing (no backend was called) though its tokens are recorded as served.
  */
 export function usageRecordOf(ctx: RequestContext, outcome: Outcome, prices: PriceTable, deploymentModel: string | null): UsageRecord {
-  const usage = outcome.usage ?? ctx.usage ?? ZERO
+  // Cancelled hedges cost tokens too: the ledger bills everything the request consumed.
+  const usage = addUsage(outcome.usage ?? ctx.usage, outcome.extraUsage ?? null) ?? ZERO
   const cacheHit = isCacheHit(outcome)
   const price = prices.priceOf(ctx.model, deploymentModel)
   const costUsd = price === null ? null : cacheHit ? 0 : PriceTable.cost(price, usage)

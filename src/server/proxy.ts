@@ -6,11 +6,12 @@ import type { Operation, RequestContext } from '../core/context.ts'
 import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
 import { runInbound, type CompiledPipeline, type JsonResult, type Outcome, type StreamChunk, type StreamResult } from '../core/pipeline.ts'
 import { encodeSse, SSE_DONE } from '../core/sse.ts'
-import { usageFromOpenAI, type Usage } from '../core/usage.ts'
+import { addUsage, usageFromOpenAI, type Usage } from '../core/usage.ts'
 import { modelAllowed } from '../config/snapshot.ts'
 import { countTextTokens, estimatePromptTokens } from '../tokens/count.ts'
 import { ClientAbortError } from '../upstream/client.ts'
 import { PassThroughError } from '../upstream/router.ts'
+import { attemptsOf } from '../upstream/attempts.ts'
 import type { Runtime } from './runtime.ts'
 import type { RequestRecorder } from '../telemetry/telemetry.ts'
 import type { LedgerSink } from '../ledger/ledger.ts'
@@ -151,12 +152,17 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   // instead of one syscall per frame, without holding any frame back longer than the current turn.
   let corked = false
   const uncork = () => { corked = false; res.uncork() }
+  const needEvents = pipeline.outboundChunk !== null
   try {
     for await (const frame of result.frames) {
       if (!corked && !res.destroyed) { corked = true; res.cork(); process.nextTick(uncork) }
       let json: Record<string, unknown> | null = null
       if (frame.data.charCodeAt(0) === 123 /* { */) {
-        try { json = JSON.parse(frame.data) as Record<string, unknown> } catch { json = null }
+        // Most frames are plain content deltas: read their text without parsing the whole event, unless a
+        // policy wants events or the frame may carry usage, an error or a tool call.
+        if (needEvents || acct.needsParse(frame.data)) {
+          try { json = JSON.parse(frame.data) as Record<string, unknown> } catch { json = null }
+        } else if (acct.observeContent(frame.data) && ctx.firstTokenAt === null) ctx.firstTokenAt = deps.now()
       }
       if (json !== null) {
         if (acct.observe(json) && ctx.firstTokenAt === null) ctx.firstTokenAt = deps.now()
@@ -212,8 +218,10 @@ export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestCo
 }
 
 /** Runs `complete` hooks and writes the access log, after the response, never delaying it. */
-function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline | null, outcome: Outcome): void {
-  if (outcome.usage) ctx.usage = outcome.usage
+function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline | null, answered: Outcome): void {
+  if (answered.usage) ctx.usage = answered.usage
+  const extra = cancelledTriesUsage(ctx)
+  const outcome: Outcome = extra === null ? answered : { ...answered, extraUsage: extra }
   // Queued before anything else, so a response the client has seen always has its record before shutdown drains the queue.
   try { deps.ledger?.record(ctx, outcome) } catch (err) { deps.logger.warn({ err, reqId: ctx.id }, 'ledger record failed') }
   const hooks = pipeline?.complete
@@ -245,4 +253,16 @@ function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline
       aborted: outcome.aborted || undefined,
     }, 'request')
   })
+}
+
+/** What cancelled tries (hedges that lost the race) cost: their estimated prompt plus what they produced. */
+function cancelledTriesUsage(ctx: RequestContext): Usage | null {
+  let total: Usage | null = null
+  for (const a of attemptsOf(ctx)) {
+    if (a.outcome !== 'cancelled' || (a.promptTokens === null && a.completionTokens === null)) continue
+    const prompt = a.promptTokens ?? 0
+    const completion = a.completionTokens ?? 0
+    total = addUsage(total, { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: 0, reasoningTokens: 0 })
+  }
+  return total
 }

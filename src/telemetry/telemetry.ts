@@ -1,3 +1,4 @@
+import { addUsage } from '../core/usage.ts'
 import type { RequestContext } from '../core/context.ts'
 import type { Outcome } from '../core/pipeline.ts'
 import { PromMetrics, type PolicyTelemetry, type RequestFacts, type TokenCounter } from './metrics.ts'
@@ -49,7 +50,7 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
   }
 
   recordRequest(ctx: RequestContext, outcome: Outcome): void {
-    const u = outcome.usage ?? ctx.usage
+    const u = addUsage(outcome.usage ?? ctx.usage, outcome.extraUsage ?? null)
     const p = ctx.principal
     const facts: RequestFacts = {
       consumer: p?.consumerId ?? '',

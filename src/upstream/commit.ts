@@ -84,24 +84,28 @@ export async function commitStream(upstream: StreamResult, backendId: string, on
     upstream.abort()
     throw err
   }
-  async function* replay(): AsyncGenerator<SseFrame> {
-    for (let i = 0; i < held.length; i++) yield held[i]!
-    held.length = 0
-    if (ended) return
-    try {
-      for (;;) {
-        const n = await it.next()
-        if (n.done) return
-        yield n.value
-      }
-    } catch (err) {
-      if (err instanceof UpstreamFailure) onLateFailure(err)
-      throw err
-    } finally {
-      await it.return?.()
-    }
+  // Replays the held frames, then hands out upstream's own promises: no extra async generator per frame.
+  let next = 0
+  const lateFailure = (err: unknown): never => {
+    if (err instanceof UpstreamFailure) onLateFailure(err)
+    throw err
   }
-  return { result: { kind: 'stream', status: upstream.status, headers: upstream.headers, frames: replay(), abort: () => upstream.abort() }, text }
+  const frames: AsyncIterableIterator<SseFrame> = {
+    [Symbol.asyncIterator]() { return this },
+    next(): Promise<IteratorResult<SseFrame>> {
+      if (next < held.length) return Promise.resolve({ done: false, value: held[next++]! })
+      if (held.length) held.length = next = 0
+      if (ended) return Promise.resolve({ done: true, value: undefined })
+      return it.next().catch(lateFailure)
+    },
+    async return(): Promise<IteratorResult<SseFrame>> {
+      held.length = next = 0
+      ended = true
+      await it.return?.()
+      return { done: true, value: undefined }
+    },
+  }
+  return { result: { kind: 'stream', status: upstream.status, headers: upstream.headers, frames, abort: () => upstream.abort() }, text }
 }
 
 function contentText(frame: SseFrame): string {

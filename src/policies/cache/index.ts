@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { AnswerCapture, answerAsJson, answerAsStream, parseAnswer } from '../../cache/answer.ts'
+import { AnswerCapture, answerAsJson, answerAsStream, captureOnMiss, parseAnswer } from '../../cache/answer.ts'
 import { CACHE_HIT, SERVED_BY_EXACT, type CacheHit } from '../../cache/hit.ts'
 import { canonicalJson, exactKey } from '../../cache/request-key.ts'
 import { sharedStore } from '../../cache/store-registry.ts'
@@ -92,25 +92,13 @@ export function createExactCache(cfg: ExactCacheConfig, deps: PolicyDeps): Polic
       ctx.responseHeaders['x-sluice-cache'] = 'miss'
       ctx.slots.set(SLOT, { key, capture: new AnswerCapture() } satisfies Pending)
     },
-    outboundResponse(ctx, res) {
-      ;(ctx.slots.get(SLOT) as Pending | undefined)?.capture.onResponse(res)
-    },
-    outboundChunk(ctx, chunk) {
-      ;(ctx.slots.get(SLOT) as Pending | undefined)?.capture.onChunk(chunk)
-      return true
-    },
-    async complete(ctx, outcome: Outcome) {
-      const p = ctx.slots.get(SLOT) as Pending | undefined
-      if (!p || !storable(outcome)) return
-      const now = deps.clock.now()
-      const answer = p.capture.result(rules, outcome.usage, now, ctx.model)
-      if (!answer) return
+    ...captureOnMiss<Pending>(SLOT, rules, () => deps.clock.now(), storable, async (p, answer, now, ctx) => {
       try {
         await store.set(p.key, JSON.stringify(answer), cfg.ttl, now)
       } catch (err) {
         deps.logger.warn({ err, reqId: ctx.id }, 'cache store failed; the answer was not cached')
       }
-    },
+    }),
   }
 }
 

@@ -1,3 +1,4 @@
+import { addUsage } from '../../core/usage.ts'
 import { z } from 'zod'
 import type { RequestContext } from '../../core/context.ts'
 import type { Outcome, Policy } from '../../core/pipeline.ts'
@@ -79,7 +80,7 @@ export const emitTokenMetricPolicy: PolicyFactory<EmitTokenMetricConfig> = {
     return {
       name: 'emit-token-metric',
       complete(ctx, outcome) {
-        const u = outcome.usage ?? ctx.usage
+        const u = addUsage(outcome.usage ?? ctx.usage, outcome.extraUsage ?? null)
         if (!u) return // refused before any backend or policy produced an answer: no tokens to count
         let e: ReturnType<typeof exprContext> | null = null
         const exprCtx = () => (e ??= exprContext(ctx, outcome)) // built once, and only if a CEL dimension needs it

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { AnswerCapture, answerAsJson, answerAsStream, parseAnswer } from '../../cache/answer.ts'
+import { AnswerCapture, answerAsJson, answerAsStream, captureOnMiss, parseAnswer } from '../../cache/answer.ts'
 import { BackendEmbedder } from '../../cache/backend-embeddings.ts'
 import { guardCheck, promptFacts } from '../../cache/guard.ts'
 import { CACHE_HIT, SERVED_BY_SEMANTIC, type CacheHit } from '../../cache/hit.ts'
@@ -172,25 +172,13 @@ export function createSemanticCache(cfg: SemanticCacheConfig, deps: PolicyDeps):
       ctx.responseHeaders['x-sluice-cache'] = 'miss'
       ctx.slots.set(SLOT, { partition: prompt.partition, vector, prompt: prompt.text, capture: new AnswerCapture() } satisfies Pending)
     },
-    outboundResponse(ctx, res) {
-      ;(ctx.slots.get(SLOT) as Pending | undefined)?.capture.onResponse(res)
-    },
-    outboundChunk(ctx, chunk) {
-      ;(ctx.slots.get(SLOT) as Pending | undefined)?.capture.onChunk(chunk)
-      return true
-    },
-    async complete(ctx, outcome: Outcome) {
-      const p = ctx.slots.get(SLOT) as Pending | undefined
-      if (!p || !storable(outcome)) return
-      const now = deps.clock.now()
-      const answer = p.capture.result(rules, outcome.usage, now, ctx.model)
-      if (!answer) return
+    ...captureOnMiss<Pending>(SLOT, rules, () => deps.clock.now(), storable, async (p, answer, now, ctx) => {
       try {
         await store.upsert({ id: sha256(p.partition + '\u0000' + p.prompt).slice(0, 32), partition: p.partition, vector: p.vector, prompt: p.prompt, payload: JSON.stringify(answer), expiresAt: now + cfg.ttl })
       } catch (err) {
         deps.logger.warn({ err, reqId: ctx.id }, 'semantic cache store failed; the answer was not cached')
       }
-    },
+    }),
   }
 }
 

@@ -3,7 +3,7 @@ import { cacheHitOf } from '../../cache/hit.ts'
 import type { RequestContext } from '../../core/context.ts'
 import { GatewayError, GW_ERR } from '../../core/errors.ts'
 import type { JsonResult, Outcome, Policy } from '../../core/pipeline.ts'
-import { usageFromOpenAI } from '../../core/usage.ts'
+import { addUsage, usageFromOpenAI } from '../../core/usage.ts'
 import { duration } from '../../config/schema.ts'
 import type { CounterWindow, WindowState } from '../../stores/counter.ts'
 import { estimatePromptTokens } from '../../tokens/count.ts'
@@ -153,7 +153,7 @@ class TokenLimit implements Policy, LimitInspector {
       const u = hit.countHits ? hit.usage : null
       if (u) actual = u.totalTokens || u.promptTokens + u.completionTokens
     } else if (outcome.servedBy === null) {
-      const u = outcome.usage
+      const u = addUsage(outcome.usage, outcome.extraUsage ?? null)
       if (u) actual = u.totalTokens || u.promptTokens + u.completionTokens
       // Cut before any usage was known, after the backend had the prompt: it read the prompt at least.
       else if (outcome.aborted && ctx.backendId !== null) actual = requestLimits(ctx).promptEstimate ?? estimatePromptTokens(ctx.operation, ctx.body, ctx.model)
