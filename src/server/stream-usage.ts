@@ -40,33 +40,6 @@ export class StreamAccounting {
     return content
   }
 
-  /** Whether a frame must be parsed whole: it may carry usage, an error, a tool call or a refusal. */
-  needsParse(data: string): boolean {
-    return this.operation === 'responses' || this.operation === 'embeddings' ||
-      data.includes('"usage":{') || data.includes('"error"') || data.includes('"tool_calls"') || data.includes('"refusal":"')
-  }
-
-  /**
-   * Reads the content text of a plain delta frame (`"content":"…"`, or `"text":"…"` for legacy completions)
-   * by decoding only that JSON string; returns true when there was content.
-   */
-  observeContent(data: string): boolean {
-    const key = this.operation === 'completions' ? '"text":"' : '"content":"'
-    const at = data.indexOf(key)
-    if (at === -1) return false
-    const open = at + key.length - 1
-    let i = open + 1
-    for (; i < data.length; i++) {
-      const c = data.charCodeAt(i)
-      if (c === 92 /* \\ */) i++
-      else if (c === 34 /* " */) break
-    }
-    if (i >= data.length) return false
-    let piece: unknown
-    try { piece = JSON.parse(data.slice(open, i + 1)) } catch { return false }
-    return typeof piece === 'string' && piece !== '' && this.text(piece)
-  }
-
   get generatedText(): string {
     return this.parts.join('')
   }
