@@ -15,7 +15,7 @@ export interface PostgresVectorOptions {
   /**
    * HNSW candidate list size per lookup (`hnsw.ef_search`, 1..1000; default 100, pgvector's own is 40): higher
    * finds the true nearest neighbour more often in large tables, at some latency. Measured on PGlite at
-   * 100k × 512 random vectors with pgvector's 40: 63% top-1 recall (see BENCHMARKS-semantic-local.md).
+   * 100k × 512 random vectors with pgvector's 40: 63% top-1 recall (see BENCHMARKS.md, semantic cache lookup latency).
    */
   readonly efSearch?: number
 }
