@@ -70,7 +70,8 @@ local function state(i, amt)
         for j = 1, #batch, 2 do
           freed = freed + (tonumber(redis.call('HGET', h, batch[j])) or 0)
           if freed >= need then
-            retry = math.max(1, tonumber(batch[j + 1]) + p - now)
+            -- another process may have stamped its entry a few ms ahead of this caller's clock: never ask to wait longer than a window
+            retry = math.min(p, math.max(1, tonumber(batch[j + 1]) + p - now))
             break
           end
         end
