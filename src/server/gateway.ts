@@ -94,8 +94,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     return rt
   }
 
-  await mocks.sync(opts.config.backends)
-  let current = makeRuntime(opts.config)
+  let current: Runtime
+  try {
+    await mocks.sync(opts.config.backends)
+    current = makeRuntime(opts.config)
+  } catch (err) {
+    // A policy that cannot be built (e.g. a metric whose dimensions clash) fails start-up: release what was opened.
+    clearInterval(logFlusher)
+    await Promise.allSettled([mocks.close(), ledger?.close(), stores.close(), keyStore?.close(), telemetry.close()])
+    throw err
+  }
   const runtime = () => current
 
   const app = Fastify({
