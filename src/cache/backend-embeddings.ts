@@ -1,6 +1,6 @@
 import type { ModelConfig } from '../config/schema.ts'
 import type { Snapshot } from '../config/snapshot.ts'
-import type { RequestContext } from '../core/context.ts'
+import { createRequestContext } from '../core/context.ts'
 import type { Dispatch } from '../core/pipeline.ts'
 import type { Embedder } from './types.ts'
 
@@ -35,24 +35,17 @@ export function routerEmbeddings(snapshot: Snapshot, makeRouter: (s: Snapshot) =
   }
   return async (backendId, model, texts, signal) => {
     const dispatch = dispatchFor(backendId, model)
-    const ctx: RequestContext = {
+    const ctx = createRequestContext({
       id: 'embed-' + Math.random().toString(36).slice(2),
       startedAt: Date.now(),
       operation: 'embeddings',
       info: { method: 'POST', path: '/v1/embeddings', ip: '127.0.0.1', headers: {} },
       signal: signal ?? new AbortController().signal,
-      principal: null,
       model,
       body: { model, input: [...texts], encoding_format: 'float' },
       stream: false,
       clientWantsStreamUsage: false,
-      usage: null,
-      backendId: null,
-      attempts: 0,
-      firstTokenAt: null,
-      responseHeaders: {},
-      slots: new Map(),
-    }
+    })
     const res = await dispatch(ctx)
     if (res.kind !== 'json') {
       res.abort()

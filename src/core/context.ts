@@ -45,3 +45,19 @@ export interface RequestContext {
   readonly responseHeaders: Record<string, string>
   readonly slots: Map<symbol, unknown>
 }
+
+/** What a new request context is made from; everything else starts empty (no principal, usage or attempts). */
+export type RequestInit = Pick<RequestContext, 'id' | 'startedAt' | 'operation' | 'info' | 'signal' | 'model' | 'body' | 'stream' | 'clientWantsStreamUsage'>
+
+export function createRequestContext(init: RequestInit): RequestContext {
+  return {
+    ...init,
+    principal: null,
+    usage: null,
+    backendId: null,
+    attempts: 0,
+    firstTokenAt: null,
+    responseHeaders: {},
+    slots: new Map(),
+  }
+}

@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Operation, RequestContext } from '../core/context.ts'
+import { createRequestContext, type Operation, type RequestContext } from '../core/context.ts'
 import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
 import { runInbound, type CompiledPipeline, type JsonResult, type Outcome, type StreamChunk, type StreamResult } from '../core/pipeline.ts'
 import { encodeSse, SSE_DONE } from '../core/sse.ts'
@@ -56,24 +56,17 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     const body = req.body
     validateBody(operation, body, modelFromPath)
     const headers = req.headers
-    ctx = {
+    ctx = createRequestContext({
       id: req.id,
       startedAt: deps.now(),
       operation,
       info: { method: req.method, path: req.url, ip: req.ip, headers },
       signal: controller.signal,
-      principal: null,
       model: modelFromPath ?? (body.model as string),
       body,
       stream: body.stream === true,
       clientWantsStreamUsage: (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true,
-      usage: null,
-      backendId: null,
-      attempts: 0,
-      firstTokenAt: null,
-      responseHeaders: {},
-      slots: new Map(),
-    }
+    })
     const principal = deps.auth.resolve(rt.snapshot, headers)
     ctx.principal = principal instanceof Promise ? await principal : principal
     if (!rt.snapshot.models.has(ctx.model)) {
