@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { after } from 'node:test'
 import { SqliteLedgerStore } from '../src/stores/sqlite/ledger.ts'
+import { ThreadedSqliteLedgerStore } from '../src/stores/sqlite/threaded-ledger.ts'
 import { PostgresLedgerStore } from '../src/stores/postgres/ledger.ts'
 import { SqliteKeyStore } from '../src/stores/sqlite/keys.ts'
 import { serviceAvailable } from './helpers/gateway.ts'
@@ -19,6 +20,13 @@ ledgerStoreContract('sqlite', async () => {
   const keys = new SqliteKeyStore(path)
   const store = new SqliteLedgerStore(path)
   return { store, reopen: async () => new SqliteLedgerStore(path), dispose: async () => { await store.close(); await keys.close() } }
+})
+
+ledgerStoreContract('sqlite, written from a worker thread', async () => {
+  const path = join(dir, `ledger-${n++}.db`)
+  const keys = new SqliteKeyStore(path)
+  const store = new ThreadedSqliteLedgerStore(path)
+  return { store, reopen: async () => new ThreadedSqliteLedgerStore(path), dispose: async () => { await store.close(); await keys.close() } }
 })
 
 const PG_URL = 'postgres://postgres@127.0.0.1:5432/test'

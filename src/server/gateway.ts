@@ -80,7 +80,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const auth = new Authenticator(keyStore, () => clock.now())
   const inflight = { count: 0 }
 
-  const ledgerStore = opts.ledgerStore !== undefined ? opts.ledgerStore : await createLedgerStore(opts.config.ledger)
+  const ledgerStore = opts.ledgerStore !== undefined ? opts.ledgerStore : await createLedgerStore(opts.config.ledger, { writerThread: true })
   const ledger = ledgerStore ? new Ledger({ store: ledgerStore, snapshot: () => current.snapshot, batching: batchingOf(opts.config.ledger), metrics, logger }) : null
 
   const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {

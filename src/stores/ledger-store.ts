@@ -5,8 +5,13 @@ import type { LedgerStore } from './ledger.ts'
  * The ledger store a config names, or null for `ledger: { type: none }` (no records kept). Each engine's
  * client is imported only when it is configured, so a SQLite gateway never loads `pg` and the reverse.
  */
-export async function createLedgerStore(config: LedgerConfig): Promise<LedgerStore | null> {
+export async function createLedgerStore(config: LedgerConfig, opts: { writerThread?: boolean } = {}): Promise<LedgerStore | null> {
   if (config.type === 'sqlite') {
+    // A serving gateway writes from a worker thread (a commit can fsync); a one-off reader (the CLI) needs none.
+    if (opts.writerThread) {
+      const { ThreadedSqliteLedgerStore } = await import('./sqlite/threaded-ledger.ts')
+      return new ThreadedSqliteLedgerStore(config.path)
+    }
     const { SqliteLedgerStore } = await import('./sqlite/ledger.ts')
     return new SqliteLedgerStore(config.path)
   }
