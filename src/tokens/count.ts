@@ -25,6 +25,14 @@ const countCl100k: Counter = (text) => (cl100k ??= load('cl100k_base'))(text)
  * models (Claude, Llama, Mistral…) have their own vocabularies; o200k_base is used as the documented
  * approximation for them (typically within ±15% on English text).
  */
+/**
+ * Loads the default encoding now. Loading blocks for a few hundred milliseconds; a policy that will count
+ * every request calls this when it is built (start-up, reload) so no request waits for it later.
+ */
+export function preloadTokenizer(): void {
+  countO200k('')
+}
+
 export function counterFor(model: string): Counter {
   const m = model.toLowerCase()
   if (/^(gpt-4(?!o|\.1|\.5)|gpt-3\.5|text-embedding|text-davinci|davinci|babbage)/.test(m)) return countCl100k

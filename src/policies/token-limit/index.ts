@@ -6,7 +6,7 @@ import type { JsonResult, Outcome, Policy } from '../../core/pipeline.ts'
 import { addUsage, usageFromOpenAI } from '../../core/usage.ts'
 import { duration } from '../../config/schema.ts'
 import type { CounterWindow, WindowState } from '../../stores/counter.ts'
-import { estimatePromptTokens } from '../../tokens/count.ts'
+import { estimatePromptTokens, preloadTokenizer } from '../../tokens/count.ts'
 import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
 import { HEADER_NAME, heldBy, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView } from '../limits-common/index.ts'
 import { periodBounds, QUOTA_PERIODS } from '../limits-common/periods.ts'
@@ -67,6 +67,8 @@ class TokenLimit implements Policy, LimitInspector {
   constructor(private readonly cfg: TokenLimitConfig, private readonly deps: PolicyDeps) {
     const expr = compileExpr(cfg.counterKey)
     this.key = (ctx) => `tokens:${exprString(expr, exprContext(ctx))}`
+    // Every request's prompt is counted: load the tokenizer now, not under the first request's traffic.
+    preloadTokenizer()
   }
 
   private windowsAt(now: number): CounterWindow[] {
