@@ -33,9 +33,11 @@ export interface RuntimeDeps {
 
 /** Instantiates every policy once per snapshot and compiles one pipeline per product (global scope first). */
 export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
-  const router = new Router(snapshot, deps.clients, deps.baseUrlOf, { breakers: deps.stores.breakers, clock: deps.clock, metrics: deps.metrics, logger: deps.logger.child({ component: 'router' }) })
+  const routerFor = (s: Snapshot, purpose: object) =>
+    new Router(s, deps.clients, deps.baseUrlOf, { breakers: deps.stores.breakers, clock: deps.clock, metrics: deps.metrics, logger: deps.logger.child({ component: 'router', ...purpose }) })
+  const router = routerFor(snapshot, {})
   // Policies' embeddings calls (semantic-cache) take the same routes, sharing the breaker store.
-  const embed = routerEmbeddings(snapshot, (s) => new Router(s, deps.clients, deps.baseUrlOf, { breakers: deps.stores.breakers, clock: deps.clock, metrics: deps.metrics, logger: deps.logger.child({ component: 'router', for: 'embeddings' }) }))
+  const embed = routerEmbeddings(snapshot, (s) => routerFor(s, { for: 'embeddings' }))
   const instantiate = (entries: readonly PolicyEntry[], scope: PolicyScope): Policy[] =>
     entries.map((entry) => {
       const [name, options] = Object.entries(entry)[0]!

@@ -17,7 +17,9 @@ local extra = tonumber(ARGV[5])
 local n = #KEYS / 2
 local KEEP = 60000
 
-local function purgeSliding(z, h, cutoff)
+-- Drops the members of zset z scored at or before cutoff, with their amounts in hash h, from h's total
+-- field: entries that left a sliding window ('#'), or quota leases that expired ('#p').
+local function dropUpTo(z, h, cutoff, totalField)
   local gone = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
   if #gone == 0 then return end
   local freed = 0
@@ -26,19 +28,7 @@ local function purgeSliding(z, h, cutoff)
     redis.call('HDEL', h, m)
   end
   redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
-  redis.call('HINCRBY', h, '#', -freed)
-end
-
-local function expireLeases(h, l)
-  local gone = redis.call('ZRANGEBYSCORE', l, '-inf', now)
-  if #gone == 0 then return end
-  local freed = 0
-  for _, m in ipairs(gone) do
-    freed = freed + (tonumber(redis.call('HGET', h, m)) or 0)
-    redis.call('HDEL', h, m)
-  end
-  redis.call('ZREMRANGEBYSCORE', l, '-inf', now)
-  redis.call('HINCRBY', h, '#p', -freed)
+  redis.call('HINCRBY', h, totalField, -freed)
 end
 
 local function win(i)
@@ -50,7 +40,7 @@ local function state(i, amt)
   local kind, limit, p, e, a, h = win(i)
   local used, resetAt, retry
   if kind == 's' then
-    purgeSliding(a, h, now - p)
+    dropUpTo(a, h, now - p, '#')
     used = tonumber(redis.call('HGET', h, '#')) or 0
     resetAt = now
     if used > 0 then
@@ -79,7 +69,7 @@ local function state(i, amt)
       end
     end
   else
-    expireLeases(a, h)
+    dropUpTo(h, a, now, '#p')
     used = (tonumber(redis.call('HGET', a, '#c')) or 0) + (tonumber(redis.call('HGET', a, '#p')) or 0)
     resetAt = e
     if used + amt <= limit then retry = 0
@@ -135,7 +125,7 @@ elseif op == 's' then
   for i = 1, n do
     local kind, limit, p, e, a, h = win(i)
     if kind == 's' then
-      purgeSliding(a, h, now - p)
+      dropUpTo(a, h, now - p, '#')
       local old = tonumber(redis.call('HGET', h, id))
       if old then
         redis.call('HINCRBY', h, '#', amount - old)
@@ -153,7 +143,7 @@ elseif op == 's' then
         redis.call('PEXPIRE', h, p + KEEP)
       end
     else
-      expireLeases(a, h)
+      dropUpTo(h, a, now, '#p')
       local old = tonumber(redis.call('HGET', a, id))
       if old then
         redis.call('HINCRBY', a, '#p', -old)
