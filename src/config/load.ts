@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { LineCounter, parseDocument, type Node } from 'yaml'
 import type { z } from 'zod'
-import { configSchema, SUPPORTED_BACKEND_TYPES, type GatewayConfig, type PolicyEntry } from './schema.ts'
+import { configSchema, type GatewayConfig, type PolicyEntry } from './schema.ts'
+import { hasProvider } from '../providers/index.ts'
 import type { PolicyRegistry } from '../policies/types.ts'
 
 export interface ConfigProblem {
@@ -164,9 +165,8 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
   const products = new Set(c.products.map((p) => p.id))
 
   c.backends.forEach((b, i) => {
-    if (!SUPPORTED_BACKEND_TYPES.has(b.type)) report(['backends', i, 'type'], `backend type "${b.type}" is not available in this build yet`)
+    if (!hasProvider(b.type)) report(['backends', i, 'type'], `backend type "${b.type}" has no provider in this build`)
     if ((b.type === 'azure-openai' || b.type === 'openai-compatible') && !b.url) report(['backends', i], `a ${b.type} backend needs a url`)
-    if (b.auth?.managedIdentity || b.auth?.awsSigV4) report(['backends', i, 'auth'], 'managedIdentity and awsSigV4 are not available in this build yet; use apiKey')
     if (pools.has(b.id)) report(['backends', i, 'id'], `"${b.id}" is both a backend and a pool id; a model target would be ambiguous`)
   })
   c.pools.forEach((p, i) => {

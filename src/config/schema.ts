@@ -48,15 +48,25 @@ const circuitBreaker = z.strictObject({
 })
 export type CircuitBreakerConfig = z.infer<typeof circuitBreaker>
 
+/**
+ * How the gateway authenticates to a backend (apps never hold these). One form per backend; `apiKey` goes in
+ * the header the provider expects (Authorization, api-key, x-api-key, x-goog-api-key).
+ */
 const auth = z.strictObject({
   apiKey: text().pipe(z.string().min(1)).optional(),
-  managedIdentity: z.record(z.string(), z.unknown()).optional(),
-  awsSigV4: z.record(z.string(), z.unknown()).optional(),
-})
+  /** Azure managed identity ({} = system-assigned; clientId = user-assigned), through @azure/identity. */
+  managedIdentity: z.strictObject({ clientId: text().optional(), resource: text().optional(), endpoint: z.string().url().optional() }).optional(),
+  /** Entra ID client credentials (a service principal), through @azure/identity. */
+  entra: z.strictObject({ tenantId: text(), clientId: text(), clientSecret: text(), authorityHost: z.string().url().optional(), scope: text().optional() }).optional(),
+  /** AWS SigV4 ({} = the default credential chain: env, profile, web identity, container, IMDS; or static keys / a profile). */
+  awsSigV4: z.strictObject({ accessKeyId: text().optional(), secretAccessKey: text().optional(), sessionToken: text().optional(), profile: text().optional(), region: text().optional(), service: text().optional() }).optional(),
+  /** Google OAuth through google-auth-library ({} = application default credentials; or a service-account file). */
+  google: z.strictObject({ credentialsFile: z.string().optional(), scopes: z.array(z.string()).optional(), tokenUrl: z.string().url().optional() }).optional(),
+}).refine((a) => Object.values(a).filter((v) => v !== undefined).length <= 1, 'auth takes one form: apiKey, managedIdentity, entra, awsSigV4 or google')
 
-export const BACKEND_TYPES = ['openai', 'azure-openai', 'openai-compatible', 'anthropic', 'gemini', 'bedrock', 'mock'] as const
-/** Backend types this build can call; the others are contract names whose providers have not landed yet. */
-export const SUPPORTED_BACKEND_TYPES: ReadonlySet<string> = new Set(['openai', 'azure-openai', 'openai-compatible', 'mock'])
+/** OpenAI-compatible clouds and local servers known by name: base URL, key header and prices are built in. */
+export const PRESET_BACKEND_TYPES = ['groq', 'mistral', 'cerebras', 'deepinfra', 'xai', 'together', 'fireworks', 'openrouter', 'deepseek', 'perplexity', 'ollama', 'vllm', 'lmstudio'] as const
+export const BACKEND_TYPES = ['openai', 'azure-openai', 'openai-compatible', 'anthropic', 'gemini', 'vertex', 'bedrock', 'mock', ...PRESET_BACKEND_TYPES] as const
 
 const backend = z.strictObject({
   id,
@@ -66,6 +76,9 @@ const backend = z.strictObject({
   /** public model name -> deployment/model name at this backend */
   models: z.record(z.string(), z.string()).optional(),
   apiVersion: text().default('2024-10-21'),
+  /** Cloud placement: Vertex AI (project, region) and Bedrock (region). */
+  project: text().optional(),
+  region: text().optional(),
   headers: z.record(z.string(), text()).optional(),
   /** Time to the response headers (first byte). */
   timeout: duration.default(60_000),

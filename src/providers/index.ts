@@ -3,6 +3,7 @@ import { azureOpenai } from './azure-openai.ts'
 import { mock, openai, openaiCompatible } from './openai.ts'
 import type { Provider } from './types.ts'
 
+/** Every provider this build can call, by backend `type`. New providers are one entry here. */
 const PROVIDERS: ReadonlyMap<string, Provider> = new Map([openai, openaiCompatible, azureOpenai, mock].map((p) => [p.type, p]))
 
 export function providerFor(type: BackendConfig['type']): Provider {
@@ -11,6 +12,11 @@ export function providerFor(type: BackendConfig['type']): Provider {
   return p
 }
 
-export const DEFAULT_BASE_URL: Partial<Record<BackendConfig['type'], string>> = {
-  openai: 'https://api.openai.com/v1',
+export function hasProvider(type: string): boolean {
+  return PROVIDERS.has(type)
+}
+
+/** The backend's base URL: its own `url`, else the provider's default (undefined: a mock, or a config error). */
+export function defaultBaseUrl(backend: BackendConfig): string | undefined {
+  return PROVIDERS.get(backend.type)?.defaultUrl?.(backend)
 }

@@ -8,6 +8,7 @@ function openAiStyle(type: 'openai' | 'openai-compatible' | 'mock'): Provider {
     type,
     speaks: 'openai',
     operations: ALL,
+    defaultUrl: type === 'openai' ? () => 'https://api.openai.com/v1' : undefined,
     target(backend, operation, _model, baseUrl) {
       const { origin, prefix } = splitBase(baseUrl)
       // A base URL given without a path means the conventional `/v1` root (vLLM, Ollama, LM Studio, OpenAI).

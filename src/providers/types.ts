@@ -1,21 +1,35 @@
 import type { Operation } from '../core/context.ts'
 import type { BackendConfig } from '../config/schema.ts'
+import type { ApiSchema, BackendCodec, StreamParser } from '../translate/types.ts'
 
 /** Where and how to send one operation to one backend. */
 export interface UpstreamTarget {
   readonly origin: string
+  /** Path and query. */
   readonly path: string
   readonly headers: Record<string, string>
 }
 
-/** A provider is data plus one pure function: no I/O, safe to call again on failover. */
+/**
+ * A provider is data plus pure functions: no I/O, safe to call again on failover. Providers that speak
+ * another schema than the hub's carry the codec that translates (src/translate/); credentials that need I/O
+ * (tokens, signatures) live in src/providers/credentials/, never here.
+ */
 export interface Provider {
   readonly type: BackendConfig['type']
-  /** The API schema the provider speaks; every provider in this build speaks OpenAI's. */
-  readonly speaks: 'openai'
+  /** The API schema the provider speaks. */
+  readonly speaks: ApiSchema
   /** Which operations the provider serves. */
   readonly operations: ReadonlySet<Operation>
-  target(backend: BackendConfig, operation: Operation, upstreamModel: string, baseUrl: string): UpstreamTarget
+  /** The base URL when the backend gives no `url` (undefined: the backend must give one, or it is a mock). */
+  defaultUrl?(backend: BackendConfig): string | undefined
+  target(backend: BackendConfig, operation: Operation, upstreamModel: string, baseUrl: string, stream: boolean): UpstreamTarget
+  /** Hub ⇄ provider schema; absent when the provider speaks the hub's schema (bytes pass through). */
+  readonly codec?: BackendCodec
+  /** The content type of a streamed answer (default `text/event-stream`). */
+  readonly streamContentType?: string
+  /** Splits a streamed body into events (default: the SSE parser). */
+  streamParser?(): StreamParser
 }
 
 export const OPERATION_PATH: Record<Operation, string> = {

@@ -9,7 +9,7 @@ import type { GatewayConfig } from '../config/schema.ts'
 import { buildSnapshot } from '../config/snapshot.ts'
 import { builtinPolicies } from '../policies/registry.ts'
 import type { PolicyRegistry } from '../policies/types.ts'
-import { DEFAULT_BASE_URL } from '../providers/index.ts'
+import { defaultBaseUrl } from '../providers/index.ts'
 import type { KeyStore } from '../stores/keys.ts'
 import { createStores } from '../stores/index.ts'
 import { closeSharedStores } from '../cache/store-registry.ts'
@@ -84,7 +84,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const ledger = ledgerStore ? new Ledger({ store: ledgerStore, snapshot: () => current.snapshot, batching: batchingOf(opts.config.ledger), metrics, logger }) : null
 
   const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {
-    const url = b.url ?? DEFAULT_BASE_URL[b.type] ?? mocks.urlOf(b.id)
+    const url = b.url ?? defaultBaseUrl(b) ?? mocks.urlOf(b.id)
     if (!url) throw new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${b.id}" has no address.`)
     return url
   }

@@ -3,6 +3,8 @@ import type { BackendConfig } from '../config/schema.ts'
 import type { JsonResult, StreamResult, UpstreamResult } from '../core/pipeline.ts'
 import { SseParser, type SseFrame } from '../core/sse.ts'
 import type { UpstreamTarget } from '../providers/types.ts'
+import { CredentialsCache } from '../providers/credentials/index.ts'
+import type { StreamParser } from '../translate/types.ts'
 import { failureFromError, UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 import { GW_ERR } from '../core/errors.ts'
 
@@ -15,6 +17,8 @@ const FORWARDED_HEADERS = ['retry-after', 'retry-after-ms', 'openai-processing-m
  */
 export class UpstreamClients {
   private readonly pools = new Map<string, Pool>()
+  /** Backend credentials (tokens, signers), kept across reloads like the pools. */
+  readonly credentials = new CredentialsCache()
 
   poolFor(backend: BackendConfig, origin: string): Pool {
     const key = `${backend.id}|${origin}|${backend.maxConnections}|${backend.connectTimeout}`
@@ -43,6 +47,7 @@ export class UpstreamClients {
   }
 
   async close(): Promise<void> {
+    this.credentials.close()
     const all = [...this.pools.values()]
     this.pools.clear()
     await Promise.allSettled(all.map((p) => p.close()))
@@ -55,6 +60,10 @@ export interface SendOptions {
   readonly body: string
   readonly stream: boolean
   readonly signal: AbortSignal
+  /** The content type of a streamed answer (default `text/event-stream`). */
+  readonly streamContentType?: string
+  /** Splits the streamed body into events (default: SSE). */
+  readonly streamParser?: () => StreamParser
 }
 
 /** One attempt against one backend. Network failures become UpstreamFailure; HTTP errors come back as results. */
@@ -82,7 +91,7 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
     if (typeof v === 'string') headers[name] = v
   }
   const contentType = String(res.headers['content-type'] ?? '')
-  if (opts.stream && res.statusCode === 200 && contentType.includes('text/event-stream')) {
+  if (opts.stream && res.statusCode === 200 && contentType.includes(opts.streamContentType ?? 'text/event-stream')) {
     const body = res.body
     let ended = false
     const abort = () => {
@@ -91,7 +100,7 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
       body.destroy()
     }
     async function* frames(): AsyncGenerator<SseFrame> {
-      const parser = new SseParser()
+      const parser = opts.streamParser ? opts.streamParser() : new SseParser()
       try {
         for await (const chunk of body) {
           const out = parser.push(chunk as Buffer)

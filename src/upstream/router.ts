@@ -16,6 +16,8 @@ import { Balancer, type Member } from './balancer.ts'
 import { Breakers, stateOf, type CircuitState } from './breaker.ts'
 import { ClientAbortError, sendUpstream, type UpstreamClients } from './client.ts'
 import { commitStream } from './commit.ts'
+import { decodeStream } from '../translate/stream.ts'
+import type { TranslateContext, TranslatedError } from '../translate/types.ts'
 import { noHealthyBackend, Plan, type Choice, type Target } from './failover.ts'
 import { UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 
@@ -264,27 +266,67 @@ export class Router {
       throw new GatewayError(GW_ERR.UNSUPPORTED_OPERATION, `The model "${model.name}" does not support ${ctx.operation}.`)
     }
     const upstreamModel = backend.models?.[model.name] ?? model.name
-    const target = provider.target(backend, ctx.operation, upstreamModel, this.baseUrlOf(backend))
-    const body: Record<string, unknown> = { ...ctx.body, model: upstreamModel }
-    // Ask for usage in streams so tokens are always accounted; the kernel strips it if the client did not ask.
-    if (ctx.stream && (ctx.operation === 'chat.completions' || ctx.operation === 'completions')) {
-      body.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true }
+    const target = provider.target(backend, ctx.operation, upstreamModel, this.baseUrlOf(backend), ctx.stream)
+    // A provider of another schema gets the hub body translated (pure, so a failover translates again);
+    // one of the hub's own schema gets the client's body with only the model replaced.
+    const codec = provider.codec
+    const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000) } : null
+    let body: Record<string, unknown>
+    if (codec) {
+      const translated = codec.request(ctx.body, tc!)
+      body = translated.body
+      if (translated.omitted.length) ctx.responseHeaders['x-sluice-omitted'] = translated.omitted.join(',')
+    } else {
+      body = { ...ctx.body, model: upstreamModel }
+      // Ask for usage in streams so tokens are always accounted; the kernel strips it if the client did not ask.
+      if (ctx.stream && (ctx.operation === 'chat.completions' || ctx.operation === 'completions')) {
+        body.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true }
+      }
     }
+    const bodyText = JSON.stringify(body)
+    const credentials = this.clients.credentials.of(backend)
+    const headers = credentials === null
+      ? target.headers
+      : { ...target.headers, ...(await credentials.headers({ method: 'POST', url: target.origin + target.path, headers: target.headers, body: bodyText }, signal)) }
     const pool = this.clients.poolFor(backend, target.origin)
-    const result = await sendUpstream(pool, { backend, target, body: JSON.stringify(body), stream: ctx.stream, signal })
-    if (result.kind === 'json') {
-      if (result.status >= 400) throw statusFailure(backend.id, result.status, result.headers, result.body)
-      return { result, text: '' }
+    const sent = await sendUpstream(pool, {
+      backend,
+      target: headers === target.headers ? target : { ...target, headers },
+      body: bodyText,
+      stream: ctx.stream,
+      signal,
+      streamContentType: provider.streamContentType,
+      streamParser: provider.streamParser,
+    })
+    if (sent.kind === 'json') {
+      if (sent.status >= 400) {
+        if (!codec) throw statusFailure(backend.id, sent.status, sent.headers, sent.body)
+        const e = codec.error(sent.status, sent.body)
+        throw statusFailure(backend.id, sent.status, sent.headers, hubErrorBody(e), e.retriable)
+      }
+      if (codec) {
+        sent.body = codec.response(sent.body, tc!)
+        sent.text = null
+      }
+      return { result: sent, text: '' }
     }
+    const result = codec ? decodeStream(sent, codec.decoder(tc!)) : sent
     return commitStream(result, backend.id, (f) => {
       void this.breakers.failed(backend.id, f)
     })
   }
 }
 
+function hubErrorBody(e: TranslatedError): Record<string, unknown> {
+  return { error: { message: e.message, type: e.type, param: e.param, code: e.code } }
+}
+
 /** Upstream HTTP errors as the client should see them. Client errors (400, 404, 422) pass through as they are. */
-function statusFailure(backendId: string, status: number, headers: Record<string, string>, body: Record<string, unknown>): GatewayError {
+function statusFailure(backendId: string, status: number, headers: Record<string, string>, body: Record<string, unknown>, overloaded = false): GatewayError {
   const retryAfterMs = retryAfterMsFrom(headers)
+  if (overloaded && status < 500 && status !== 429) {
+    return new UpstreamFailure(GW_ERR.BAD_GATEWAY, `Backend "${backendId}" is overloaded.`, 'status', backendId, 503, retryAfterMs)
+  }
   if (status === 429) {
     const f = new UpstreamFailure(GW_ERR.RATE_LIMIT_EXCEEDED, `Backend "${backendId}" is rate limiting; retry later.`, 'status', backendId, status, retryAfterMs)
     if (retryAfterMs !== null) Object.assign(f.headers, { 'retry-after': String(Math.ceil(retryAfterMs / 1000)), 'retry-after-ms': String(Math.ceil(retryAfterMs)) })

@@ -1,0 +1,45 @@
+import type { BackendConfig } from '../../config/schema.ts'
+import type { Credentials } from './types.ts'
+
+/**
+ * Builds the credentials a backend's `auth` names. A static `apiKey` needs none (the provider puts it in
+ * its header); each other form has its own module.
+ */
+export type CredentialsFactory = (backend: BackendConfig) => Credentials | null
+
+const noCredentials: CredentialsFactory = () => null
+
+/** Which factory handles which `auth` form; modules register here as they land. */
+const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']>, CredentialsFactory]> = []
+
+export function credentialsFor(backend: BackendConfig): Credentials | null {
+  const auth = backend.auth
+  if (!auth) return null
+  for (const [form, make] of FACTORIES) if (auth[form] !== undefined) return make(backend)
+  return noCredentials(backend)
+}
+
+/**
+ * Credentials per backend, kept across config reloads while a backend's auth is unchanged, so tokens are
+ * not fetched again just because the file was reloaded.
+ */
+export class CredentialsCache {
+  private readonly byBackend = new Map<string, { key: string; creds: Credentials | null }>()
+
+  constructor(private readonly make: (backend: BackendConfig) => Credentials | null = credentialsFor) {}
+
+  of(backend: BackendConfig): Credentials | null {
+    const key = JSON.stringify([backend.type, backend.auth ?? null, backend.region ?? null, backend.project ?? null])
+    const hit = this.byBackend.get(backend.id)
+    if (hit && hit.key === key) return hit.creds
+    hit?.creds?.close?.()
+    const creds = backend.auth ? this.make(backend) : null
+    this.byBackend.set(backend.id, { key, creds })
+    return creds
+  }
+
+  close(): void {
+    for (const { creds } of this.byBackend.values()) creds?.close?.()
+    this.byBackend.clear()
+  }
+}
