@@ -3,8 +3,11 @@ export interface Usage {
   promptTokens: number
   completionTokens: number
   totalTokens: number
+  /** Prompt tokens served from the provider's prompt cache (included in promptTokens). */
   cachedTokens: number
   reasoningTokens: number
+  /** Prompt tokens written to the provider's prompt cache (Anthropic, Bedrock; included in promptTokens). */
+  cacheWriteTokens?: number
 }
 
 export function emptyUsage(): Usage {
@@ -21,6 +24,7 @@ export function addUsage(a: Usage | null, b: Usage | null): Usage | null {
     totalTokens: a.totalTokens + b.totalTokens,
     cachedTokens: a.cachedTokens + b.cachedTokens,
     reasoningTokens: a.reasoningTokens + b.reasoningTokens,
+    cacheWriteTokens: (a.cacheWriteTokens ?? 0) + (b.cacheWriteTokens ?? 0),
   }
 }
 
@@ -44,11 +48,16 @@ export function usageFromOpenAI(raw: unknown): Usage | null {
   }
   const prompt = num(u.prompt_tokens)
   const completion = num(u.completion_tokens)
-  return {
+  const details = u.prompt_tokens_details as Json | undefined
+  const usage: Usage = {
     promptTokens: prompt,
     completionTokens: completion,
     totalTokens: num(u.total_tokens) || prompt + completion,
-    cachedTokens: num((u.prompt_tokens_details as Json | undefined)?.cached_tokens),
+    cachedTokens: num(details?.cached_tokens),
     reasoningTokens: num((u.completion_tokens_details as Json | undefined)?.reasoning_tokens),
   }
+  // The hub's extension (src/translate/hub.ts): cache writes reported by Anthropic and Bedrock.
+  const writes = num(details?.cache_write_tokens)
+  if (writes > 0) usage.cacheWriteTokens = writes
+  return usage
 }

@@ -7,6 +7,7 @@ import type http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { MockOptions, MockStats } from './llm.ts';
+import type { MockIdentity } from './identity.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Per-request configuration (options overridden by x-mock-* headers)
@@ -80,6 +81,10 @@ export function effective(req: http.IncomingMessage, o: MockOptions): Effective 
 export interface Ctx {
   req: http.IncomingMessage;
   res: http.ServerResponse;
+  /** The server's options, for dialects that have options of their own. */
+  opts: MockOptions;
+  /** Tokens issued by the server's identity endpoints. */
+  identity: MockIdentity;
   stats: MockStats;
   eff: Effective;
   t0: number;

@@ -36,6 +36,7 @@ import {
 import { errorBody } from './errors.ts';
 import { after, commonHeaders, effective, elapsed, header, rid, sendJson, type Ctx, type Effective } from './engine.ts';
 import { MOCK_DIALECTS } from './dialects/index.ts';
+import { MockIdentity } from './identity.ts';
 
 export interface MockOptions {
   /** Delay before the response headers (non-stream: before the whole body); default 0. */
@@ -54,6 +55,14 @@ export interface MockOptions {
   completionTokens?: number;
   /** Embedding dimensions when the request gives no `dimensions`; default 256. */
   embeddingDims?: number;
+  /** The secret the managed-identity endpoint expects in `X-IDENTITY-HEADER`; default `sluice-mock-identity`. */
+  identityHeader?: string;
+  /** Lifetime of the bearer tokens the identity endpoints issue, in seconds; default 3600. */
+  tokenTtlSeconds?: number;
+  /** User-assigned identities (client ids) the managed-identity endpoint refuses, to test a token outage. */
+  identityRefusedClientIds?: string[];
+  /** Client credentials the Entra token endpoint accepts; default: any non-empty pair. */
+  entraClient?: { clientId: string; clientSecret: string };
 }
 
 export interface MockStats {
@@ -61,6 +70,8 @@ export interface MockStats {
   active: number;
   aborted: number;
   completionTokensSent: number;
+  /** Requests on Azure paths authorized by an Entra ID token this server issued. */
+  entraRequests: number;
 }
 
 export interface MockServer {
@@ -68,9 +79,11 @@ export interface MockServer {
   port: number;
   close(): Promise<void>;
   stats: MockStats;
+  /** Bearer tokens issued by the identity endpoints (counted, checked on the Azure paths). */
+  identity: MockIdentity;
 }
 
-export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats };
+export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats; identity: MockIdentity };
 
 export const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'gpt-4.1', 'o4-mini', 'text-embedding-3-small', 'text-embedding-3-large'];
 const FP = 'fp_sluicemock';
@@ -533,6 +546,24 @@ function route(method: string, rawPath: string): Route | undefined {
   return undefined;
 }
 
+/**
+ * Azure paths take an `api-key`, or an Entra ID bearer: one this server's identity endpoints issued
+ * (dialects/entra.ts) must be known and unexpired, as Azure checks its tokens; other bearers (keys sent by
+ * OpenAI-style clients) are accepted as before.
+ */
+function azureAuthorized(ctx: Ctx): boolean {
+  const auth = header(ctx.req, 'authorization');
+  const token = auth?.startsWith('Bearer ') ? auth.slice(7) : null;
+  if (token === null || !token.startsWith('mock-entra')) return true;
+  const state = ctx.identity.check(token);
+  if (state === 'valid') {
+    ctx.stats.entraRequests++;
+    return true;
+  }
+  sendJson(ctx, 401, { error: { code: '401', message: `Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), or have expired.` } });
+  return false;
+}
+
 function dispatch(ctx: Ctx, raw: Buffer): void {
   const { req, eff } = ctx;
   const method = req.method ?? 'GET';
@@ -542,6 +573,7 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
   for (const d of MOCK_DIALECTS) if (d.matches(method, path)) return d.handle(ctx, raw, path);
   const r = route(method, path);
   if (!r) return sendError(ctx, 404, `Invalid URL (${method} ${path})`, { code: null });
+  if (path.startsWith('/openai/') && !azureAuthorized(ctx)) return;
   let body: Body = {};
   if (method === 'POST') {
     let parsed: unknown;
@@ -592,13 +624,16 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
 // ---------------------------------------------------------------------------------------------
 
 export function createMockHandler(opts: MockOptions = {}): MockHandler {
-  const stats: MockStats = { requests: 0, active: 0, aborted: 0, completionTokensSent: 0 };
+  const stats: MockStats = { requests: 0, active: 0, aborted: 0, completionTokensSent: 0, entraRequests: 0 };
+  const identity = new MockIdentity();
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     stats.requests++;
     stats.active++;
     const ctx: Ctx = {
       req,
       res,
+      opts,
+      identity,
       stats,
       eff: effective(req, opts),
       t0: performance.now(),
@@ -628,7 +663,7 @@ export function createMockHandler(opts: MockOptions = {}): MockHandler {
       }
     });
   };
-  return Object.assign(handler, { stats });
+  return Object.assign(handler, { stats, identity });
 }
 
 export async function startMockServer(opts: MockOptions & { port?: number; host?: string } = {}): Promise<MockServer> {
@@ -651,6 +686,7 @@ export async function startMockServer(opts: MockOptions & { port?: number; host?
     url: `http://${urlHost}:${addr.port}`,
     port: addr.port,
     stats: handler.stats,
+    identity: handler.identity,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

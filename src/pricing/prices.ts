@@ -12,6 +12,12 @@
  *   and a June 2026 pricing guide; embeddings from two pricing guides.
  * - Anthropic (claude.com/pricing): cache-read prices as "cached", from GitHub's Copilot table, which
  *   lists the vendors' per-token prices.
+ * - Anthropic cache writes: 1.25× the input price (the 5-minute cache TTL), Anthropic's prompt-caching docs.
+ * - OpenAI-compatible clouds (Groq, Cerebras, xAI, DeepSeek, Mistral, Perplexity): a public pricing
+ *   lookup table of February 2026 that cites the Groq console and the providers' APIs (crewswarm's
+ *   model-pricing-lookup script); Groq's 70B figures agree with two other public tables. Together,
+ *   Fireworks, DeepInfra and OpenRouter price per hosted model and change often: set `pricing.models`.
+ *   Local servers (ollama, vllm, lmstudio) have no list price: set one in `pricing.models` to charge back.
  * Prices change: check them, and set `pricing.models` in the config for negotiated rates.
  */
 export interface ModelPrice {
@@ -21,6 +27,8 @@ export interface ModelPrice {
   readonly output: number
   /** USD per 1M cached prompt tokens; absent: billed as input. */
   readonly cached?: number
+  /** USD per 1M prompt tokens written to the provider's cache (Anthropic: 1.25× input for the 5-minute TTL); absent: billed as input. */
+  readonly cacheWrite?: number
 }
 
 export const PRICES_DATE = '2026-11-21'
@@ -42,8 +50,35 @@ export const SHIPPED_PRICES: Readonly<Record<string, ModelPrice>> = {
   'text-embedding-3-small': { input: 0.02, output: 0 },
   'text-embedding-3-large': { input: 0.13, output: 0 },
   // Anthropic
-  'claude-haiku-4-5': { input: 1, output: 5, cached: 0.1 },
-  'claude-sonnet-4': { input: 3, output: 15, cached: 0.3 },
-  'claude-sonnet-4-5': { input: 3, output: 15, cached: 0.3 },
-  'claude-opus-4-5': { input: 5, output: 25, cached: 0.5 },
+  'claude-haiku-4-5': { input: 1, output: 5, cached: 0.1, cacheWrite: 1.25 },
+  'claude-sonnet-4': { input: 3, output: 15, cached: 0.3, cacheWrite: 3.75 },
+  'claude-sonnet-4-5': { input: 3, output: 15, cached: 0.3, cacheWrite: 3.75 },
+  'claude-opus-4-5': { input: 5, output: 25, cached: 0.5, cacheWrite: 6.25 },
+  // OpenAI-compatible clouds (the presets), keyed without the provider's own prefix (`meta-llama/`, `openai/`…).
+  // Groq
+  'llama-3.1-8b-instant': { input: 0.05, output: 0.08 },
+  'llama-3.3-70b-versatile': { input: 0.59, output: 0.79 },
+  'llama-4-scout-17b-16e-instruct': { input: 0.11, output: 0.34 },
+  'llama-4-maverick-17b-128e-instruct': { input: 0.2, output: 0.6 },
+  'gpt-oss-20b': { input: 0.075, output: 0.3 },
+  'gpt-oss-120b': { input: 0.15, output: 0.6 },
+  'qwen3-32b': { input: 0.29, output: 0.59 },
+  'kimi-k2-instruct': { input: 1, output: 3 },
+  // Cerebras
+  'llama3.1-8b': { input: 0.04, output: 0.08 },
+  // xAI
+  'grok-3': { input: 3, output: 15 },
+  'grok-3-mini': { input: 0.3, output: 0.5 },
+  'grok-4-fast-reasoning': { input: 0.2, output: 0.5 },
+  'grok-4-fast-non-reasoning': { input: 0.2, output: 0.5 },
+  'grok-code-fast-1': { input: 0.2, output: 1.5 },
+  // DeepSeek
+  'deepseek-chat': { input: 0.14, output: 0.28 },
+  'deepseek-reasoner': { input: 0.55, output: 2.19 },
+  // Mistral
+  'mistral-large': { input: 0.5, output: 1.5 },
+  'codestral': { input: 0.15, output: 0.3 },
+  // Perplexity
+  'sonar': { input: 0.2, output: 0.2 },
+  'sonar-pro': { input: 1, output: 5 },
 }

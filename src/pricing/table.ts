@@ -33,10 +33,14 @@ export class PriceTable {
     return null
   }
 
-  /** USD for one call: uncached prompt at input price, cached prompt at cached price, completion at output price. */
+  /**
+   * USD for one call: uncached prompt at input price, cached prompt at cached price, prompt written to the
+   * cache at the cache-write price, completion (reasoning included) at output price.
+   */
   static cost(price: ModelPrice, usage: Usage): number {
     const cached = Math.min(usage.cachedTokens, usage.promptTokens)
-    const uncached = usage.promptTokens - cached
-    return (uncached * price.input + cached * (price.cached ?? price.input) + usage.completionTokens * price.output) / 1e6
+    const writes = Math.min(usage.cacheWriteTokens ?? 0, usage.promptTokens - cached)
+    const uncached = usage.promptTokens - cached - writes
+    return (uncached * price.input + cached * (price.cached ?? price.input) + writes * (price.cacheWrite ?? price.input) + usage.completionTokens * price.output) / 1e6
   }
 }

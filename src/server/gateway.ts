@@ -145,11 +145,17 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   route('/v1/completions', 'completions')
   route('/v1/embeddings', 'embeddings')
   route('/v1/responses', 'responses')
+  // Azure OpenAI's v1 surface: OpenAI's own paths under /openai/v1, the deployment (a model name here) in the body.
+  route('/openai/v1/chat/completions', 'chat.completions')
+  route('/openai/v1/completions', 'completions')
+  route('/openai/v1/embeddings', 'embeddings')
+  route('/openai/v1/responses', 'responses')
   const azureRoute = (suffix: string, op: Operation) =>
     app.post<{ Params: { deployment: string } }>(`/openai/deployments/:deployment/${suffix}`, (req, reply) => proxyRequest(deps, req, reply, op, req.params.deployment))
   azureRoute('chat/completions', 'chat.completions')
   azureRoute('completions', 'completions')
   azureRoute('embeddings', 'embeddings')
+  azureRoute('responses', 'responses')
 
   const listModels = async (req: FastifyRequest, reply: FastifyReply) => {
     const rt = current
@@ -160,6 +166,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     return reply.send({ object: 'list', data })
   }
   app.get('/v1/models', listModels)
+  app.get('/openai/v1/models', listModels)
   app.get<{ Params: { model: string } }>('/v1/models/:model', async (req, reply) => {
     const rt = current
     const principal = await auth.resolve(rt.snapshot, req.headers)

@@ -18,6 +18,8 @@ import { ClientAbortError, sendUpstream, type UpstreamClients } from './client.t
 import { commitStream } from './commit.ts'
 import { decodeStream } from '../translate/stream.ts'
 import type { TranslateContext, TranslatedError } from '../translate/types.ts'
+import type { Credentials } from '../providers/credentials/types.ts'
+import type { UpstreamTarget } from '../providers/types.ts'
 import { noHealthyBackend, Plan, type Choice, type Target } from './failover.ts'
 import { UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 
@@ -285,9 +287,7 @@ export class Router {
     }
     const bodyText = JSON.stringify(body)
     const credentials = this.clients.credentials.of(backend)
-    const headers = credentials === null
-      ? target.headers
-      : { ...target.headers, ...(await credentials.headers({ method: 'POST', url: target.origin + target.path, headers: target.headers, body: bodyText }, signal)) }
+    const headers = credentials === null ? target.headers : { ...target.headers, ...(await credentialHeaders(credentials, backend.id, target, bodyText, signal)) }
     const pool = this.clients.poolFor(backend, target.origin)
     const sent = await sendUpstream(pool, {
       backend,
@@ -314,6 +314,17 @@ export class Router {
     return commitStream(result, backend.id, (f) => {
       void this.breakers.failed(backend.id, f)
     })
+  }
+}
+
+/** Credentials that cannot be had (token endpoint down, no AWS credentials) fail this backend, so routing fails over. */
+async function credentialHeaders(credentials: Credentials, backendId: string, target: UpstreamTarget, body: string, signal: AbortSignal): Promise<Record<string, string>> {
+  try {
+    return await credentials.headers({ method: 'POST', url: target.origin + target.path, headers: target.headers, body }, signal)
+  } catch (err) {
+    if (signal.aborted) throw new ClientAbortError()
+    const message = err instanceof GatewayError ? err.message : `Backend "${backendId}" has no usable credentials.`
+    throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, message, 'connect', backendId)
   }
 }
 

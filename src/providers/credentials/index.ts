@@ -1,5 +1,6 @@
 import type { BackendConfig } from '../../config/schema.ts'
 import type { Credentials } from './types.ts'
+import { entraCredentials } from './entra.ts'
 
 /**
  * Builds the credentials a backend's `auth` names. A static `apiKey` needs none (the provider puts it in
@@ -10,7 +11,10 @@ export type CredentialsFactory = (backend: BackendConfig) => Credentials | null
 const noCredentials: CredentialsFactory = () => null
 
 /** Which factory handles which `auth` form; modules register here as they land. */
-const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']>, CredentialsFactory]> = []
+const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']>, CredentialsFactory]> = [
+  ['managedIdentity', entraCredentials],
+  ['entra', entraCredentials],
+]
 
 export function credentialsFor(backend: BackendConfig): Credentials | null {
   const auth = backend.auth
