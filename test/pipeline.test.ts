@@ -89,7 +89,10 @@ before(async () => { tg = await startTestGateway(YAML, { registry }) })
 after(() => tg.close())
 
 const body = (stream = false) => JSON.stringify({ model: 'gpt-4o-mini', stream, messages: [{ role: 'user', content: 'hi' }] })
-const waitFor = async (cond: () => boolean) => { for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 10)) }
+const waitFor = async (cond: () => boolean) => {
+  for (let i = 0; i < 300 && !cond(); i++) await new Promise((r) => setTimeout(r, 10))
+  assert.ok(cond(), 'condition not met within 3 s')
+}
 
 test('stages run in order: inbound global→product, backend wraps outer→inner, outbound in reverse, complete after', async () => {
   journal.length = 0
