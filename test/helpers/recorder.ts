@@ -24,12 +24,30 @@ export interface RecordingBackend {
   readonly requests: Recorded[]
   readonly mock: MockServer
   inject: Record<string, string>
+  /** Streams currently held back by `holdStreamsAfterFirstContent`. */
+  stalled: number
+  /** Requests arriving from now on wait (after being recorded) until the returned function is called. */
+  holdRequests(): () => void
+  /** Streams answered from now on stop after their first content event until the returned function is called. */
+  holdStreamsAfterFirstContent(): () => void
   close(): Promise<void>
+}
+
+function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void
+  const wait = new Promise<void>((resolve) => { open = resolve })
+  return { wait, open }
 }
 
 export async function startRecordingBackend(): Promise<RecordingBackend> {
   const mock = await startMockServer({ port: 0 })
-  const rec: RecordingBackend = { url: '', requests: [], mock, inject: {}, close: async () => {} }
+  let requestGate: Promise<void> | null = null
+  let streamGate: Promise<void> | null = null
+  const rec: RecordingBackend = {
+    url: '', requests: [], mock, inject: {}, stalled: 0, close: async () => {},
+    holdRequests() { const g = gate(); requestGate = g.wait; return () => { requestGate = null; g.open() } },
+    holdStreamsAfterFirstContent() { const g = gate(); streamGate = g.wait; return () => { streamGate = null; g.open() } },
+  }
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
@@ -39,16 +57,35 @@ export async function startRecordingBackend(): Promise<RecordingBackend> {
       try { body = JSON.parse(raw.toString('utf8')) as Record<string, any> } catch { /* recorded as {} */ }
       rec.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body })
       const headers = { ...req.headers, ...rec.inject, host: `127.0.0.1:${mock.port}`, 'content-length': String(raw.length) }
-      const up = http.request({ host: '127.0.0.1', port: mock.port, method: req.method, path: req.url, headers }, (upRes) => {
-        res.writeHead(upRes.statusCode ?? 502, upRes.headers)
-        upRes.pipe(res)
-        upRes.on('error', () => res.destroy())
-        upRes.on('aborted', () => res.destroy())
-      })
-      up.on('error', () => res.destroy())
-      // The gateway going away (a cut stream) must reach the mock, so it stops generating.
-      res.on('close', () => { if (!res.writableFinished) up.destroy() })
-      up.end(raw)
+      const forward = () => {
+        const stall = streamGate
+        const up = http.request({ host: '127.0.0.1', port: mock.port, method: req.method, path: req.url, headers }, (upRes) => {
+          res.writeHead(upRes.statusCode ?? 502, upRes.headers)
+          upRes.on('error', () => res.destroy())
+          upRes.on('aborted', () => res.destroy())
+          if (!stall || !String(upRes.headers['content-type']).includes('text/event-stream')) { upRes.pipe(res); return }
+          // Relay up to the first content event, then hold the rest back until the gate opens.
+          let piped = false
+          const onData = (c: Buffer) => {
+            res.write(c)
+            if (/"content":"[^"]/.test(c.toString('utf8'))) {
+              upRes.off('data', onData)
+              upRes.pause()
+              piped = true
+              rec.stalled++
+              void stall.then(() => { rec.stalled--; upRes.pipe(res) })
+            }
+          }
+          upRes.on('data', onData)
+          upRes.on('end', () => { if (!piped) res.end() })
+        })
+        up.on('error', () => res.destroy())
+        // The gateway going away (a cut stream) must reach the mock, so it stops generating.
+        res.on('close', () => { if (!res.writableFinished) up.destroy() })
+        up.end(raw)
+      }
+      if (requestGate) void requestGate.then(forward)
+      else forward()
     })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
