@@ -110,7 +110,7 @@ test('stages run in order: inbound global→product, backend wraps outer→inner
   await waitFor(() => outcomes.length === 3)
   assert.deepEqual(outcomes.map((o) => o.tag), ['g1', 'g2', 'p1'])
   assert.equal(outcomes[0]!.outcome.status, 200)
-  assert.ok(outcomes[0]!.outcome.usage!.completionTokens > 0)
+  assert.equal(outcomes[0]!.outcome.usage!.completionTokens, 16) // the mock's default length
   assert.equal(outcomes[0]!.consumer, 'a')
 })
 
@@ -122,7 +122,7 @@ test('outbound chunk hooks see and may edit every streamed event', async () => {
   assert.ok(content.length > 0)
   assert.equal(content, content.toUpperCase())
   await waitFor(() => outcomes.length === 3)
-  assert.ok(outcomes[0]!.outcome.usage!.completionTokens > 0, 'complete sees the stream usage')
+  assert.equal(outcomes[0]!.outcome.usage!.completionTokens, 16, 'complete sees the stream usage')
 })
 
 test('an inbound refusal stops the request before the backend, and complete still runs', async () => {

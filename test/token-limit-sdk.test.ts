@@ -57,5 +57,7 @@ describe('token-limit seen through the official openai SDK', () => {
     assert.equal(retried!.status, 200)
     // The SDK waited at least what retry-after-ms asked for before retrying.
     assert.ok(retried!.at - refused!.at >= refused!.retryAfterMs!, `waited ${retried!.at - refused!.at} ms for ${refused!.retryAfterMs}`)
+    // …and not much more (the SDK honours retry-after-ms rather than its own longer backoff).
+    assert.ok(retried!.at - refused!.at < refused!.retryAfterMs! + 2_000, `waited ${retried!.at - refused!.at} ms for ${refused!.retryAfterMs}`)
   })
 })
