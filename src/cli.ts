@@ -102,7 +102,7 @@ async function keys(argv: string[]): Promise<void> {
       const id = positionals[0]
       if (!id) fail('sluice keys revoke needs a KEY_ID')
       if (!(await store.revoke(id))) fail(`no active key ${id}`)
-      process.stdout.write(`revoked ${id} (running gateways stop accepting it within 30 s)\n`)
+      process.stdout.write(`revoked ${id} (running gateways stop accepting it within auth.keyCacheTtl: ${Math.round(result.config.auth.keyCacheTtl / 1000)} s)\n`)
     } else fail(USAGE)
   } finally {
     await store.close()

@@ -24,14 +24,15 @@ async function usedTokens(adminUrl: string): Promise<number> {
   return body.limits[0]!.windows[0]!.used
 }
 
+/** Waits until the counter reads `expected`; a wait that runs out fails (with the last value read). */
 async function settled(adminUrl: string, expected: number): Promise<number> {
   let used = -1
   for (let i = 0; i < 100; i++) {
     used = await usedTokens(adminUrl)
-    if (used === expected) break
+    if (used === expected) return used
     await new Promise((r) => setTimeout(r, 20))
   }
-  return used
+  throw new Error(`the token counter never read ${expected}; last ${used}`)
 }
 
 for (const countHits of [true, false]) {
@@ -42,7 +43,10 @@ for (const countHits of [true, false]) {
       const ask = () => client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'What is a sluice?' }] }).withResponse()
       const first = await ask()
       assert.equal(first.response.headers.get('x-sluice-cache'), 'miss')
-      const total = first.data.usage!.total_tokens
+      // Fixed, derived by hand (o200k_base, gpt-tokenizer): 'user' = 1 token, 'What is a sluice?' = What| is| a| slu|ice|? = 6;
+      // chat framing 3 per message + 3 priming: prompt 3 + 3 + 1 + 6 = 13; the mock writes 16 completion tokens by default.
+      const total = 13 + 16
+      assert.equal(first.data.usage!.total_tokens, total)
       assert.equal(await settled(tg.adminUrl, total), total)
       const second = await ask()
       assert.equal(second.response.headers.get('x-sluice-cache'), 'hit')

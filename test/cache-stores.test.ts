@@ -17,7 +17,8 @@ describe('MemoryCacheStore bounds', () => {
     const s = new MemoryCacheStore({ maxEntries: 2 })
     await s.set('a', '1', 60_000, T0)
     await s.set('b', '2', 60_000, T0)
-    await s.get('a', T0) // a is now the most recent
+    assert.equal(await s.get('b', T0), '2', 'b is stored before it is evicted')
+    assert.equal(await s.get('a', T0), '1') // a is now the most recent
     await s.set('c', '3', 60_000, T0)
     assert.equal(await s.get('b', T0), null)
     assert.equal(await s.get('a', T0), '1')
@@ -28,6 +29,8 @@ describe('MemoryCacheStore bounds', () => {
     const s = new MemoryCacheStore({ maxBytes: 100 })
     await s.set('a', 'x'.repeat(20), 60_000, T0) // 42 bytes
     await s.set('b', 'y'.repeat(20), 60_000, T0) // 84 total
+    assert.equal(await s.get('a', T0), 'x'.repeat(20), 'a is stored before it is evicted')
+    assert.equal(await s.get('b', T0), 'y'.repeat(20)) // b is now the most recent
     await s.set('c', 'z'.repeat(20), 60_000, T0) // a goes
     assert.equal(await s.get('a', T0), null)
     assert.equal(await s.get('c', T0), 'z'.repeat(20))

@@ -49,7 +49,7 @@ describe('cache (exact) through the gateway', () => {
     const first = await chat(a, { messages, max_tokens: 12 })
     assert.equal(first.cache, 'miss')
     assert.equal(first.backend, 'mock-a')
-    const second = await eventually(() => chat(a, { messages, max_tokens: 12 }), (r) => r.cache === 'hit')
+    const second = await eventually(() => chat(a, { messages, max_tokens: 12 }), (r) => r.cache === 'hit', 'a cache hit')
     assert.equal(second.cache, 'hit')
     assert.equal(second.content, first.content)
     assert.equal(second.servedBy, 'cache:exact')
@@ -61,7 +61,7 @@ describe('cache (exact) through the gateway', () => {
   it('a different request (parameter or message) is a different entry', async () => {
     const messages = [{ role: 'user' as const, content: fresh() }]
     await chat(a, { messages, max_tokens: 12 })
-    await eventually(() => chat(a, { messages, max_tokens: 12 }), (r) => r.cache === 'hit')
+    await eventually(() => chat(a, { messages, max_tokens: 12 }), (r) => r.cache === 'hit', 'a cache hit')
     assert.equal((await chat(a, { messages, max_tokens: 13 })).cache, 'miss')
     assert.equal((await chat(a, { messages: [{ role: 'user', content: messages[0]!.content + '?' }], max_tokens: 12 })).cache, 'miss')
   })
@@ -70,7 +70,7 @@ describe('cache (exact) through the gateway', () => {
     const messages = [{ role: 'user' as const, content: fresh() }]
     const first = await chatStream(a, { messages, max_tokens: 20 })
     assert.equal(first.cache, 'miss')
-    const hit = await eventually(() => chatStream(a, { messages, max_tokens: 20 }), (r) => r.cache === 'hit')
+    const hit = await eventually(() => chatStream(a, { messages, max_tokens: 20 }), (r) => r.cache === 'hit', 'a cache hit')
     assert.equal(hit.cache, 'hit')
     assert.equal(hit.content, first.content)
     assert.ok(hit.content.length > 0)
@@ -88,33 +88,35 @@ describe('cache (exact) through the gateway', () => {
     assert.equal(withUsage.cache, 'hit')
     const last = withUsage.chunks.at(-1)!
     assert.deepEqual(last.choices, [])
-    assert.ok(last.usage.completion_tokens > 0)
+    assert.equal(last.usage.completion_tokens, 20, 'the cached usage: the 20 tokens max_tokens asked for')
   })
 
   it('serves a streamed request from a non-streamed entry, and the reverse', async () => {
     const m1 = [{ role: 'user' as const, content: fresh() }]
     const json = await chat(a, { messages: m1, max_tokens: 10 })
-    const s = await eventually(() => chatStream(a, { messages: m1, max_tokens: 10 }), (r) => r.cache === 'hit')
+    const s = await eventually(() => chatStream(a, { messages: m1, max_tokens: 10 }), (r) => r.cache === 'hit', 'a cache hit')
     assert.equal(s.content, json.content)
     const m2 = [{ role: 'user' as const, content: fresh() }]
     const streamed = await chatStream(a, { messages: m2, max_tokens: 10 })
-    const j = await eventually(() => chat(a, { messages: m2, max_tokens: 10 }), (r) => r.cache === 'hit')
+    const j = await eventually(() => chat(a, { messages: m2, max_tokens: 10 }), (r) => r.cache === 'hit', 'a cache hit')
     assert.equal(j.content, streamed.content)
   })
 
   it('never shares answers across products (default varyBy)', async () => {
     const messages = [{ role: 'user' as const, content: fresh() }]
     await chat(a, { messages, max_tokens: 8 })
-    await eventually(() => chat(a, { messages, max_tokens: 8 }), (r) => r.cache === 'hit')
+    await eventually(() => chat(a, { messages, max_tokens: 8 }), (r) => r.cache === 'hit', 'a cache hit')
     const other = await chat(b, { messages, max_tokens: 8 })
     assert.equal(other.cache, 'miss')
     assert.equal(other.backend, 'mock-a')
+    // The other product caches too (so its miss above was the tenant boundary, not "b is never cached").
+    await eventually(() => chat(b, { messages, max_tokens: 8 }), (r) => r.cache === 'hit', "team-b's own hit")
   })
 
   it('expires entries at the TTL (by the gateway clock)', async () => {
     const messages = [{ role: 'user' as const, content: fresh() }]
     await chat(a, { messages, max_tokens: 8 })
-    await eventually(() => chat(a, { messages, max_tokens: 8 }), (r) => r.cache === 'hit')
+    await eventually(() => chat(a, { messages, max_tokens: 8 }), (r) => r.cache === 'hit', 'a cache hit')
     clock.advance(3_600_000 + 1)
     assert.equal((await chat(a, { messages, max_tokens: 8 })).cache, 'miss')
   })
@@ -126,7 +128,9 @@ describe('cache (exact) through the gateway', () => {
     const again = await a.chat.completions.create({ model: 'gpt-4o-mini', messages, n: 2, max_tokens: 5 }).withResponse()
     assert.equal(again.response.headers.get('x-sluice-cache'), null)
     assert.equal(again.response.headers.get('x-sluice-backend'), 'mock-a')
-
+    // The same prompt with one choice is cached: n, not the prompt, kept the two above out.
+    assert.equal((await chat(a, { messages, max_tokens: 5 })).cache, 'miss')
+    await eventually(() => chat(a, { messages, max_tokens: 5 }), (r) => r.cache === 'hit', 'the n = 1 hit')
   })
 
   it('does not store an aborted stream', async () => {
@@ -136,11 +140,16 @@ describe('cache (exact) through the gateway', () => {
     try {
       for await (const c of stream) if (c.choices[0]?.delta?.content) { ac.abort(); }
     } catch { /* aborted */ }
-    await new Promise((r) => setTimeout(r, 200))
+    // No sleep: wait until the gateway has finished the aborted request (its complete hooks are then queued),
+    // then let a later request be stored and served: hooks run in order, so the aborted one's has run too.
+    await eventually(async () => t.gw.inflight.count, (n) => n === 0, 'the aborted request to finish')
+    const barrier = [{ role: 'user' as const, content: fresh() }]
+    await chat(a, { messages: barrier, max_tokens: 5 })
+    await eventually(() => chat(a, { messages: barrier, max_tokens: 5 }), (r) => r.cache === 'hit', 'the barrier hit')
     const next = await chat(a, { model: 'gpt-4o', messages, max_tokens: 60 })
     assert.equal(next.cache, 'miss')
     // The same prompt completed once is stored: the abort, not the prompt, kept it out.
-    const ok = await eventually(() => chat(a, { model: 'gpt-4o', messages, max_tokens: 60 }), (r) => r.cache === 'hit')
+    const ok = await eventually(() => chat(a, { model: 'gpt-4o', messages, max_tokens: 60 }), (r) => r.cache === 'hit', 'a cache hit')
     assert.equal(ok.cache, 'hit')
   })
 })

@@ -19,7 +19,8 @@ test('chat completion through the gateway, as the official SDK sees it', async (
   assert.equal(data.object, 'chat.completion')
   assert.equal(data.model, 'gpt-4o-mini')
   assert.ok(data.choices[0]!.message.content!.length > 0)
-  assert.ok(data.usage!.prompt_tokens > 0 && data.usage!.completion_tokens > 0)
+  // By hand (o200k_base): 'Say hello' = Say| hello = 2, 'user' = 1; 3 framing + 3 priming: 9. The mock writes 16 by default.
+  assert.deepEqual([data.usage!.prompt_tokens, data.usage!.completion_tokens, data.usage!.total_tokens], [9, 16, 25])
   assert.equal(response.headers.get('x-sluice-backend'), 'mock-a')
   assert.ok(response.headers.get('x-request-id'))
 })
@@ -40,14 +41,16 @@ test('streamed chat completion: chunks, and usage only when asked', async () => 
   })
   let usage: OpenAI.CompletionUsage | null | undefined
   for await (const chunk of withUsage) if (chunk.usage) usage = chunk.usage
-  assert.ok(usage && usage.completion_tokens > 0)
+  // 'Tell me a story' = Tell| me| a| story = 4: prompt 3 + 3 + 1 + 4 = 11; 16 completion tokens by default.
+  assert.deepEqual([usage?.prompt_tokens, usage?.completion_tokens], [11, 16])
 })
 
 test('embeddings (the SDK asks for base64 by default)', async () => {
   const res = await client.embeddings.create({ model: 'text-embedding-3-small', input: ['hello world', 'goodbye'] })
   assert.equal(res.data.length, 2)
   assert.ok(res.data[0]!.embedding.length > 0)
-  assert.ok(res.usage.prompt_tokens > 0)
+  // 'hello world' = hello| world = 2, 'goodbye' = good|bye = 2.
+  assert.equal(res.usage.prompt_tokens, 4)
 })
 
 test('legacy completions and the Responses API', async () => {
@@ -55,7 +58,9 @@ test('legacy completions and the Responses API', async () => {
   assert.equal(c.usage!.completion_tokens, 5)
   const r = await client.responses.create({ model: 'gpt-4o-mini', input: 'Write a haiku' })
   assert.ok(r.output_text.length > 0)
-  assert.ok(r.usage!.output_tokens > 0)
+  assert.equal(r.usage!.output_tokens, 16)
+  // 'Write a haiku' = Write| a| ha|iku = 4, as one user message: 3 + 3 + 1 + 4 = 11.
+  assert.equal(r.usage!.input_tokens, 11)
   const stream = await client.responses.create({ model: 'gpt-4o-mini', input: 'Write a haiku', stream: true })
   let deltas = ''
   let completed = false

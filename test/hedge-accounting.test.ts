@@ -30,8 +30,12 @@ consumers:
     assert.equal(response.headers.get('x-sluice-backend'), 'fast')
     assert.equal(response.headers.get('x-sluice-attempts'), '2')
     const answered = data.usage!
-    // The loser had the same prompt processed; the gateway estimates it with the same tokenizer the mock counts with.
-    const expectedPrompt = 2 * answered.prompt_tokens
+    // Fixed, by hand (o200k_base): 'Tell me about rivers and their deltas' = Tell| me| about| rivers| and| their| del|tas = 8;
+    // with 'user' (1), 3 framing and 3 priming the prompt is 15, and the mock writes 16 completion tokens by default.
+    assert.equal(answered.prompt_tokens, 15)
+    assert.equal(answered.completion_tokens, 16)
+    // The loser had the same 15-token prompt processed: billed twice.
+    const expectedPrompt = 2 * 15
     let row: { promptTokens: number; completionTokens: number } | undefined
     for (let i = 0; i < 100 && row?.promptTokens !== expectedPrompt; i++) {
       await new Promise((r) => setTimeout(r, 30))
@@ -39,9 +43,9 @@ consumers:
       row = ((await res.json()) as { rows: Array<{ promptTokens: number; completionTokens: number }> }).rows[0]
     }
     assert.equal(row?.promptTokens, expectedPrompt, 'the ledger bills the cancelled try too')
-    assert.equal(row?.completionTokens, answered.completion_tokens)
+    assert.equal(row?.completionTokens, 16)
     const limits = (await (await fetch(`${tg.adminUrl}/admin/limits?key=team-a`)).json()) as { limits: Array<{ windows: Array<{ used: number }> }> }
-    assert.equal(limits.limits[0]!.windows[0]!.used, expectedPrompt + answered.completion_tokens)
+    assert.equal(limits.limits[0]!.windows[0]!.used, expectedPrompt + 16)
   } finally {
     await tg.close()
   }

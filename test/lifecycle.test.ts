@@ -10,7 +10,7 @@ import { loadConfigFile } from '../src/config/load.ts'
 import { builtinPolicies } from '../src/policies/registry.ts'
 import { createGateway } from '../src/server/gateway.ts'
 import { authHeaders, TEST_KEY } from './helpers/gateway.ts'
-import { freePort, spawnGateway } from './helpers/process.ts'
+import { spawnGateway } from './helpers/process.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-life-'))
 const chat = (model: string, stream = false) => JSON.stringify({ model, stream, messages: [{ role: 'user', content: 'hello' }] })
@@ -126,11 +126,9 @@ test('consumer keys: created once through the admin API, stored hashed, usable, 
 })
 
 test('SIGTERM: stop accepting, finish the stream in flight, exit 0', async () => {
-  const port = await freePort()
-  const adminPort = await freePort()
   const file = join(dir, 'term.yaml')
-  writeFileSync(file, yaml(port, adminPort, '  - { name: slow, target: slow }'))
-  const gp = await spawnGateway(file, port)
+  writeFileSync(file, yaml(0, 0, '  - { name: slow, target: slow }'))
+  const gp = await spawnGateway(file)
   const res = await request(`${gp.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: chat('slow', true) })
   let text = ''
   let signalled = false
@@ -149,15 +147,18 @@ test('SIGTERM: stop accepting, finish the stream in flight, exit 0', async () =>
 })
 
 test('SIGHUP reloads the file in a running process', async () => {
-  const port = await freePort()
-  const adminPort = await freePort()
   const file = join(dir, 'hup.yaml')
-  writeFileSync(file, yaml(port, adminPort, '  - { name: a, target: m }'))
-  const gp = await spawnGateway(file, port)
+  writeFileSync(file, yaml(0, 0, '  - { name: a, target: m }'))
+  const gp = await spawnGateway(file)
   try {
-    writeFileSync(file, yaml(port, adminPort, '  - { name: z, target: m }'))
+    // The contrast first: before the reload "z" is unknown.
+    const before = await request(`${gp.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: chat('z') })
+    assert.equal(before.statusCode, 404)
+    await before.body.text()
+    writeFileSync(file, yaml(0, 0, '  - { name: z, target: m }'))
     gp.child.kill('SIGHUP')
-    for (let i = 0; i < 100 && !gp.output().includes('reloaded'); i++) await new Promise((r) => setTimeout(r, 20))
+    for (let i = 0; i < 250 && !gp.output().includes('reloaded'); i++) await new Promise((r) => setTimeout(r, 20))
+    assert.match(gp.output(), /configuration reloaded/, 'the reload did not land within 5 s')
     const r = await request(`${gp.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: chat('z') })
     assert.equal(r.statusCode, 200)
     await r.body.text()

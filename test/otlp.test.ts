@@ -88,6 +88,8 @@ consumers:
       if (d.some((p) => p.count === 3)) break
       await new Promise((r) => setTimeout(r, 50))
     }
+    // A wait that runs out fails here rather than leaving the checks below to run on a partial export.
+    assert.ok(c.points.some((p) => p.metric === 'gen_ai.server.request.duration' && p.count === 3), 'no export saw all three requests within 10 s')
   })
   after(async () => {
     await g?.close()

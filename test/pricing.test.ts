@@ -3,8 +3,13 @@ import assert from 'node:assert/strict'
 import { loadConfigText } from '../src/config/load.ts'
 import { builtinPolicies } from '../src/policies/registry.ts'
 import { normaliseModel, PriceTable } from '../src/pricing/table.ts'
-import { SHIPPED_PRICES } from '../src/pricing/prices.ts'
 import { batchingOf } from '../src/ledger/ledger.ts'
+
+// OpenAI's list prices, USD per 1M tokens (input, output, cached input), as published on openai.com/api/pricing:
+// fixture figures written here, not read from src/pricing/prices.ts.
+const GPT_4O = { input: 2.5, output: 10, cached: 1.25 }
+const GPT_4O_MINI = { input: 0.15, output: 0.6, cached: 0.075 }
+const GPT_41_MINI = { input: 0.4, output: 1.6, cached: 0.1 }
 
 const usage = (p: number, c: number, cached = 0) => ({ promptTokens: p, completionTokens: c, totalTokens: p + c, cachedTokens: cached, reasoningTokens: 0 })
 
@@ -20,11 +25,11 @@ describe('price table', () => {
 
   it('prices dated and prefixed names like their family, unknown models not at all', () => {
     const t = new PriceTable()
-    assert.deepEqual(t.priceOf('gpt-4o-2024-11-20'), SHIPPED_PRICES['gpt-4o'])
-    assert.deepEqual(t.priceOf('azure/gpt-4o-mini'), SHIPPED_PRICES['gpt-4o-mini'])
+    assert.deepEqual(t.priceOf('gpt-4o-2024-11-20'), GPT_4O)
+    assert.deepEqual(t.priceOf('azure/gpt-4o-mini'), GPT_4O_MINI)
     assert.equal(t.priceOf('my-finetune'), null)
     // The public name has no price, the deployment name does.
-    assert.deepEqual(t.priceOf('house-model', 'gpt-4.1-mini-2025-04-14'), SHIPPED_PRICES['gpt-4.1-mini'])
+    assert.deepEqual(t.priceOf('house-model', 'gpt-4.1-mini-2025-04-14'), GPT_41_MINI)
   })
 
   it('computes cost per 1M tokens, cached prompt tokens at the cached price', () => {
@@ -51,7 +56,7 @@ pricing:
     assert.deepEqual(t.priceOf('gpt-4o-2024-08-06'), { input: 2, output: 8 })
     assert.deepEqual(t.priceOf('gpt-4o-2024-05-13'), { input: 5, output: 15 })
     assert.deepEqual(t.priceOf('house-model'), { input: 0.5, output: 1, cached: 0.1 })
-    assert.deepEqual(t.priceOf('gpt-4o-mini'), SHIPPED_PRICES['gpt-4o-mini'])
+    assert.deepEqual(t.priceOf('gpt-4o-mini'), GPT_4O_MINI)
   })
 
   it('refuses a negative price, and reads the ledger batching knobs with units', () => {

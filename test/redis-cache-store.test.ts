@@ -52,6 +52,10 @@ if (up) {
 
     it('treats a foreign value under its key as a miss', async () => {
       const s = new RedisCacheStore(client, { keyPrefix: `${RUN}foreign:` })
+      // First prove the key naming: a value the store writes lands under that very key and reads back.
+      await s.set('k', 'ours', 60_000, Date.now())
+      assert.ok(await client.exists(`${RUN}foreign:cache:k`), 'the store writes under <prefix>cache:<key>')
+      assert.equal(await s.get('k', Date.now()), 'ours')
       await client.set(`${RUN}foreign:cache:k`, 'not-ours', 'PX', 60_000)
       assert.equal(await s.get('k', Date.now()), null)
     })

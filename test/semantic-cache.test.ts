@@ -56,7 +56,7 @@ describe('semantic-cache through the gateway (mock backend embeddings)', () => {
   it('serves a paraphrase from the cache, with the distance in x-sluice-cache-score', async () => {
     const first = await ask(a, 'How do I reverse a list in Python?')
     assert.equal(first.cache, 'miss')
-    const para = await eventually(() => ask(a, 'How can I reverse a list in Python?'), (r) => r.cache === 'hit')
+    const para = await eventually(() => ask(a, 'How can I reverse a list in Python?'), (r) => r.cache === 'hit', 'a semantic hit')
     assert.equal(para.cache, 'hit')
     assert.equal(para.content, first.content)
     assert.equal(para.servedBy, 'cache:semantic')
@@ -67,14 +67,14 @@ describe('semantic-cache through the gateway (mock backend embeddings)', () => {
 
   it('replays a semantic hit as a stream too', async () => {
     const first = await ask(a, 'What is the boiling point of water at sea level?')
-    const s = await eventually(() => chatStream(a, { messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: "What's the boiling point of water at sea level?" }], max_tokens: 10 }), (r) => r.cache === 'hit')
+    const s = await eventually(() => chatStream(a, { messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: "What's the boiling point of water at sea level?" }], max_tokens: 10 }), (r) => r.cache === 'hit', 'a semantic hit')
     assert.equal(s.cache, 'hit')
     assert.equal(s.content, first.content)
   })
 
   it('misses on a one-fact change even when the embedding is closer than a paraphrase', async () => {
     await ask(a, 'What is the capital of France?')
-    await eventually(() => ask(a, 'What is the capital of France?'), (r) => r.cache === 'hit')
+    await eventually(() => ask(a, 'What is the capital of France?'), (r) => r.cache === 'hit', 'a semantic hit')
     for (const changed of ['What is the capital of Germany?', 'what is the capital of spain', 'What is the capital of France in 1800?', 'What is not the capital of France?']) {
       const r = await ask(a, changed)
       assert.equal(r.cache, 'miss', changed)
@@ -84,15 +84,19 @@ describe('semantic-cache through the gateway (mock backend embeddings)', () => {
 
   it('never shares answers across products, nor across system prompts', async () => {
     await ask(a, 'Explain how photosynthesis works.')
-    await eventually(() => ask(a, 'Explain how photosynthesis works.'), (r) => r.cache === 'hit')
+    await eventually(() => ask(a, 'Explain how photosynthesis works.'), (r) => r.cache === 'hit', 'a semantic hit')
     assert.equal((await ask(b, 'Explain how photosynthesis works.')).cache, 'miss')
-    const otherSystem = await chat(a, { messages: [{ role: 'system', content: 'Answer in French.' }, { role: 'user', content: 'Explain how photosynthesis works.' }], max_tokens: 10 })
+    const french = { messages: [{ role: 'system' as const, content: 'Answer in French.' }, { role: 'user' as const, content: 'Explain how photosynthesis works.' }], max_tokens: 10 }
+    const otherSystem = await chat(a, french)
     assert.equal(otherSystem.cache, 'miss')
+    // Both misses were boundaries, not entries that cannot be stored: each is a hit the second time.
+    await eventually(() => ask(b, 'Explain how photosynthesis works.'), (r) => r.cache === 'hit', "team-b's own hit")
+    await eventually(() => chat(a, french), (r) => r.cache === 'hit', 'the French system prompt hit')
   })
 
   it('expires entries at the TTL', async () => {
     await ask(a, 'Why is the sky blue?')
-    await eventually(() => ask(a, 'Why is the sky blue?'), (r) => r.cache === 'hit')
+    await eventually(() => ask(a, 'Why is the sky blue?'), (r) => r.cache === 'hit', 'a semantic hit')
     clock.advance(3_600_001)
     assert.equal((await ask(a, 'Why is the sky blue?')).cache, 'miss')
   })

@@ -6,15 +6,28 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import { TEST_KEY, serviceAvailable } from './helpers/gateway.ts'
-import { freePort, spawnGateway, type GatewayProcess } from './helpers/process.ts'
+import { spawnGateway, type GatewayProcess } from './helpers/process.ts'
 import { chat } from './helpers/limits.ts'
 
 const TPM = 3000
+const ADMIN_TOKEN = 'test-admin-token-multiprocess'
+// The figures the test expects, derived by hand (not by src/): every request sends the one message
+// { role: 'user', content: 'Say hello.' }. In o200k_base (gpt-4o-mini's encoding; checked with gpt-tokenizer's
+// encode) 'user' is 1 token and 'Say hello.' is Say| hello|. = 3; OpenAI's chat accounting adds 3 per message and
+// 3 priming the reply: prompt = 3 + 3 + 1 + 3 = 10. The mock writes max_tokens tokens (16 when none is given).
+const PROMPT = 10
+const PER_REQUEST = PROMPT + 16 // = 26: with max_tokens: 16 the reservation (10 + 16) equals the charge exactly
+const DEFAULT_RESERVATION = PROMPT + 256 // no max_tokens: the policy reserves its defaultCompletionTokens (256)
+const WARMUP = 10 // 10 x 266 = 2660 <= 3000: all admitted whatever the interleaving, then refunded to 10 x 26 = 260
+// After the warm-up 3000 - 260 = 2740 tokens are free; each storm request reserves and is charged exactly 26, so
+// exactly floor(2740 / 26) = 105 are admitted (105 x 26 = 2730; the 10 left cannot hold another) and the rest refused.
+const STORM_ADMITTED = 105
+const EXPECTED_TOTAL = WARMUP * PER_REQUEST + STORM_ADMITTED * PER_REQUEST // = 2990, within one request (26) of TPM
+
 const redisUp = await serviceAvailable('redis')
 const dir = mkdtempSync(join(tmpdir(), 'sluice-limits-'))
 const prefix = `sluice-mp-${randomUUID().slice(0, 8)}:`
 const running: GatewayProcess[] = []
-
 after(async () => {
   for (const p of running) if (p.child.exitCode === null) p.child.kill('SIGKILL')
   rmSync(dir, { recursive: true, force: true })
@@ -27,14 +40,15 @@ after(async () => {
   }
 })
 
-async function startFleet(count: number, store: string): Promise<string[]> {
+async function startFleet(count: number, store: string): Promise<{ urls: string[]; adminUrl: string }> {
   const urls: string[] = []
+  let adminUrl = ''
   for (let i = 0; i < count; i++) {
-    const port = await freePort()
     const file = join(dir, `gw-${randomUUID().slice(0, 8)}.yaml`)
+    // The first process has an admin plane, to read the shared counter; the others have none.
     writeFileSync(file, `
-listen: { host: 127.0.0.1, port: ${port} }
-admin: { enabled: false }
+listen: { host: 127.0.0.1, port: 0 }
+admin: ${i === 0 ? `{ host: 127.0.0.1, port: 0, token: ${ADMIN_TOKEN} }` : '{ enabled: false }'}
 ledger: { type: none }
 logging: { level: warn }
 store: ${store}
@@ -48,31 +62,63 @@ consumers:
 policies:
   - token-limit: { counterKey: consumer.id, tokensPerMinute: ${TPM} }
 `)
-    const p = await spawnGateway(file, port)
+    const p = await spawnGateway(file)
     running.push(p)
     urls.push(p.url)
+    if (i === 0) adminUrl = p.adminUrl
   }
-  return urls
+  assert.ok(adminUrl, 'the first process serves the admin plane')
+  return { urls, adminUrl }
 }
 
-/** Many concurrent clients spread over the gateways; returns the tokens admitted and the refusals. */
-async function storm(urls: string[], requests: number) {
-  const answers = await Promise.all(Array.from({ length: requests }, (_, i) => {
-    // A mix: explicit caps (charged exactly) and no cap (reserved at the default, refunded to 16).
-    const body = i % 3 === 0 ? {} : { max_tokens: 20 + (i % 7) * 10 }
-    return chat(urls[i % urls.length]!, body)
-  }))
-  const admitted = answers.filter((a) => a.status === 200).reduce((sum, a) => sum + (a.body.usage.total_tokens as number), 0)
+async function usedTokens(adminUrl: string): Promise<number> {
+  const res = await fetch(`${adminUrl}/admin/limits?key=team-a`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
+  assert.equal(res.status, 200)
+  const v = (await res.json()) as { limits: Array<{ windows: Array<{ used: number }> }> }
+  return v.limits[0]!.windows[0]!.used
+}
+
+async function waitForUsed(adminUrl: string, expected: number): Promise<void> {
+  let used = -1
+  for (let i = 0; i < 250; i++) {
+    used = await usedTokens(adminUrl)
+    if (used === expected) return
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  assert.fail(`the shared counter never read ${expected} tokens; last ${used}`)
+}
+
+/** Many concurrent clients spread over the gateways; returns what was admitted and refused. */
+async function storm(urls: string[], requests: number, body: Record<string, unknown>) {
+  const answers = await Promise.all(Array.from({ length: requests }, (_, i) => chat(urls[i % urls.length]!, body)))
+  const ok = answers.filter((a) => a.status === 200)
   const refused = answers.filter((a) => a.status === 429)
   const other = answers.filter((a) => a.status !== 200 && a.status !== 429)
-  return { admitted, refused, other, ok: answers.length - refused.length - other.length }
+  return { ok, refused, other }
 }
 
-function checkStorm(r: Awaited<ReturnType<typeof storm>>): void {
+/**
+ * A warm-up whose reservations are refunded, then a storm whose every request costs exactly PER_REQUEST: the
+ * admitted total is then known to the token, and checked from both sides (no over-admission, no under-admission).
+ */
+async function checkExactAdmission(urls: string[], adminUrl: string, requests: number): Promise<void> {
+  const warm = await storm(urls, WARMUP, {})
+  assert.equal(warm.ok.length, WARMUP, JSON.stringify([...warm.refused, ...warm.other].map((a) => [a.status, a.body])))
+  for (const a of warm.ok) assert.equal(a.body.usage.total_tokens, PER_REQUEST)
+  // Each warm-up request reserved DEFAULT_RESERVATION and settled to PER_REQUEST: without refunds the counter would
+  // stay at 2660 and the storm below would get 13 requests in, not 105.
+  await waitForUsed(adminUrl, WARMUP * PER_REQUEST)
+  assert.ok(WARMUP * DEFAULT_RESERVATION <= TPM)
+
+  const r = await storm(urls, requests, { max_tokens: 16 })
   assert.equal(r.other.length, 0, JSON.stringify(r.other.map((a) => [a.status, a.body])))
-  // The mock counts prompts exactly as the gateway estimates them, so the estimate error is zero here.
-  assert.ok(r.admitted <= TPM, `admitted ${r.admitted} tokens, limit ${TPM}`)
-  assert.ok(r.ok > 0 && r.refused.length > 0, `ok ${r.ok}, refused ${r.refused.length}`)
+  for (const a of r.ok) assert.equal(a.body.usage.total_tokens, PER_REQUEST, 'the backend charged the hand-derived figure')
+  assert.equal(r.ok.length, STORM_ADMITTED, `admitted ${r.ok.length} storm requests, expected exactly ${STORM_ADMITTED}`)
+  assert.equal(r.refused.length, requests - STORM_ADMITTED)
+  const admitted = WARMUP * PER_REQUEST + r.ok.length * PER_REQUEST
+  assert.equal(admitted, EXPECTED_TOTAL)
+  assert.ok(admitted <= TPM && admitted > TPM - PER_REQUEST, `admitted ${admitted} tokens, limit ${TPM}`)
+  await waitForUsed(adminUrl, EXPECTED_TOTAL) // refusals left nothing behind
   for (const a of r.refused) {
     assert.equal(a.body.error.code, 'rate_limit_exceeded')
     const ms = Number(a.headers.get('retry-after-ms'))
@@ -84,17 +130,16 @@ function checkStorm(r: Awaited<ReturnType<typeof storm>>): void {
 }
 
 describe('token limits across processes', () => {
-  it('three gateway processes sharing Redis never admit more than the limit', { skip: !redisUp, timeout: 60_000 }, async () => {
-    const urls = await startFleet(3, `{ type: redis, url: "redis://127.0.0.1:6379", keyPrefix: "${prefix}", commandTimeout: 10s }`)
-    const r = await storm(urls, 150)
+  it('three gateway processes sharing Redis admit exactly what the limit holds', { skip: !redisUp, timeout: 60_000 }, async () => {
+    const { urls, adminUrl } = await startFleet(3, `{ type: redis, url: "redis://127.0.0.1:6379", keyPrefix: "${prefix}", commandTimeout: 10s }`)
+    await checkExactAdmission(urls, adminUrl, 150)
     // A fallback to per-process counters (Redis too slow for commandTimeout) would void the test: say so.
     const fellBack = running.filter((p) => p.output().includes('counter store is unreachable'))
     assert.equal(fellBack.length, 0, `Redis did not answer in time:\n${fellBack.map((p) => p.output()).join('\n')}`)
-    checkStorm(r)
   })
 
-  it('one process with the memory store never admits more than the limit', { timeout: 60_000 }, async () => {
-    const urls = await startFleet(1, '{ type: memory }')
-    checkStorm(await storm(urls, 120))
+  it('one process with the memory store admits exactly what the limit holds', { timeout: 60_000 }, async () => {
+    const { urls, adminUrl } = await startFleet(1, '{ type: memory }')
+    await checkExactAdmission(urls, adminUrl, 120)
   })
 })

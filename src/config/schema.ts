@@ -188,6 +188,11 @@ export const configSchema = z.strictObject({
     token: text().optional(),
     enabled: z.boolean().default(true),
   }).default({ host: '127.0.0.1', port: 8081, enabled: true }),
+  /** Keys created at run time (`/admin/keys`, `sluice keys`) are looked up in the key store and cached per process. */
+  auth: z.strictObject({
+    /** How long a process trusts a stored key it looked up: the bound on seeing a revocation made elsewhere. Read at start. */
+    keyCacheTtl: duration.default(30_000),
+  }).default({ keyCacheTtl: 30_000 }),
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).default({ level: 'info' }),

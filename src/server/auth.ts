@@ -18,7 +18,9 @@ export function presentedKey(headers: Headers): string | null {
 }
 
 const CACHE_MAX = 10_000
-const POSITIVE_TTL_MS = 30_000
+/** Default for `auth.keyCacheTtl`: how long a looked-up stored key is trusted before the store is asked again. */
+export const DEFAULT_KEY_CACHE_TTL_MS = 30_000
+/** Unknown keys are remembered at most this long, so a key created elsewhere works soon after. */
 const NEGATIVE_TTL_MS = 5_000
 
 /**
@@ -30,8 +32,12 @@ const NEGATIVE_TTL_MS = 5_000
  */
 export class Authenticator {
   private readonly cache = new Map<string, { consumerId: string | null; expires: number }>()
+  private readonly negativeTtlMs: number
 
-  constructor(private readonly keys: KeyStore | null, private readonly now: () => number = Date.now) {}
+  /** `cacheTtlMs` bounds how long a revocation made by another process goes unseen here. */
+  constructor(private readonly keys: KeyStore | null, private readonly now: () => number = Date.now, private readonly cacheTtlMs = DEFAULT_KEY_CACHE_TTL_MS) {
+    this.negativeTtlMs = Math.min(NEGATIVE_TTL_MS, cacheTtlMs)
+  }
 
   /** Synchronous for keys in the configuration (the hot path: no promise, no microtask); async for stored keys. */
   resolve(snapshot: Snapshot, headers: Headers): Principal | Promise<Principal> {
@@ -61,7 +67,7 @@ export class Authenticator {
     }
     const consumerId = record && record.revokedAt === null ? record.consumerId : null
     if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!)
-    this.cache.set(digest, { consumerId, expires: now + (consumerId ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS) })
+    this.cache.set(digest, { consumerId, expires: now + (consumerId ? this.cacheTtlMs : this.negativeTtlMs) })
     return consumerId
   }
 }

@@ -77,7 +77,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const keyStore = opts.keyStore !== undefined ? opts.keyStore : await createKeyStore(opts.config.ledger)
   const clients = new UpstreamClients()
   const mocks = new MockFleet()
-  const auth = new Authenticator(keyStore, () => clock.now())
+  const auth = new Authenticator(keyStore, () => clock.now(), opts.config.auth.keyCacheTtl)
   const inflight = { count: 0 }
 
   const ledgerStore = opts.ledgerStore !== undefined ? opts.ledgerStore : await createLedgerStore(opts.config.ledger, { writerThread: true })

@@ -24,10 +24,16 @@ export async function chatStream(client: OpenAI, params: Omit<ChatCompletionCrea
   return { content, chunks, usage, cache: response.headers.get('x-sluice-cache'), score: response.headers.get('x-sluice-cache-score'), servedBy: response.headers.get('x-sluice-served-by'), backend: response.headers.get('x-sluice-backend') }
 }
 
-/** Stores happen after the response (in `complete`): retry a lookup until it hits, or give up after ~3 s. */
-export async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+/**
+ * Stores happen after the response (in `complete`): retry a lookup until `ok` holds. A wait that runs out
+ * FAILS (it throws with the last value seen): returning the last value instead would let a "hit" check pass
+ * quietly on a miss, and a cache that stores nothing would pass every test that waits for a hit.
+ */
+export async function eventually<T>(fn: () => Promise<T>, ok: (v: T) => boolean, what = 'condition', timeoutMs = 3000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
   let v = await fn()
-  for (let i = 0; i < 60 && !ok(v); i++) {
+  while (!ok(v)) {
+    if (Date.now() > deadline) throw new Error(`${what} never held within ${timeoutMs} ms; last value: ${JSON.stringify(v)}`)
     await new Promise((r) => setTimeout(r, 50))
     v = await fn()
   }

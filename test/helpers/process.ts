@@ -16,13 +16,18 @@ export async function freePort(): Promise<number> {
 export interface GatewayProcess {
   readonly child: ChildProcess
   readonly url: string
+  /** The admin plane's base URL, '' when it is disabled. */
+  readonly adminUrl: string
   output(): string
   /** Resolves with the exit code. */
   exited: Promise<number | null>
 }
 
-/** Runs `sluice start --config FILE` as a child process and waits until it listens. */
-export async function spawnGateway(configFile: string, port: number, env: Record<string, string> = {}): Promise<GatewayProcess> {
+/**
+ * Runs `sluice start --config FILE` as a child process and waits until it listens (failing after 15 s). The
+ * addresses are read from its start-up line, so a config may listen on port 0; `port` is only a fallback.
+ */
+export async function spawnGateway(configFile: string, port = 0, env: Record<string, string> = {}): Promise<GatewayProcess> {
   const child = spawn(process.execPath, ['bin/sluice.js', 'start', '--config', configFile], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -31,9 +36,12 @@ export async function spawnGateway(configFile: string, port: number, env: Record
   child.stdout!.on('data', (d) => { out += d })
   child.stderr!.on('data', (d) => { out += d })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  const url = `http://127.0.0.1:${port}`
   for (let i = 0; i < 300; i++) {
-    if (out.includes('sluice listening')) return { child, url, output: () => out, exited }
+    const m = /sluice listening on (\S+)(?: \(admin (\S+)\))?/.exec(out)
+    if (m) {
+      const url = m[1]!.replace('0.0.0.0', '127.0.0.1') || `http://127.0.0.1:${port}`
+      return { child, url, adminUrl: m[2] ?? '', output: () => out, exited }
+    }
     if (child.exitCode !== null) break
     await new Promise((r) => setTimeout(r, 50))
   }

@@ -38,7 +38,7 @@ export function samplesOf(samples: readonly PromSample[], name: string, match: R
   return samples.filter((s) => s.name === name && Object.entries(match).every(([k, v]) => s.labels[k] === v))
 }
 
-/** Fetches `/metrics` until `ready` holds (recording happens just after each response), or fails after `ms`. */
+/** Fetches `/metrics` until `ready` holds (recording happens just after each response); throws after `ms`. */
 export async function scrapeUntil(adminUrl: string, ready: (s: PromSample[]) => boolean, ms = 5000, headers: Record<string, string> = {}): Promise<PromSample[]> {
   const deadline = Date.now() + ms
   for (;;) {
@@ -46,7 +46,7 @@ export async function scrapeUntil(adminUrl: string, ready: (s: PromSample[]) => 
     if (res.status !== 200) throw new Error(`/metrics answered ${res.status}: ${await res.text()}`)
     const samples = parseProm(await res.text())
     if (ready(samples)) return samples
-    if (Date.now() > deadline) return samples
+    if (Date.now() > deadline) throw new Error(`/metrics never satisfied the condition within ${ms} ms`)
     await new Promise((r) => setTimeout(r, 20))
   }
 }
