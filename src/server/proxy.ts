@@ -8,7 +8,7 @@ import { runInbound, type CompiledPipeline, type JsonResult, type Outcome, type 
 import { encodeSse, SSE_DONE } from '../core/sse.ts'
 import { addUsage, usageFromOpenAI, type Usage } from '../core/usage.ts'
 import { modelAllowed } from '../config/snapshot.ts'
-import { countTextTokens, estimatePromptTokens } from '../tokens/count.ts'
+import { countPromptTokens, countTextTokensAsync } from '../tokens/count.ts'
 import { ClientAbortError } from '../upstream/client.ts'
 import { PassThroughError } from '../upstream/router.ts'
 import { attemptsOf } from '../upstream/attempts.ts'
@@ -187,8 +187,8 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   let usage = acct.usage
   if (usage === null || ctx.signal.aborted || error) {
     // No usage from the backend, or the stream was cut: count what was really generated.
-    const completion = countTextTokens(acct.generatedText, ctx.model)
-    const prompt = usage?.promptTokens || estimatePromptTokens(ctx.operation, ctx.body, ctx.model)
+    const completion = await countTextTokensAsync(acct.generatedText, ctx.model)
+    const prompt = usage?.promptTokens || (await countPromptTokens(ctx.operation, ctx.body, ctx.model))
     usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
   }
   ctx.usage = usage
