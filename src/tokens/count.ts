@@ -242,3 +242,22 @@ export function countPromptTokens(operation: Operation, body: Record<string, unk
   if (chars <= SYNC_EXACT_CHARS) return p.fixed + tallySync(p.texts, count, SYNC_EXACT_CHARS)
   return tallyAsync(p.texts, count, ASYNC_EXACT_CHARS).then((n) => p.fixed + n)
 }
+
+/**
+ * A counter whose exact budget is shared by every text it is given (one request's parts, counted one by
+ * one): each call answers that text's tokens, exact while the budget lasts, estimated after.
+ */
+export function budgetedCounter(model: string, exactChars: number): (text: string) => number {
+  const t = new Tally(counterFor(model), exactChars)
+  return (text) => {
+    if (!text) return 0
+    const before = t.total()
+    const n = t.take(text)
+    for (let pos = 0; pos < n;) {
+      const end = Math.min(n, pieceEnd(text, pos))
+      t.piece(text, pos, end)
+      pos = end
+    }
+    return t.total() - before
+  }
+}

@@ -8,7 +8,7 @@ import { duration } from '../../config/schema.ts'
 import type { CounterWindow, WindowState } from '../../stores/counter.ts'
 import { countPromptTokens, estimatePromptTokens, preloadTokenizer } from '../../tokens/count.ts'
 import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
-import { HEADER_NAME, heldBy, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView } from '../limits-common/index.ts'
+import { HEADER_NAME, heldBy, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
 import { periodBounds, QUOTA_PERIODS } from '../limits-common/periods.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 
@@ -66,7 +66,7 @@ class TokenLimit implements Policy, LimitInspector {
 
   constructor(private readonly cfg: TokenLimitConfig, private readonly deps: PolicyDeps) {
     const expr = compileExpr(cfg.counterKey)
-    this.key = (ctx) => `tokens:${exprString(expr, exprContext(ctx))}`
+    this.key = (ctx) => `tokens:${boundedKeyPart(exprString(expr, exprContext(ctx)))}`
     // Every request's prompt is counted: load the tokenizer now, not under the first request's traffic.
     preloadTokenizer()
   }
