@@ -6,6 +6,7 @@ import type { GatewayConfig } from './config/schema.ts'
 import { DEMO_KEY, loadDemoConfig } from './demo.ts'
 import { builtinPolicies } from './policies/registry.ts'
 import { createGateway } from './server/gateway.ts'
+import { randomBytes } from 'node:crypto'
 import { createKeyStore } from './stores/key-store.ts'
 import { newKey } from './control/keys.ts'
 
@@ -43,12 +44,19 @@ async function start(argv: string[]): Promise<void> {
       admin: { ...config.admin, port: values['admin-port'] ? Number(values['admin-port']) : config.admin.port },
     }
   }
+  // An admin plane is never left open: without a configured token one is made for this run and printed once,
+  // on stderr (never in a response, never in the log).
+  let generatedToken: string | null = null
+  if (config.admin.enabled && !config.admin.token) {
+    generatedToken = randomBytes(24).toString('base64url')
+    config = { ...config, admin: { ...config.admin, token: generatedToken } }
+  }
   const gw = await createGateway({ config, configFile: file })
   const { url, adminUrl } = await gw.listen()
   const out = process.stdout
+  if (generatedToken) process.stderr.write(`admin token (generated for this run; set admin.token to choose one): ${generatedToken}\n`)
   out.write(`sluice listening on ${url}${adminUrl ? ` (admin ${adminUrl})` : ''} with ${file ?? 'the built-in demo configuration'}\n`)
   if (!file) out.write(`demo consumer key: ${process.env.SLUICE_DEMO_KEY || DEMO_KEY}\n`)
-  if (!config.admin.token && config.admin.enabled) out.write('warning: the admin API has no token (admin.token); it is reachable by anyone who can reach its address\n')
   let stopping = false
   const stop = async (signal: string) => {
     if (stopping) return

@@ -78,7 +78,10 @@ test('SIGTERM under load: every request that got a response has its ledger row a
   // A restarted gateway reports them all.
   const again = await spawnGateway(file, port)
   try {
-    const res = await fetch(`http://127.0.0.1:${adminPort}/admin/usage?by=consumer`)
+    // No admin.token in the file: `sluice start` generated one and printed it once on stderr.
+    const token = /admin token \(generated[^)]*\): (\S+)/.exec(again.output())?.[1]
+    assert.ok(token, 'the generated admin token is printed at start')
+    const res = await fetch(`http://127.0.0.1:${adminPort}/admin/usage?by=consumer`, { headers: { authorization: `Bearer ${token}` } })
     assert.equal(res.status, 200)
     const body = (await res.json()) as { rows: { key: string; requests: number }[] }
     assert.equal(body.rows.find((r) => r.key === 'team-a')?.requests, total)

@@ -7,13 +7,40 @@ import { createHash } from 'node:crypto'
  */
 const NOT_ANSWER_FIELDS = new Set(['stream', 'stream_options', 'user', 'metadata', 'store', 'service_tier', 'prompt_cache_key', 'safety_identifier'])
 
-/** Canonical JSON: object keys sorted, so `{a,b}` and `{b,a}` hash alike. */
+/**
+ * Canonical JSON: object keys sorted, so `{a,b}` and `{b,a}` hash alike. Same text as a recursive
+ * JSON.stringify with sorted keys, built with an explicit stack: a client chooses the nesting.
+ */
 export function canonicalJson(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null'
-  if (Array.isArray(v)) return '[' + v.map(canonicalJson).join(',') + ']'
-  const o = v as Record<string, unknown>
-  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort()
-  return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(o[k])).join(',') + '}'
+  let out = ''
+  // Each entry is either a value still to write or a literal piece of punctuation.
+  const stack: Array<{ lit: string } | { val: unknown }> = [{ val: v }]
+  while (stack.length) {
+    const item = stack.pop()!
+    if ('lit' in item) { out += item.lit; continue }
+    const x = item.val
+    if (x === null || typeof x !== 'object') { out += JSON.stringify(x) ?? 'null'; continue }
+    const pieces: Array<{ lit: string } | { val: unknown }> = []
+    if (Array.isArray(x)) {
+      pieces.push({ lit: '[' })
+      for (let i = 0; i < x.length; i++) {
+        if (i) pieces.push({ lit: ',' })
+        pieces.push({ val: x[i] })
+      }
+      pieces.push({ lit: ']' })
+    } else {
+      const o = x as Record<string, unknown>
+      const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort()
+      pieces.push({ lit: '{' })
+      keys.forEach((k, i) => {
+        pieces.push({ lit: (i ? ',' : '') + JSON.stringify(k) + ':' })
+        pieces.push({ val: o[k] })
+      })
+      pieces.push({ lit: '}' })
+    }
+    for (let i = pieces.length - 1; i >= 0; i--) stack.push(pieces[i]!)
+  }
+  return out
 }
 
 export function sha256(text: string): string {

@@ -128,6 +128,8 @@ const product = z.strictObject({
   /** Models its consumers may call; absent means all. */
   models: z.array(z.string()).optional(),
   policies: z.array(policyEntry).default([]),
+  /** Most requests all of this product's consumers together may have in flight (overrides requestLimits.maxInflightPerProduct). */
+  maxInflight: z.number().int().positive().optional(),
 })
 export type ProductConfig = z.infer<typeof product>
 
@@ -141,6 +143,8 @@ const consumer = z.strictObject({
   product: z.string().optional(),
   keys: z.array(consumerKey).default([]),
   metadata: z.record(z.string(), text()).default({}),
+  /** Most requests this consumer may have in flight at once (overrides requestLimits.maxInflightPerConsumer). */
+  maxInflight: z.number().int().positive().optional(),
 })
 export type ConsumerConfig = z.infer<typeof consumer>
 
@@ -181,13 +185,36 @@ export const configSchema = z.strictObject({
     bodyLimit: byteSize.default(10 * 1024 * 1024),
     /** How long SIGTERM waits for requests and streams in flight. */
     shutdownGrace: duration.default(15_000),
-  }).default({ host: '0.0.0.0', port: 8080, bodyLimit: 10 * 1024 * 1024, shutdownGrace: 15_000 }),
+    /** Longest a client may take to send a whole request, headers and body (408 past it). */
+    requestTimeout: duration.default(30_000),
+    /** Longest a client may take to send the request headers (408 past it). */
+    headersTimeout: duration.default(10_000),
+    /** Request bodies being read at once, all connections together (503 `server_busy` past it). */
+    maxBodyBytesInFlight: byteSize.default(128 * 1024 * 1024),
+    /** Deepest nesting of arrays and objects a JSON body may have (400 past it). */
+    maxJsonDepth: z.number().int().min(2).max(10_000).default(128),
+  }).default({ host: '0.0.0.0', port: 8080, bodyLimit: 10 * 1024 * 1024, shutdownGrace: 15_000, requestTimeout: 30_000, headersTimeout: 10_000, maxBodyBytesInFlight: 128 * 1024 * 1024, maxJsonDepth: 128 }),
   admin: z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(8081),
+    /** Without one, a random token is generated at start and printed once to stderr. */
     token: text().optional(),
     enabled: z.boolean().default(true),
-  }).default({ host: '127.0.0.1', port: 8081, enabled: true }),
+    /** Host header values the admin plane answers besides loopback names and its own address (DNS-rebinding guard). */
+    allowedHosts: z.array(z.string().min(1)).default([]),
+    bodyLimit: byteSize.default(1024 * 1024),
+  }).default({ host: '127.0.0.1', port: 8081, enabled: true, allowedHosts: [], bodyLimit: 1024 * 1024 }),
+  /** What one request may ask for, and how many a consumer or product may have in flight (per process). */
+  requestLimits: z.strictObject({
+    maxInflightPerConsumer: z.number().int().positive().default(100),
+    maxInflightPerProduct: z.number().int().positive().optional(),
+    /** Ceiling on max_tokens / max_completion_tokens / max_output_tokens (400 past it). */
+    maxOutputTokens: z.number().int().positive().default(1_000_000),
+    /** Ceiling on `n`, the number of choices. */
+    maxChoices: z.number().int().positive().default(128),
+    /** Longest a streamed answer may last; past it the stream ends with a `stream_duration_exceeded` error event. */
+    maxStreamDuration: duration.optional(),
+  }).default({ maxInflightPerConsumer: 100, maxOutputTokens: 1_000_000, maxChoices: 128 }),
   /** Keys created at run time (`/admin/keys`, `sluice keys`) are looked up in the key store and cached per process. */
   auth: z.strictObject({
     /** How long a process trusts a stored key it looked up: the bound on seeing a revocation made elsewhere. Read at start. */

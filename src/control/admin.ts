@@ -1,5 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { Logger } from 'pino'
 import { GatewayError, GW_ERR } from '../core/errors.ts'
 import { ConfigError } from '../config/load.ts'
@@ -12,6 +12,9 @@ import { limitsForKey } from '../policies/limits-common/admin-view.ts'
 import type { Telemetry } from '../telemetry/telemetry.ts'
 import { registerTelemetryRoutes } from './telemetry-routes.ts'
 import { registerUsageRoutes, type UsageSource } from './usage.ts'
+import { parseJsonBody } from '../server/body-guard.ts'
+import { adminHostAllowed, registerMethodNotAllowed, trackRoutes } from '../server/front-door.ts'
+import { clipText } from '../core/bounded.ts'
 
 export interface AdminDeps {
   readonly runtime: () => Runtime
@@ -26,6 +29,10 @@ export interface AdminDeps {
   readonly telemetry?: Telemetry
   /** The usage ledger behind `/admin/usage` (503 without one). */
   readonly ledger?: UsageSource | null
+  /** The address the admin plane binds to, and extra Host names it answers (DNS-rebinding guard). */
+  readonly host?: string
+  readonly allowedHosts?: readonly string[]
+  readonly maxJsonDepth?: number
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
@@ -35,26 +42,44 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   const expected = deps.token ? digest(deps.token) : null
   // An empty body with a JSON content type (curl -X DELETE -H 'content-type: application/json') is no body, not an error.
   app.removeContentTypeParser('application/json')
+  const maxDepth = deps.maxJsonDepth ?? 128
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
     if (text === '') return done(null, undefined)
     try {
-      done(null, JSON.parse(text as string))
-    } catch {
-      done(new GatewayError(GW_ERR.INVALID_REQUEST, 'The request body is not valid JSON.'), undefined)
+      done(null, parseJsonBody(text as string, maxDepth))
+    } catch (err) {
+      done(err as GatewayError, undefined)
     }
   })
+  const send = (reply: FastifyReply, gw: GatewayError) => void reply.code(gw.status).headers(gw.headers).send(gw.toJSON())
   app.setErrorHandler((err, _req, reply) => {
-    const gw = err instanceof GatewayError ? err : new GatewayError(GW_ERR.INVALID_REQUEST, 'The admin request could not be processed.')
+    const code = (err as { code?: string }).code
+    const gw = err instanceof GatewayError ? err
+      : code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? new GatewayError(GW_ERR.REQUEST_TOO_LARGE, 'The admin request body is larger than the admin plane accepts.')
+      : code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? new GatewayError(GW_ERR.INVALID_REQUEST, 'Admin request bodies are JSON (content-type: application/json).')
+      : new GatewayError(GW_ERR.INVALID_REQUEST, 'The admin request could not be processed.')
     if (!(err instanceof GatewayError) && !(err as { statusCode?: number }).statusCode) deps.logger.error({ err }, 'admin error')
-    void reply.code(gw.status).headers(gw.headers).send(gw.toJSON())
+    send(reply, gw)
   })
+  app.setNotFoundHandler((req, reply) => {
+    send(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown admin endpoint ${req.method} ${clipText(req.url.split('?')[0]!)}.`))
+  })
+  const boundHost = deps.host ?? '127.0.0.1'
+  const allowedHosts = deps.allowedHosts ?? []
   app.addHook('onRequest', async (req) => {
+    // A DNS-rebinding page reaches this listener under its own name: only loopback names, the bound address and
+    // the configured names are answered, before anything else (public dashboard files included).
+    if (!adminHostAllowed(req.headers.host, boundHost, allowedHosts)) {
+      throw new GatewayError(GW_ERR.HOST_NOT_ALLOWED, 'The admin plane does not answer requests for this host name; add it to admin.allowedHosts.')
+    }
     // Static dashboard files carry no data (the page then calls the API with the token), so they are public.
     if (expected === null || (req.routeOptions.config as { public?: boolean } | undefined)?.public === true) return
+    // The token comes only in the Authorization header: a query string ends up in logs, history and referrers.
     const h = req.headers.authorization
-    const given = typeof h === 'string' && h.toLowerCase().startsWith('bearer ') ? h.slice(7).trim() : (req.query as Record<string, string>)?.token
+    const given = typeof h === 'string' && h.toLowerCase().startsWith('bearer ') ? h.slice(7).trim() : ''
     if (!given || !timingSafeEqual(digest(given), expected)) throw new GatewayError(GW_ERR.UNAUTHORIZED_ADMIN, 'A valid admin token is required.')
   })
+  const routes = trackRoutes(app)
 
   if (deps.telemetry) registerTelemetryRoutes(app, deps.telemetry)
   registerUsageRoutes(app, deps.ledger ?? null)
@@ -118,7 +143,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     if (typeof consumer !== 'string' || !deps.runtime().snapshot.consumers.has(consumer)) {
       throw new GatewayError(GW_ERR.INVALID_REQUEST, 'Give an existing consumer id as "consumer".', { param: 'consumer' })
     }
-    const { key, record } = newKey(consumer, typeof req.body?.label === 'string' ? req.body.label : null)
+    const { key, record } = newKey(consumer, typeof req.body?.label === 'string' ? clipText(req.body.label, 200) : null)
     await store.add(record)
     deps.auth.invalidate()
     const { digest: _d, ...rest } = record
@@ -127,10 +152,11 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   app.delete<{ Params: { id: string } }>('/admin/keys/:id', async (req) => {
     const store = requireStore(deps.keyStore)
     const ok = await store.revoke(req.params.id)
-    if (!ok) throw new GatewayError(GW_ERR.NOT_FOUND, `No active key "${req.params.id}".`)
+    if (!ok) throw new GatewayError(GW_ERR.NOT_FOUND, `No active key "${clipText(req.params.id)}".`)
     deps.auth.invalidate()
     return { id: req.params.id, revoked: true }
   })
+  registerMethodNotAllowed(app, routes, send)
 }
 
 function requireStore(store: KeyStore | null): KeyStore {

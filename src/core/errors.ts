@@ -26,6 +26,12 @@ export const GW_ERR = {
   GATEWAY_TIMEOUT: { status: 504, type: 'timeout_error', code: 'gateway_timeout' },
   UNAUTHORIZED_ADMIN: { status: 401, type: 'invalid_request_error', code: 'invalid_admin_token' },
   INTERNAL: { status: 500, type: 'api_error', code: 'internal_error' },
+  TOO_MANY_CONCURRENT: { status: 429, type: 'rate_limit_error', code: 'too_many_concurrent_requests' },
+  SERVER_BUSY: { status: 503, type: 'service_unavailable', code: 'server_busy' },
+  REQUEST_TIMEOUT: { status: 408, type: 'invalid_request_error', code: 'request_timeout' },
+  HEADERS_TOO_LARGE: { status: 431, type: 'invalid_request_error', code: 'request_header_fields_too_large' },
+  HOST_NOT_ALLOWED: { status: 403, type: 'permission_error', code: 'host_not_allowed' },
+  STREAM_DURATION_EXCEEDED: { status: 504, type: 'timeout_error', code: 'stream_duration_exceeded' },
 } as const satisfies Record<string, ErrorSpec>
 
 export type GatewayErrorCode = keyof typeof GW_ERR

@@ -21,6 +21,7 @@ import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { budgetedCounter } from '../tokens/count.ts';
 import {
   countChatPromptTokens,
   countTextTokens,
@@ -135,11 +136,21 @@ function usageObj(prompt: number, completion: number) {
   };
 }
 
+/**
+ * Longest completion the mock generates per choice, whatever max_tokens asks: it builds its answers in
+ * memory, and `max_tokens: 1e12` must not size an allocation (answers past it end with finish_reason "length").
+ */
+export const MOCK_MAX_COMPLETION_TOKENS = 32_768;
+/** Prompt characters the mock counts exactly per request (the rest estimated), so no prompt stalls its process. */
+const MOCK_EXACT_PROMPT_CHARS = 16_384;
+const requestCounter = () => budgetedCounter('gpt-4o', MOCK_EXACT_PROMPT_CHARS);
+
 /** Decide output length: header x-mock-completion-tokens > max_tokens > options.completionTokens. */
 function planLength(eff: Effective, maxTokens: number | undefined): { count: number; truncated: boolean } {
   const natural = eff.completionTokensHeader ?? maxTokens ?? eff.completionTokens;
-  const count = maxTokens !== undefined ? Math.min(natural, maxTokens) : natural;
-  return { count, truncated: maxTokens !== undefined && count >= maxTokens };
+  const wanted = maxTokens !== undefined ? Math.min(natural, maxTokens) : natural;
+  const count = Math.min(wanted, MOCK_MAX_COMPLETION_TOKENS);
+  return { count, truncated: (maxTokens !== undefined && count >= maxTokens) || count < wanted };
 }
 
 /** Non-streaming responses take the latency plus the simulated generation time (when tps is set). */
@@ -235,7 +246,7 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
   if (!Array.isArray(messages) || messages.length === 0) missing('messages');
   const n = optInt(body, 'n', 1, 128) ?? 1;
   const maxTokens = optInt(body, 'max_completion_tokens', 1) ?? optInt(body, 'max_tokens', 1);
-  const promptTokens = countChatPromptTokens(messages, body.tools);
+  const promptTokens = countChatPromptTokens(messages, body.tools, requestCounter());
   ctx.promptTokens = promptTokens;
   const seed = fnv1a(promptSeedText(messages));
   const { count, truncated } = planLength(ctx.eff, maxTokens);
@@ -313,7 +324,8 @@ function completions(ctx: Ctx, body: Body, deployment: string | undefined): void
   const n = optInt(body, 'n', 1, 128) ?? 1;
   const maxTokens = optInt(body, 'max_tokens', 1);
   let promptTokens = 0;
-  for (const x of prompts) promptTokens += typeof x === 'string' ? countTextTokens(x) : x.length;
+  const countPrompt = requestCounter();
+  for (const x of prompts) promptTokens += typeof x === 'string' ? countPrompt(x) : x.length;
   ctx.promptTokens = promptTokens;
   const { count, truncated } = planLength(ctx.eff, maxTokens);
   const finish = truncated ? 'length' : 'stop';
@@ -378,7 +390,8 @@ function embeddings(ctx: Ctx, body: Body, deployment: string | undefined): void 
   if (fmt !== 'float' && fmt !== 'base64')
     throw new BadRequest("Invalid 'encoding_format': expected 'float' or 'base64'.", 'encoding_format', 'invalid_value');
   let promptTokens = 0;
-  for (const x of inputs) promptTokens += typeof x === 'string' ? countTextTokens(x) : x.length;
+  const countInput = requestCounter();
+  for (const x of inputs) promptTokens += typeof x === 'string' ? countInput(x) : x.length;
   ctx.promptTokens = promptTokens;
   after(ctx, ctx.eff.latencyMs - elapsed(ctx), () => {
     sendJson(ctx, 200, {
@@ -415,7 +428,7 @@ function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   const model = requireModel(body, deployment);
   if (body.input === undefined || body.input === null) missing('input');
   const msgs = responsesMessages(body);
-  const promptTokens = countChatPromptTokens(msgs, body.tools);
+  const promptTokens = countChatPromptTokens(msgs, body.tools, requestCounter());
   ctx.promptTokens = promptTokens;
   const maxOut = optInt(body, 'max_output_tokens', 1);
   const { count, truncated } = planLength(ctx.eff, maxOut);

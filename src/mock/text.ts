@@ -37,6 +37,8 @@ export function countTextTokens(text: string): number {
   return countO200k(text);
 }
 
+const countText = countTextTokens;
+
 // Sanity check at load: every piece must be exactly one token.
 for (const p of [...PIECES, ...STARTS_TEXT]) {
   if (countTextTokens(p) !== 1) throw new Error(`mock text piece ${JSON.stringify(p)} is not a single token`);
@@ -92,14 +94,14 @@ export function fnv1a(str: string, seed = 0x811c9dc5): number {
  * Assistant tool_calls count tokens(name) + tokens(arguments); `tools` definitions count
  * tokens(JSON.stringify(tools)) (an approximation; OpenAI's internal rendering is not public).
  */
-export function countChatPromptTokens(messages: readonly unknown[], tools?: unknown): number {
+export function countChatPromptTokens(messages: readonly unknown[], tools?: unknown, countTextTokens: (text: string) => number = countText): number {
   let total = 3;
   for (const m of messages) {
     total += 3;
     if (!m || typeof m !== 'object') continue;
     const msg = m as Record<string, unknown>;
     if (typeof msg.role === 'string') total += countTextTokens(msg.role);
-    total += countContentTokens(msg.content);
+    total += countContentTokens(msg.content, countTextTokens);
     if (typeof msg.name === 'string') total += countTextTokens(msg.name) + 1;
     if (Array.isArray(msg.tool_calls)) {
       for (const tc of msg.tool_calls as Array<Record<string, any>>) {
@@ -113,7 +115,7 @@ export function countChatPromptTokens(messages: readonly unknown[], tools?: unkn
 }
 
 /** Tokens of a message content: string, or array of parts ({type:'text'|'input_text'|'output_text', text}). */
-export function countContentTokens(content: unknown): number {
+export function countContentTokens(content: unknown, countTextTokens: (text: string) => number = countText): number {
   if (typeof content === 'string') return countTextTokens(content);
   if (!Array.isArray(content)) return 0;
   let n = 0;

@@ -21,7 +21,12 @@ import { createTelemetry } from '../telemetry/gateway-telemetry.ts'
 import { teeSink } from '../telemetry/telemetry.ts'
 import { Authenticator } from './auth.ts'
 import { MockFleet } from './mock-fleet.ts'
-import { proxyRequest, sendError, type ProxyDeps } from './proxy.ts'
+import { proxyRequest, refuseBeforeBody, sendError, type ProxyDeps } from './proxy.ts'
+import { BodyBudget, parseJsonBody } from './body-guard.ts'
+import { admissionHook, clientErrorHandler, registerMethodNotAllowed, trackRoutes } from './front-door.ts'
+import { InflightLimits } from './inflight-limits.ts'
+import { errorSummary, installProcessGuards } from './process-guards.ts'
+import { clipText } from '../core/bounded.ts'
 import { buildRuntime, type Runtime } from './runtime.ts'
 import { modelAllowed } from '../config/snapshot.ts'
 import { createKeyStore } from '../stores/key-store.ts'
@@ -42,6 +47,8 @@ export interface GatewayOptions {
   readonly metrics?: MetricsSink
   /** Overrides the ledger store the config names (null: no ledger). */
   readonly ledgerStore?: LedgerStore | null
+  /** Process-level handlers that log and count errors thrown outside any request (default on). */
+  readonly processGuards?: boolean
 }
 
 export interface Gateway {
@@ -68,7 +75,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const registry = opts.registry ?? builtinPolicies()
   const clock = opts.clock ?? systemClock
   // Logs are written asynchronously in 4 KiB batches so a log line never blocks the request path; close() flushes.
-  const logger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined }, pino.destination({ dest: 1, sync: false, minLength: 4096 }))
+  const baseLogger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined }, pino.destination({ dest: 1, sync: false, minLength: 4096 }))
+  // Whatever logger is given, an error is logged as its kind and a cut message: never a stack.
+  const logger = baseLogger.child({}, { serializers: { err: errorSummary } })
   const logFlusher = setInterval(() => logger.flush(), 1000).unref()
   const telemetry = await createTelemetry(opts.config, () => clock.now(), (id) => current.snapshot.backends.get(id), (b) => baseUrlOf(b))
   // The real metrics always; a sink the caller brings (tests) hears every event as well.
@@ -106,9 +115,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   }
   const runtime = () => current
 
+  const listenCfg = opts.config.listen
   const app = Fastify({
     logger: false,
-    bodyLimit: opts.config.listen.bodyLimit,
+    bodyLimit: listenCfg.bodyLimit,
+    // A whole request (headers and body) must arrive within requestTimeout, its headers within headersTimeout;
+    // Node checks every connection at this interval, so a stalled upload is cut within a second of its deadline.
+    requestTimeout: listenCfg.requestTimeout,
+    http: { headersTimeout: Math.min(listenCfg.headersTimeout, listenCfg.requestTimeout), connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(listenCfg.headersTimeout / 4))) },
+    clientErrorHandler: clientErrorHandler(logger),
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
@@ -119,12 +134,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   })
   // Clients send JSON with all sorts of content types (or none); the body is parsed once, as JSON, whatever it says.
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: opts.config.listen.bodyLimit }, (_req, text, done) => {
-    if (text === '' || text === undefined) return done(new GatewayError(GW_ERR.INVALID_REQUEST, 'The request body is empty; a JSON object is required.'), undefined)
+  app.decorateRequest('sluice', null)
+  const maxDepth = listenCfg.maxJsonDepth
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: listenCfg.bodyLimit }, (req, text, done) => {
+    req.sluice?.bodyDone() // the upload is in memory as one string now; its reservation is freed
     try {
-      done(null, JSON.parse(text as string))
-    } catch {
-      done(new GatewayError(GW_ERR.INVALID_REQUEST, 'The request body is not valid JSON.'), undefined)
+      done(null, parseJsonBody((text as string | undefined) ?? '', maxDepth))
+    } catch (err) {
+      done(err as GatewayError, undefined)
     }
   })
   app.addHook('onRequest', (req, reply, done) => {
@@ -132,15 +149,23 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     done()
   })
   app.setErrorHandler((err, req, reply) => {
+    req.sluice?.bodyDone()
     sendError(reply, fastifyErrorToGateway(err, logger, req.id), null)
   })
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${req.url.split('?')[0]}.`), null)
+    sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${clipText(req.url.split('?')[0]!)}.`), null)
   })
+  const routes = trackRoutes(app)
 
   const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight, telemetry, ledger: ledger ?? undefined }
+  const budget = new BodyBudget(listenCfg.maxBodyBytesInFlight)
+  const inflightLimits = new InflightLimits()
+  const admit = (op: Operation) => admissionHook({
+    runtime, auth, budget, inflight: inflightLimits, bodyLimit: listenCfg.bodyLimit,
+    refuse: (req, reply, err) => refuseBeforeBody(deps, req, reply, op, err),
+  })
   const route = (path: string, op: Operation) =>
-    app.post(path, (req, reply) => proxyRequest(deps, req, reply, op, null))
+    app.post(path, { onRequest: admit(op) }, (req, reply) => proxyRequest(deps, req, reply, op, null))
   route('/v1/chat/completions', 'chat.completions')
   route('/v1/completions', 'completions')
   route('/v1/embeddings', 'embeddings')
@@ -151,7 +176,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   route('/openai/v1/embeddings', 'embeddings')
   route('/openai/v1/responses', 'responses')
   const azureRoute = (suffix: string, op: Operation) =>
-    app.post<{ Params: { deployment: string } }>(`/openai/deployments/:deployment/${suffix}`, (req, reply) => proxyRequest(deps, req, reply, op, req.params.deployment))
+    app.post<{ Params: { deployment: string } }>(`/openai/deployments/:deployment/${suffix}`, { onRequest: admit(op) }, (req, reply) => proxyRequest(deps, req, reply, op, req.params.deployment))
   azureRoute('chat/completions', 'chat.completions')
   azureRoute('completions', 'completions')
   azureRoute('embeddings', 'embeddings')
@@ -172,7 +197,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     const principal = await auth.resolve(rt.snapshot, req.headers)
     const id = req.params.model
     if (!rt.snapshot.models.has(id) || !modelAllowed(rt.snapshot, principal.productId, id)) {
-      throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${id}" does not exist or you do not have access to it.`, { param: 'model' })
+      throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${clipText(id)}" does not exist or you do not have access to it.`, { param: 'model' })
     }
     return reply.send({ id, object: 'model', created: Math.floor(rt.snapshot.loadedAt / 1000), owned_by: 'sluice' })
   })
@@ -183,6 +208,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     const ready = !closing && storesUp
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', configVersion: current.snapshot.version, stores: storesUp ? 'up' : 'down' })
   })
+  registerMethodNotAllowed(app, routes, (reply, err) => sendError(reply, err, null))
 
   const reload = async (config?: GatewayConfig): Promise<number> => {
     let next = config
@@ -200,8 +226,20 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     return rt.snapshot.version
   }
 
-  const admin = Fastify({ logger: false, forceCloseConnections: true })
-  registerAdminRoutes(admin, { runtime, reload, keyStore, auth, token: opts.config.admin.token ?? null, logger, stores, telemetry, ledger })
+  const adminCfg = opts.config.admin
+  const admin = Fastify({
+    logger: false,
+    forceCloseConnections: true,
+    bodyLimit: adminCfg.bodyLimit,
+    requestTimeout: listenCfg.requestTimeout,
+    http: { headersTimeout: Math.min(listenCfg.headersTimeout, listenCfg.requestTimeout), connectionsCheckingInterval: 1000 },
+    clientErrorHandler: clientErrorHandler(logger),
+  })
+  registerAdminRoutes(admin, {
+    runtime, reload, keyStore, auth, token: adminCfg.token ?? null, logger, stores, telemetry, ledger,
+    host: adminCfg.host, allowedHosts: adminCfg.allowedHosts, maxJsonDepth: maxDepth,
+  })
+  const uninstallGuards = opts.processGuards === false ? () => {} : installProcessGuards(logger, telemetry)
 
   let listening = false
   return {
@@ -233,6 +271,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await stores.close()
       await keyStore?.close()
       clearInterval(logFlusher)
+      uninstallGuards()
       await new Promise<void>((resolve) => logger.flush(() => resolve()))
     },
   }
@@ -242,12 +281,13 @@ function fastifyErrorToGateway(err: unknown, logger: Logger, reqId: string): Gat
   if (err instanceof GatewayError) return err
   const code = (err as { code?: string }).code
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new GatewayError(GW_ERR.REQUEST_TOO_LARGE, 'The request body is larger than the gateway accepts.')
+  if (code === 'ECONNRESET' || code === 'ECONNABORTED' || (err as { message?: string }).message === 'aborted') return new GatewayError(GW_ERR.INVALID_REQUEST, 'The request body was not received completely.')
   if (code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH' || code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return new GatewayError(GW_ERR.INVALID_REQUEST, 'The request body could not be read as JSON.')
   }
   const status = (err as { statusCode?: number }).statusCode
   if (status && status >= 400 && status < 500) return new GatewayError(GW_ERR.INVALID_REQUEST, 'The request could not be processed.')
-  logger.error({ err, reqId }, 'unhandled error')
+  logger.error({ err: errorSummary(err), reqId }, 'unhandled error')
   return toGatewayError(err)
 }
 

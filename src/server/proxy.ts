@@ -8,7 +8,7 @@ import { runInbound, type CompiledPipeline, type JsonResult, type Outcome, type 
 import { encodeSse, SSE_DONE } from '../core/sse.ts'
 import { addUsage, usageFromOpenAI, type Usage } from '../core/usage.ts'
 import { modelAllowed } from '../config/snapshot.ts'
-import { countTextTokens, estimatePromptTokens } from '../tokens/count.ts'
+import { countPromptTokens, countTextTokensAsync } from '../tokens/count.ts'
 import { ClientAbortError } from '../upstream/client.ts'
 import { PassThroughError } from '../upstream/router.ts'
 import { attemptsOf } from '../upstream/attempts.ts'
@@ -18,6 +18,7 @@ import type { LedgerSink } from '../ledger/ledger.ts'
 import type { Authenticator } from './auth.ts'
 import { isUsageOnlyChunk, StreamAccounting } from './stream-usage.ts'
 import { validateBody } from './validate.ts'
+import { clipText, UNKNOWN_MODEL } from '../core/bounded.ts'
 
 export interface ProxyDeps {
   readonly runtime: () => Runtime
@@ -37,7 +38,10 @@ export interface ProxyDeps {
  * `complete` hooks off the client's path.
  */
 export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply, operation: Operation, modelFromPath: string | null): Promise<void> {
-  const rt = deps.runtime() // one snapshot for the whole request, even if a reload lands meanwhile
+  // Authenticated from the headers before the body was read (front-door.ts); the runtime it was checked
+  // against is the one snapshot for the whole request, even if a reload lands meanwhile.
+  const admitted = req.sluice
+  const rt = admitted?.runtime ?? deps.runtime()
   const controller = new AbortController()
   const raw = reply.raw
   const onClose = () => { if (!raw.writableFinished) controller.abort() }
@@ -54,23 +58,30 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
   }
   try {
     const body = req.body
-    validateBody(operation, body, modelFromPath)
+    const limits = rt.snapshot.config.requestLimits
+    validateBody(operation, body, modelFromPath, limits)
     const headers = req.headers
+    const requested = modelFromPath ?? (body.model as string)
+    const known = rt.snapshot.models.has(requested)
     ctx = createRequestContext({
       id: req.id,
       startedAt: deps.now(),
       operation,
       info: { method: req.method, path: req.url, ip: req.ip, headers },
       signal: controller.signal,
-      model: modelFromPath ?? (body.model as string),
+      // A name nobody configured is the client's free text: it is never recorded, logged or labelled.
+      model: known ? requested : UNKNOWN_MODEL,
       body,
       stream: body.stream === true,
       clientWantsStreamUsage: (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true,
     })
-    const principal = deps.auth.resolve(rt.snapshot, headers)
-    ctx.principal = principal instanceof Promise ? await principal : principal
-    if (!rt.snapshot.models.has(ctx.model)) {
-      throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${ctx.model}" does not exist or you do not have access to it.`, { param: 'model' })
+    if (admitted) ctx.principal = admitted.principal
+    else {
+      const principal = deps.auth.resolve(rt.snapshot, headers)
+      ctx.principal = principal instanceof Promise ? await principal : principal
+    }
+    if (!known) {
+      throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${clipText(requested)}" does not exist or you do not have access to it.`, { param: 'model' })
     }
     if (!modelAllowed(rt.snapshot, ctx.principal.productId, ctx.model)) {
       throw new GatewayError(GW_ERR.MODEL_NOT_ALLOWED, `Your key may not use the model "${ctx.model}".`, { param: 'model' })
@@ -82,7 +93,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       const text = sendJson(ctx, pipeline, reply, result)
       finish(result.status, ctx.usage, null, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
     } else {
-      const { usage, error, text } = await relayStream(deps, ctx, pipeline, raw, result)
+      const { usage, error, text } = await relayStream(deps, ctx, pipeline, raw, result, rt.snapshot.config.requestLimits.maxStreamDuration)
       finish(error ? error.status : 200, usage, error, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
     }
   } catch (err) {
@@ -128,11 +139,17 @@ function completionTextOf(body: Record<string, unknown>): string | null {
   return null
 }
 
-async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult): Promise<{ usage: Usage | null; error: GatewayError | null; text: string }> {
+async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult, maxDurationMs: number | undefined): Promise<{ usage: Usage | null; error: GatewayError | null; text: string }> {
   const acct = new StreamAccounting(ctx.operation)
   const onAbort = () => result.abort()
   ctx.signal.addEventListener('abort', onAbort, { once: true })
   let error: GatewayError | null = null
+  // `requestLimits.maxStreamDuration`: past it the upstream is stopped and the stream ends with an error event.
+  let overtime: NodeJS.Timeout | undefined
+  let timedOut = false
+  if (maxDurationMs !== undefined) {
+    overtime = setTimeout(() => { timedOut = true; result.abort() }, Math.max(0, maxDurationMs - (deps.now() - ctx.startedAt)))
+  }
   res.writeHead(200, {
     ...result.headers,
     ...commonHeaders(ctx),
@@ -176,28 +193,60 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   } catch (err) {
     if (!(err instanceof ClientAbortError) && !ctx.signal.aborted) {
       // Headers are gone: the only honest thing left is an explicit error event, then the end of the stream.
-      error = toGatewayError(err)
+      error = timedOut ? streamOvertime(maxDurationMs!) : toGatewayError(err)
       if (!res.destroyed) res.write(encodeSse(JSON.stringify(error.toJSON())) + SSE_DONE)
     }
   } finally {
+    clearTimeout(overtime)
     ctx.signal.removeEventListener('abort', onAbort)
     result.abort()
+  }
+  if (timedOut && error === null && !ctx.signal.aborted) {
+    // The upstream ended quietly when it was stopped: still say why the answer is cut.
+    error = streamOvertime(maxDurationMs!)
+    if (!res.destroyed && !res.writableEnded) res.write(encodeSse(JSON.stringify(error.toJSON())) + SSE_DONE)
   }
   if (!res.destroyed && !res.writableEnded) res.end()
   let usage = acct.usage
   if (usage === null || ctx.signal.aborted || error) {
     // No usage from the backend, or the stream was cut: count what was really generated.
-    const completion = countTextTokens(acct.generatedText, ctx.model)
-    const prompt = usage?.promptTokens || estimatePromptTokens(ctx.operation, ctx.body, ctx.model)
+    const completion = await countTextTokensAsync(acct.generatedText, ctx.model)
+    const prompt = usage?.promptTokens || (await countPromptTokens(ctx.operation, ctx.body, ctx.model))
     usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
   }
   ctx.usage = usage
   return { usage, error, text: acct.generatedText }
 }
 
+function streamOvertime(ms: number): GatewayError {
+  return new GatewayError(GW_ERR.STREAM_DURATION_EXCEEDED, `The stream was ended after ${ms} ms, the longest a stream may last here.`)
+}
+
 async function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
   if (signal.aborted || res.destroyed) throw new ClientAbortError()
   await once(res, 'drain', { signal }).catch(() => { throw new ClientAbortError() })
+}
+
+/**
+ * Answers a request refused before its body was read (no key, over its concurrency, body budget spent) and
+ * records it like any other: the ledger row has no model (the body was never read) and no metrics series is
+ * made for it. The connection is closed after the answer, so the unread upload is not drained.
+ */
+export function refuseBeforeBody(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply, operation: Operation, err: GatewayError): void {
+  const ctx = createRequestContext({
+    id: req.id,
+    startedAt: deps.now(),
+    operation,
+    info: { method: req.method, path: req.url, ip: req.ip, headers: req.headers },
+    signal: new AbortController().signal,
+    model: '',
+    body: {},
+    stream: false,
+    clientWantsStreamUsage: false,
+  })
+  void reply.header('connection', 'close')
+  sendError(reply, err, null)
+  settle(deps, ctx, null, { status: err.status, usage: null, error: err, aborted: false, endedAt: deps.now(), completionText: null, servedBy: null })
 }
 
 export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestContext | null): void {

@@ -7,7 +7,15 @@ const invalid = (message: string, param: string | null = null) => new GatewayErr
  * The checks the gateway needs before routing. Deeper validation is the backend's job: the gateway must not
  * reject requests a newer backend accepts, only those it cannot route or account for.
  */
-export function validateBody(operation: Operation, body: unknown, modelFromPath: string | null): asserts body is Record<string, unknown> {
+/** What one request may ask for (config `requestLimits`). */
+export interface RequestCeilings {
+  readonly maxOutputTokens: number
+  readonly maxChoices: number
+}
+
+const DEFAULT_CEILINGS: RequestCeilings = { maxOutputTokens: 1_000_000, maxChoices: 128 }
+
+export function validateBody(operation: Operation, body: unknown, modelFromPath: string | null, ceilings: RequestCeilings = DEFAULT_CEILINGS): asserts body is Record<string, unknown> {
   if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('The request body must be a JSON object.')
   const b = body as Record<string, unknown>
   if (modelFromPath === null && (typeof b.model !== 'string' || b.model === '')) throw invalid('You must provide a model parameter.', 'model')
@@ -32,6 +40,10 @@ export function validateBody(operation: Operation, body: unknown, modelFromPath:
   }
   for (const field of ['max_tokens', 'max_completion_tokens', 'max_output_tokens', 'n']) {
     const v = b[field]
-    if (v !== undefined && v !== null && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) throw invalid(`"${field}" must be a positive integer.`, field)
+    if (v === undefined || v === null) continue
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw invalid(`"${field}" must be a positive integer.`, field)
+    // A sane ceiling: nothing downstream (the in-process mock included) may size anything by 1e12.
+    const max = field === 'n' ? ceilings.maxChoices : ceilings.maxOutputTokens
+    if (v > max) throw invalid(`"${field}" may be at most ${max}.`, field)
   }
 }

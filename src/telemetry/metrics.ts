@@ -87,6 +87,9 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
   private readonly breakers: SeriesTable<CountSeries>
   private readonly storeFailures: SeriesTable<CountSeries>
   private readonly limitRejections: SeriesTable<CountSeries>
+  /** Fixed reasons only (code-chosen, never client text), so these few series cannot grow. */
+  private readonly refusals: SeriesTable<CountSeries>
+  private readonly processErrors: SeriesTable<CountSeries>
   private readonly custom = new Map<string, TokenCounterImpl>()
   private readonly duration: Histogram<string>
   private readonly ttft: Histogram<string>
@@ -106,6 +109,8 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     this.breakers = new SeriesTable(['backend'], cap, countSeries)
     this.storeFailures = new SeriesTable(['store', 'action'], cap, countSeries, new Set(['action']))
     this.limitRejections = new SeriesTable(['policy', 'reason'], cap, countSeries, new Set(['reason']))
+    this.refusals = new SeriesTable(['reason'], cap, countSeries)
+    this.processErrors = new SeriesTable(['kind'], cap, countSeries)
 
     const reg = [this.registry]
     const requests = this.requests
@@ -159,6 +164,8 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     counterOf('sluice_cache_requests_total', 'Cache lookups by policy and result (hit, miss; bypass when the request was not cacheable).', this.cache)
     counterOf('sluice_store_failures_total', 'A distributed store failed and a local fallback (or a refusal) was used.', this.storeFailures)
     counterOf('sluice_limit_rejections_total', 'Requests refused by a limit policy, by reason (rate or quota).', this.limitRejections)
+    counterOf('sluice_unattributed_requests_total', 'Requests with no principal (unauthenticated) or for a model nobody configured: counted here, never as a per-consumer series.', this.refusals)
+    counterOf('sluice_process_errors_total', 'Errors thrown outside any request (uncaught exceptions, unhandled rejections); the process kept serving.', this.processErrors)
     const self = this
     new Counter({
       name: 'sluice_ledger_dropped_total',
@@ -279,6 +286,14 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
 
   ledgerDropped(n: number): void {
     if (n > 0) this.ledgerShed += n
+  }
+
+  unattributedRequest(reason: 'unauthenticated' | 'unknown_model'): void {
+    this.refusals.get([reason]).value++
+  }
+
+  processError(kind: 'uncaught_exception' | 'unhandled_rejection'): void {
+    this.processErrors.get([kind]).value++
   }
 
   tokenCounter(name: string, labelNames: readonly string[], help = 'Tokens recorded by the emit-token-metric policy, by type and configured dimensions.'): TokenCounter {

@@ -25,7 +25,7 @@ export interface RequestRecorder {
   recordRequest(ctx: RequestContext, outcome: Outcome): void
 }
 
-const UNKNOWN_MODEL = '__unknown__'
+import { UNKNOWN_MODEL } from '../core/bounded.ts'
 const SERVED_BY_POLICY: BackendDescription = { provider: 'sluice', address: null }
 
 /**
@@ -50,13 +50,16 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
   }
 
   recordRequest(ctx: RequestContext, outcome: Outcome): void {
-    const u = addUsage(outcome.usage ?? ctx.usage, outcome.extraUsage ?? null)
     const p = ctx.principal
+    // Whoever holds no key, or names a model nobody configured, must not be able to create series (and push
+    // real consumers into __overflow__): such requests are one fixed counter each, and the access log.
+    if (p === null) return this.prom.unattributedRequest('unauthenticated')
+    if (ctx.model === UNKNOWN_MODEL || outcome.error?.code === 'model_not_found') return this.prom.unattributedRequest('unknown_model')
+    const u = addUsage(outcome.usage ?? ctx.usage, outcome.extraUsage ?? null)
     const facts: RequestFacts = {
-      consumer: p?.consumerId ?? '',
-      product: p?.productId ?? '',
-      // A model name nobody configured is the client's free text: one label value for all of them.
-      model: outcome.error?.code === 'model_not_found' ? UNKNOWN_MODEL : ctx.model,
+      consumer: p.consumerId,
+      product: p.productId ?? '',
+      model: ctx.model,
       backend: ctx.backendId ?? outcome.servedBy ?? '',
       status: outcome.status,
       promptTokens: u?.promptTokens ?? 0,
@@ -93,6 +96,10 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
 
   ledgerDropped(n: number): void {
     this.prom.ledgerDropped(n)
+  }
+
+  processError(kind: 'uncaught_exception' | 'unhandled_rejection'): void {
+    this.prom.processError(kind)
   }
 
   tokenCounter(name: string, labelNames: readonly string[], help?: string): TokenCounter {

@@ -15,16 +15,10 @@ const load = (name: string): Counter => {
   const raw = (require(`gpt-tokenizer/cjs/encoding/${name}`) as { countTokens: RawCount }).countTokens
   return (text) => raw(text, NO_SPECIAL)
 }
-/** o200k_base token count (gpt-4o, gpt-4.1, gpt-5, o-series). */
+/** o200k_base token count (gpt-4o, gpt-4.1, gpt-5, o-series). Unbounded: for text the gateway made itself. */
 export const countO200k: Counter = (text) => (o200k ??= load('o200k_base'))(text)
 const countCl100k: Counter = (text) => (cl100k ??= load('cl100k_base'))(text)
 
-/**
- * Picks the tokenizer for a model. OpenAI's current models (gpt-4o, gpt-4.1, gpt-5, o-series) use
- * o200k_base; gpt-4, gpt-3.5 and the text-embedding-3/ada models use cl100k_base. Other providers'
- * models (Claude, Llama, Mistral…) have their own vocabularies; o200k_base is used as the documented
- * approximation for them (typically within ±15% on English text).
- */
 /**
  * Loads the default encoding now. Loading blocks for a few hundred milliseconds; a policy that will count
  * every request calls this when it is built (start-up, reload) so no request waits for it later.
@@ -33,14 +27,125 @@ export function preloadTokenizer(): void {
   countO200k('')
 }
 
+/**
+ * Picks the tokenizer for a model. OpenAI's current models (gpt-4o, gpt-4.1, gpt-5, o-series) use
+ * o200k_base; gpt-4, gpt-3.5 and the text-embedding-3/ada models use cl100k_base. Other providers'
+ * models (Claude, Llama, Mistral…) have their own vocabularies; o200k_base is used as the documented
+ * approximation for them (typically within ±15% on English text).
+ */
 export function counterFor(model: string): Counter {
   const m = model.toLowerCase()
   if (/^(gpt-4(?!o|\.1|\.5)|gpt-3\.5|text-embedding|text-davinci|davinci|babbage)/.test(m)) return countCl100k
   return countO200k
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Bounded counting. BPE is quadratic in the length of one pre-token (60,000 repeated letters took 4 s), and
+// a client chooses the text. So text is encoded in pieces of at most PIECE_CHARS, cut where the tokenizer's
+// own pre-tokenization would cut anyway (before a space that follows a non-space and precedes a letter: no
+// o200k/cl100k pre-token spans such a point), so normal text counts exactly as a whole would; only a run of
+// PIECE_CHARS without such a point is cut blindly (its count is then approximate, never quadratic).
+// Past a per-call budget of characters the rest is estimated from the ratio measured on what was counted.
+
+/** Longest text handed to the tokenizer at once (measured: ≤ ~2 ms even for random letters). */
+export const PIECE_CHARS = 1024
+/** Characters counted exactly by the synchronous functions (≤ a few ms whatever the text). */
+export const SYNC_EXACT_CHARS = 4096
+/** Characters counted exactly by the asynchronous functions, which yield to the event loop between slices. */
+export const ASYNC_EXACT_CHARS = 262_144
+/** Longest the asynchronous count runs before it yields to other work. */
+const SLICE_MS = 2
+/** Tokens per character assumed when too little was counted to measure it (English is ~0.25; be generous). */
+const DEFAULT_RATIO = 0.3
+
+const isAsciiLetter = (c: number) => (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+const isSpace = (c: number) => c === 32 || (c >= 9 && c <= 13)
+const LETTER = /\p{L}/u
+
+/** Where the piece starting at `from` ends (exclusive): a safe cut point, or a blind one at PIECE_CHARS. */
+export function pieceEnd(text: string, from: number): number {
+  const limit = from + PIECE_CHARS
+  if (limit >= text.length) return text.length
+  const floor = from + (PIECE_CHARS >> 2)
+  for (let i = limit; i > floor; i--) {
+    if (text.charCodeAt(i) !== 32 || isSpace(text.charCodeAt(i - 1))) continue
+    const next = text.charCodeAt(i + 1)
+    if (isAsciiLetter(next) || (next > 127 && LETTER.test(text[i + 1]!))) return i
+  }
+  // No safe point: cut blindly, but never between the halves of a surrogate pair.
+  const c = text.charCodeAt(limit)
+  return c >= 0xdc00 && c <= 0xdfff ? limit - 1 : limit
+}
+
+/** Running total of one count: exact tokens for the characters within budget, characters left to estimate. */
+class Tally {
+  exactTokens = 0
+  exactChars = 0
+  estimatedChars = 0
+  constructor(readonly count: Counter, private budget: number) {}
+
+  /** Characters of this text still to count exactly; the rest is set aside for the estimate. */
+  take(text: string): number {
+    const n = Math.min(text.length, this.budget)
+    this.budget -= n
+    this.estimatedChars += text.length - n
+    return n
+  }
+
+  piece(text: string, from: number, to: number): void {
+    this.exactTokens += this.count(from === 0 && to === text.length ? text : text.slice(from, to))
+    this.exactChars += to - from
+  }
+
+  total(): number {
+    if (this.estimatedChars === 0) return this.exactTokens
+    const ratio = this.exactChars >= PIECE_CHARS ? this.exactTokens / this.exactChars : DEFAULT_RATIO
+    return this.exactTokens + Math.ceil(this.estimatedChars * ratio)
+  }
+}
+
+function tallySync(texts: readonly string[], count: Counter, budget: number): number {
+  const t = new Tally(count, budget)
+  for (const text of texts) {
+    const n = t.take(text)
+    for (let pos = 0; pos < n;) {
+      const end = Math.min(n, pieceEnd(text, pos))
+      t.piece(text, pos, end)
+      pos = end
+    }
+  }
+  return t.total()
+}
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+async function tallyAsync(texts: readonly string[], count: Counter, budget: number): Promise<number> {
+  const t = new Tally(count, budget)
+  let sliceStart = performance.now()
+  for (const text of texts) {
+    const n = t.take(text)
+    for (let pos = 0; pos < n;) {
+      const end = Math.min(n, pieceEnd(text, pos))
+      t.piece(text, pos, end)
+      pos = end
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await yieldToLoop()
+        sliceStart = performance.now()
+      }
+    }
+  }
+  return t.total()
+}
+
+/** Tokens of a text, exact within SYNC_EXACT_CHARS and estimated beyond; never blocks for more than a few ms. */
 export function countTextTokens(text: string, model: string): number {
-  return text ? counterFor(model)(text) : 0
+  return text ? tallySync([text], counterFor(model), SYNC_EXACT_CHARS) : 0
+}
+
+/** Tokens of a text, exact within ASYNC_EXACT_CHARS (yielding between slices), estimated beyond. */
+export function countTextTokensAsync(text: string, model: string): Promise<number> | number {
+  if (text.length <= SYNC_EXACT_CHARS) return countTextTokens(text, model)
+  return tallyAsync([text], counterFor(model), ASYNC_EXACT_CHARS)
 }
 
 /** Per OpenAI's chat formatting: 3 tokens of framing per message, +1 for a name, +3 priming the reply. */
@@ -50,65 +155,109 @@ const REPLY_PRIMING = 3
 /** Fixed estimate for an image part (the low-detail price); high-detail images cost more. */
 const IMAGE_TOKENS = 85
 
-/** Estimated prompt tokens of a request body, before the call, for the given operation. */
-export function estimatePromptTokens(operation: Operation, body: Record<string, unknown>, model: string): number {
-  const count = counterFor(model)
+/** What a prompt is made of for counting: tokens known without the tokenizer, and the texts to tokenize. */
+interface PromptParts { fixed: number; readonly texts: string[] }
+
+function promptParts(operation: Operation, body: Record<string, unknown>): PromptParts {
+  const p: PromptParts = { fixed: 0, texts: [] }
   switch (operation) {
     case 'chat.completions': {
       const messages = Array.isArray(body.messages) ? body.messages : []
-      let total = REPLY_PRIMING
+      p.fixed += REPLY_PRIMING
       for (const msg of messages) {
         if (!msg || typeof msg !== 'object') continue
         const m = msg as Record<string, unknown>
-        total += PER_MESSAGE
-        if (typeof m.role === 'string') total += count(m.role)
-        if (typeof m.name === 'string') total += PER_NAME + count(m.name)
-        total += contentTokens(m.content, count)
-        if (Array.isArray(m.tool_calls)) total += count(JSON.stringify(m.tool_calls))
+        p.fixed += PER_MESSAGE
+        if (typeof m.role === 'string') p.texts.push(m.role)
+        if (typeof m.name === 'string') { p.fixed += PER_NAME; p.texts.push(m.name) }
+        contentParts(m.content, p)
+        // The body passed the depth bound at the door, so stringify cannot recurse deeply.
+        if (Array.isArray(m.tool_calls)) p.texts.push(JSON.stringify(m.tool_calls))
       }
-      if (Array.isArray(body.tools)) total += count(JSON.stringify(body.tools))
-      return total
+      if (Array.isArray(body.tools)) p.texts.push(JSON.stringify(body.tools))
+      break
     }
     case 'completions':
-      return textInputTokens(body.prompt, count)
+      textInputParts(body.prompt, p)
+      break
     case 'embeddings':
-      return textInputTokens(body.input, count)
+      textInputParts(body.input, p)
+      break
     case 'responses': {
-      let total = typeof body.instructions === 'string' ? count(body.instructions) : 0
-      if (typeof body.input === 'string') return total + count(body.input)
-      if (Array.isArray(body.input)) {
+      if (typeof body.instructions === 'string') p.texts.push(body.instructions)
+      if (typeof body.input === 'string') p.texts.push(body.input)
+      else if (Array.isArray(body.input)) {
         for (const item of body.input) {
           if (!item || typeof item !== 'object') continue
-          const it = item as Record<string, unknown>
-          total += PER_MESSAGE + contentTokens(it.content, count)
+          p.fixed += PER_MESSAGE
+          contentParts((item as Record<string, unknown>).content, p)
         }
       }
-      return total
+      break
     }
   }
+  return p
 }
 
-function contentTokens(content: unknown, count: Counter): number {
-  if (typeof content === 'string') return count(content)
-  if (!Array.isArray(content)) return 0
-  let total = 0
+function contentParts(content: unknown, p: PromptParts): void {
+  if (typeof content === 'string') { p.texts.push(content); return }
+  if (!Array.isArray(content)) return
   for (const part of content) {
     if (!part || typeof part !== 'object') continue
-    const p = part as Record<string, unknown>
-    if (typeof p.text === 'string') total += count(p.text)
-    else if (p.type === 'image_url' || p.type === 'input_image') total += IMAGE_TOKENS
+    const x = part as Record<string, unknown>
+    if (typeof x.text === 'string') p.texts.push(x.text)
+    else if (x.type === 'image_url' || x.type === 'input_image') p.fixed += IMAGE_TOKENS
   }
-  return total
 }
 
-function textInputTokens(input: unknown, count: Counter): number {
-  if (typeof input === 'string') return count(input)
-  if (!Array.isArray(input)) return 0
-  let total = 0
+function textInputParts(input: unknown, p: PromptParts): void {
+  if (typeof input === 'string') { p.texts.push(input); return }
+  if (!Array.isArray(input)) return
   for (const item of input) {
-    if (typeof item === 'string') total += count(item)
-    else if (typeof item === 'number') total += 1
-    else if (Array.isArray(item)) total += item.length // already tokens
+    if (typeof item === 'string') p.texts.push(item)
+    else if (typeof item === 'number') p.fixed += 1
+    else if (Array.isArray(item)) p.fixed += item.length // already tokens
   }
-  return total
+}
+
+/**
+ * Estimated prompt tokens of a request body, synchronously: exact within SYNC_EXACT_CHARS of text,
+ * estimated beyond. For after-the-fact charges (a cancelled hedge); limits use `countPromptTokens`.
+ */
+export function estimatePromptTokens(operation: Operation, body: Record<string, unknown>, model: string): number {
+  const p = promptParts(operation, body)
+  return p.fixed + tallySync(p.texts, counterFor(model), SYNC_EXACT_CHARS)
+}
+
+/**
+ * Prompt tokens of a request body before the call: exact within ASYNC_EXACT_CHARS of text (about 64k
+ * tokens of prose), estimated beyond. A small prompt is counted synchronously (a number, no promise);
+ * a large one yields to the event loop every couple of milliseconds, so no body stalls other requests.
+ */
+export function countPromptTokens(operation: Operation, body: Record<string, unknown>, model: string): number | Promise<number> {
+  const p = promptParts(operation, body)
+  let chars = 0
+  for (const t of p.texts) chars += t.length
+  const count = counterFor(model)
+  if (chars <= SYNC_EXACT_CHARS) return p.fixed + tallySync(p.texts, count, SYNC_EXACT_CHARS)
+  return tallyAsync(p.texts, count, ASYNC_EXACT_CHARS).then((n) => p.fixed + n)
+}
+
+/**
+ * A counter whose exact budget is shared by every text it is given (one request's parts, counted one by
+ * one): each call answers that text's tokens, exact while the budget lasts, estimated after.
+ */
+export function budgetedCounter(model: string, exactChars: number): (text: string) => number {
+  const t = new Tally(counterFor(model), exactChars)
+  return (text) => {
+    if (!text) return 0
+    const before = t.total()
+    const n = t.take(text)
+    for (let pos = 0; pos < n;) {
+      const end = Math.min(n, pieceEnd(text, pos))
+      t.piece(text, pos, end)
+      pos = end
+    }
+    return t.total() - before
+  }
 }

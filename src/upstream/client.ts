@@ -69,8 +69,15 @@ export interface SendOptions {
 /** One attempt against one backend. Network failures become UpstreamFailure; HTTP errors come back as results. */
 export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<UpstreamResult> {
   const { backend, target, signal } = opts
-  // The caller's signal is per attempt already (the router gives each try its own): undici listens to it
-  // directly, so no second controller or listener is made per request.
+  if (signal.aborted) throw abortError()
+  // `timeout` covers the whole wait for the response headers, the wait for a free pooled connection included:
+  // undici's own headersTimeout starts only once the request is on a socket, so a backend whose connections
+  // are all taken by one consumer's long streams would otherwise keep everyone else waiting without a 504.
+  const attempt = new AbortController()
+  let timedOut = false
+  const timer = setTimeout(() => { timedOut = true; attempt.abort() }, backend.timeout)
+  const onCallerAbort = () => attempt.abort()
+  signal.addEventListener('abort', onCallerAbort, { once: true })
   let res
   try {
     res = await pool.request({
@@ -78,12 +85,17 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
       path: target.path,
       headers: { ...target.headers, 'content-type': 'application/json', accept: opts.stream ? 'text/event-stream' : 'application/json' },
       body: opts.body,
-      signal,
+      signal: attempt.signal,
       headersTimeout: backend.timeout,
       bodyTimeout: backend.idleTimeout,
     })
   } catch (err) {
-    throw signal.aborted ? abortError() : failureFromError(err, backend.id)
+    signal.removeEventListener('abort', onCallerAbort)
+    if (signal.aborted) throw abortError()
+    if (timedOut) throw new UpstreamFailure(GW_ERR.GATEWAY_TIMEOUT, `Backend "${backend.id}" did not answer within ${backend.timeout} ms (waiting for a connection included).`, 'timeout', backend.id)
+    throw failureFromError(err, backend.id)
+  } finally {
+    clearTimeout(timer)
   }
   const headers: Record<string, string> = {}
   for (const name of FORWARDED_HEADERS) {

@@ -22,6 +22,7 @@ import type { Credentials } from '../providers/credentials/types.ts'
 import type { UpstreamTarget } from '../providers/types.ts'
 import { noHealthyBackend, Plan, type Choice, type Target } from './failover.ts'
 import { UpstreamFailure, retryAfterMsFrom } from './failure.ts'
+import { clientErrorBody } from './backend-error.ts'
 
 export type BaseUrlOf = (backend: BackendConfig) => string
 
@@ -352,14 +353,12 @@ function statusFailure(backendId: string, status: number, headers: Record<string
   return new PassThroughError(status, body)
 }
 
-/** A client error the backend reported (bad parameter, context too long…): relayed with its own body. */
+/** A client error the backend reported (bad parameter, context too long…): relayed with its body rebuilt (backend-error.ts). */
 export class PassThroughError extends GatewayError {
-  constructor(status: number, readonly body: Record<string, unknown>) {
-    const err = (body.error ?? {}) as { message?: unknown; type?: unknown; code?: unknown; param?: unknown }
-    super(
-      { status, type: typeof err.type === 'string' ? err.type : 'invalid_request_error', code: typeof err.code === 'string' ? err.code : 'invalid_request_error' },
-      typeof err.message === 'string' ? err.message : `The backend refused the request (status ${status}).`,
-      { param: typeof err.param === 'string' ? err.param : null },
-    )
+  readonly body: Record<string, unknown>
+  constructor(status: number, upstreamBody: Record<string, unknown>) {
+    const body = clientErrorBody(status, upstreamBody)
+    super({ status, type: body.error.type, code: body.error.code ?? 'invalid_request_error' }, body.error.message, { param: body.error.param })
+    this.body = body
   }
 }

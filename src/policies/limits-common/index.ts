@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { RequestContext } from '../../core/context.ts'
 import type { CounterStore, CounterWindow, WindowState } from '../../stores/counter.ts'
@@ -56,6 +56,18 @@ export async function releaseAll(ctx: RequestContext, now: number, logger: Logge
       logger.debug({ err: { message: (err as Error).message } }, 'could not release a reservation (it expires by itself)')
     }
   }))
+}
+
+/** Longest counter-key value kept as it is; a longer one (a client header, say) is replaced by its digest. */
+export const MAX_COUNTER_KEY = 128
+
+/**
+ * A counter-key value bounded in length: a client who sets the header a key is taken from must not store
+ * kilobytes per counter (in memory or in Redis). Distinct values stay distinct (the digest), so limits
+ * still count each one apart.
+ */
+export function boundedKeyPart(value: string): string {
+  return value.length <= MAX_COUNTER_KEY ? value : `sha256:${createHash('sha256').update(value).digest('hex')}`
 }
 
 const PROCESS_TAG = randomBytes(6).toString('hex')

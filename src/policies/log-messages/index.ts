@@ -26,21 +26,53 @@ export const logMessagesSchema = z.strictObject({
 })
 export type LogMessagesConfig = z.infer<typeof logMessagesSchema>
 
-/** Redacts then caps every string in a JSON value (message contents, text parts, tool arguments). */
-function scrub(value: unknown, redact: Redactor, maxChars: number, state: { truncated: boolean }): unknown {
-  if (typeof value === 'string') {
-    const clean = redact(value)
-    if (clean.length <= maxChars) return clean
-    state.truncated = true
-    return clean.slice(0, maxChars)
+/**
+ * A secret that straddles the cut is redacted whole: the text is cut to `maxChars` plus this margin, redacted,
+ * then cut to `maxChars`. Longer than any built-in pattern's match, so nothing is half-recognised at the edge.
+ */
+const CUT_MARGIN = 2048
+
+/**
+ * Most characters one record keeps across all its strings: redaction is linear, but a 10 MiB body of many
+ * short strings would still hold the event loop for a few hundred milliseconds without a total bound.
+ */
+export const RECORD_MAX_CHARS = 262_144
+
+interface ScrubState { truncated: boolean; budget: number }
+
+/** Caps then redacts one string: the redactor never sees more than maxChars + CUT_MARGIN characters. */
+function scrubText(text: string, redact: Redactor, maxChars: number, state: ScrubState): string {
+  const keep = Math.min(maxChars, state.budget)
+  state.budget -= Math.min(text.length, keep)
+  if (text.length <= keep) return redact(text)
+  state.truncated = true
+  return keep === 0 ? '' : redact(text.slice(0, keep + CUT_MARGIN)).slice(0, keep)
+}
+
+/**
+ * Caps then redacts every string in a JSON value (message contents, text parts, tool arguments), walking it
+ * with an explicit stack, never recursion: a client chooses the nesting.
+ */
+function scrub(value: unknown, redact: Redactor, maxChars: number, state: ScrubState): unknown {
+  const wrap: { v: unknown } = { v: value }
+  const stack: Array<[Record<string, unknown> | unknown[], string | number]> = [[wrap as Record<string, unknown>, 'v']]
+  while (stack.length) {
+    const [holder, key] = stack.pop()!
+    const v = (holder as Record<string | number, unknown>)[key]
+    if (typeof v === 'string') {
+      (holder as Record<string | number, unknown>)[key] = scrubText(v, redact, maxChars, state)
+    } else if (Array.isArray(v)) {
+      const copy = v.slice()
+      ;(holder as Record<string | number, unknown>)[key] = copy
+      for (let i = copy.length - 1; i >= 0; i--) stack.push([copy, i]) // popped in order: the budget goes to the first
+    } else if (v && typeof v === 'object') {
+      const copy: Record<string, unknown> = { ...(v as Record<string, unknown>) }
+      ;(holder as Record<string | number, unknown>)[key] = copy
+      const keys = Object.keys(copy)
+      for (let i = keys.length - 1; i >= 0; i--) stack.push([copy, keys[i]!])
+    }
   }
-  if (Array.isArray(value)) return value.map((v) => scrub(v, redact, maxChars, state))
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {}
-    for (const [k, v] of Object.entries(value)) out[k] = scrub(v, redact, maxChars, state)
-    return out
-  }
-  return value
+  return wrap.v
 }
 
 /** The prompt part of a request body, by operation. */
@@ -75,9 +107,9 @@ export const logMessages: PolicyFactory<LogMessagesConfig> = {
       complete(ctx: RequestContext, outcome: Outcome): void {
         if (when && when(exprContext(ctx, outcome)) !== true) return
         if (config.sample < 1 && Math.random() >= config.sample) return
-        const state = { truncated: false }
+        const state: ScrubState = { truncated: false, budget: RECORD_MAX_CHARS }
         const prompt = config.prompts ? JSON.stringify(scrub(promptOf(ctx), redact, config.maxChars, state)) : null
-        const completion = config.completions && outcome.completionText !== null ? (scrub(outcome.completionText, redact, config.maxChars, state) as string) : null
+        const completion = config.completions && outcome.completionText !== null ? scrubText(outcome.completionText, redact, config.maxChars, state) : null
         ledger.logMessages({
           ts: Math.round(ctx.startedAt),
           requestId: ctx.id,

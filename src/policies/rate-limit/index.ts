@@ -5,7 +5,7 @@ import type { Policy } from '../../core/pipeline.ts'
 import { duration } from '../../config/schema.ts'
 import type { CounterWindow } from '../../stores/counter.ts'
 import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
-import { HEADER_NAME, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView } from '../limits-common/index.ts'
+import { HEADER_NAME, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 
 const headerName = z.string().regex(HEADER_NAME, 'a header name is letters, digits and - (an HTTP token)')
@@ -34,7 +34,7 @@ class RateLimit implements Policy, LimitInspector {
 
   constructor(private readonly cfg: RateLimitConfig, private readonly deps: PolicyDeps) {
     const expr = compileExpr(cfg.counterKey)
-    this.key = (ctx) => `requests:${exprString(expr, exprContext(ctx))}`
+    this.key = (ctx) => `requests:${boundedKeyPart(exprString(expr, exprContext(ctx)))}`
     this.windows = [{ kind: 'sliding', name: `rpw-${cfg.per}`, limit: cfg.requests, windowMs: cfg.per }]
   }
 

@@ -6,9 +6,9 @@ import type { JsonResult, Outcome, Policy } from '../../core/pipeline.ts'
 import { addUsage, usageFromOpenAI } from '../../core/usage.ts'
 import { duration } from '../../config/schema.ts'
 import type { CounterWindow, WindowState } from '../../stores/counter.ts'
-import { estimatePromptTokens, preloadTokenizer } from '../../tokens/count.ts'
+import { countPromptTokens, estimatePromptTokens, preloadTokenizer } from '../../tokens/count.ts'
 import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
-import { HEADER_NAME, heldBy, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView } from '../limits-common/index.ts'
+import { HEADER_NAME, heldBy, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
 import { periodBounds, QUOTA_PERIODS } from '../limits-common/periods.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 
@@ -66,7 +66,7 @@ class TokenLimit implements Policy, LimitInspector {
 
   constructor(private readonly cfg: TokenLimitConfig, private readonly deps: PolicyDeps) {
     const expr = compileExpr(cfg.counterKey)
-    this.key = (ctx) => `tokens:${exprString(expr, exprContext(ctx))}`
+    this.key = (ctx) => `tokens:${boundedKeyPart(exprString(expr, exprContext(ctx)))}`
     // Every request's prompt is counted: load the tokenizer now, not under the first request's traffic.
     preloadTokenizer()
   }
@@ -89,7 +89,10 @@ class TokenLimit implements Policy, LimitInspector {
     const shared = requestLimits(ctx)
     let prompt = 0
     if (this.cfg.estimatePromptTokens || ctx.stream) {
-      shared.promptEstimate ??= estimatePromptTokens(ctx.operation, ctx.body, ctx.model)
+      if (shared.promptEstimate === null) {
+        const counted = countPromptTokens(ctx.operation, ctx.body, ctx.model)
+        shared.promptEstimate = typeof counted === 'number' ? counted : await counted
+      }
       prompt = shared.promptEstimate
     }
     // At least one token, so an exhausted window refuses even a request that reserves nothing else.
