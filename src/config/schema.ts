@@ -100,7 +100,9 @@ export type BackendConfig = z.infer<typeof backend>
 
 const pool = z.strictObject({
   id,
-  strategy: z.enum(['round-robin', 'weighted', 'priority']).default('round-robin'),
+  strategy: z.enum(['round-robin', 'weighted', 'priority', 'least-latency', 'least-busy', 'least-cost']).default('round-robin'),
+  /** least-latency: the share of picks that go to a random member, so a recovered member is noticed. */
+  explore: z.number().min(0).max(1).default(0.05),
   affinity: z.strictObject({ header: z.string().optional(), cookie: z.string().optional(), ttl: duration.default(3_600_000) })
     .refine((a) => Boolean(a.header) !== Boolean(a.cookie), 'affinity takes exactly one of header or cookie')
     .optional(),

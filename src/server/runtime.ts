@@ -34,7 +34,7 @@ export interface RuntimeDeps {
 /** Instantiates every policy once per snapshot and compiles one pipeline per product (global scope first). */
 export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
   const routerFor = (s: Snapshot, purpose: object) =>
-    new Router(s, deps.clients, deps.baseUrlOf, { breakers: deps.stores.breakers, clock: deps.clock, metrics: deps.metrics, logger: deps.logger.child({ component: 'router', ...purpose }) })
+    new Router(s, deps.clients, deps.baseUrlOf, { breakers: deps.stores.breakers, inflight: deps.stores.inflight, latency: deps.clients.latency, clock: deps.clock, metrics: deps.metrics, logger: deps.logger.child({ component: 'router', ...purpose }) })
   const router = routerFor(snapshot, {})
   // Policies' embeddings calls (semantic-cache) take the same routes, sharing the breaker store.
   const embed = routerEmbeddings(snapshot, (s) => routerFor(s, { for: 'embeddings' }))

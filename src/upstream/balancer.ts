@@ -10,6 +10,12 @@ export interface Member {
 
 export type Eligible = (m: Member) => boolean
 
+/** Lower is better; null = unknown (tried first, so a new or recovered member is measured). */
+export type Scores = ReadonlyMap<string, number | null>
+
+/** Strategies that choose by a per-request score of each member rather than by turn or weight alone. */
+export const SCORED_STRATEGIES: ReadonlySet<string> = new Set(['least-latency', 'least-busy', 'least-cost'])
+
 /**
  * Picks pool members by strategy, skipping those the caller says are unavailable (circuit open, already
  * tried by this request):
@@ -18,6 +24,9 @@ export type Eligible = (m: Member) => boolean
  *   just on average, and no member gets bursts;
  * - `priority`: only the lowest priority number with an eligible member is used, its weights splitting
  *   the traffic (smooth weighted again); the next group takes over only when that whole group is out.
+ * - `least-latency`, `least-busy`, `least-cost`: the member with the lowest score (expected wait, requests
+ *   in flight, expected cost of this request), unknown scores first, ties split by weight; `least-latency`
+ *   also explores a random member now and then (`explore`), so a member's recovery is noticed.
  * State (cursor, current weights) is per config snapshot; it needs no sharing between processes.
  */
 export class Balancer {
@@ -25,7 +34,7 @@ export class Balancer {
   private cursor = 0
   private readonly current: number[]
 
-  constructor(readonly strategy: PoolConfig['strategy'], members: readonly Member[]) {
+  constructor(readonly strategy: PoolConfig['strategy'], members: readonly Member[], private readonly explore = 0, private readonly random: () => number = Math.random) {
     this.members = members
     this.current = members.map(() => 0)
   }
@@ -38,7 +47,8 @@ export class Balancer {
     return ok.filter((m) => m.priority === top)
   }
 
-  pick(eligible: Eligible): Member | null {
+  pick(eligible: Eligible, scores?: Scores): Member | null {
+    if (scores !== undefined && SCORED_STRATEGIES.has(this.strategy)) return this.lowest(this.members.filter(eligible), scores)
     const n = this.members.length
     if (this.strategy === 'round-robin') {
       for (let k = 0; k < n; k++) {
@@ -52,6 +62,24 @@ export class Balancer {
       return null
     }
     return this.smooth(this.preferred(eligible))
+  }
+
+  private lowest(ok: readonly Member[], scores: Scores): Member | null {
+    if (ok.length <= 1) return ok[0] ?? null
+    const unknown = ok.filter((m) => (scores.get(m.backend.id) ?? null) === null)
+    if (unknown.length) return this.smooth(unknown)
+    let best = Infinity
+    for (const m of ok) best = Math.min(best, scores.get(m.backend.id)!)
+    // Latencies within a fifth (and 5 ms) of the best are as good as the best: they share the traffic, so a
+    // member that recovered takes its part again instead of losing to noise.
+    const tie = this.strategy === 'least-latency' ? best * 1.2 + 5 : best
+    const leaders = ok.filter((m) => scores.get(m.backend.id)! <= tie)
+    // Exploration looks at the others: their averages only move when they are asked.
+    if (this.explore > 0 && leaders.length < ok.length && this.random() < this.explore) {
+      const others = ok.filter((m) => !leaders.includes(m))
+      return others[Math.floor(this.random() * others.length)]!
+    }
+    return this.smooth(leaders)
   }
 
   private smooth(group: readonly Member[]): Member | null {

@@ -4,6 +4,7 @@ import type { JsonResult, StreamResult, UpstreamResult } from '../core/pipeline.
 import { SseParser, type SseFrame } from '../core/sse.ts'
 import type { UpstreamTarget } from '../providers/types.ts'
 import { CredentialsCache } from '../providers/credentials/index.ts'
+import { LatencyStats } from './latency.ts'
 import type { StreamParser } from '../translate/types.ts'
 import { failureFromError, UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 import { GW_ERR } from '../core/errors.ts'
@@ -19,6 +20,8 @@ export class UpstreamClients {
   private readonly pools = new Map<string, Pool>()
   /** Backend credentials (tokens, signers), kept across reloads like the pools. */
   readonly credentials = new CredentialsCache()
+  /** How fast each backend answers (least-latency pools), kept across reloads. */
+  readonly latency = new LatencyStats()
 
   poolFor(backend: BackendConfig, origin: string): Pool {
     const key = `${backend.id}|${origin}|${backend.maxConnections}|${backend.connectTimeout}`

@@ -4,7 +4,7 @@ import { GatewayError, GW_ERR } from '../core/errors.ts'
 import type { BreakerRecord } from '../stores/breaker.ts'
 import type { AffinityTable } from './affinity.ts'
 import { rendezvous } from './affinity.ts'
-import type { Balancer, Member } from './balancer.ts'
+import { SCORED_STRATEGIES, type Balancer, type Member, type Scores } from './balancer.ts'
 import { stateOf, type Breakers } from './breaker.ts'
 
 /** A model's target as routing sees it: a pool, or a single backend as a pool of one. */
@@ -13,6 +13,9 @@ export interface Target {
   readonly byId: ReadonlyMap<string, Member>
   readonly affinity: AffinityTable | null
 }
+
+/** Scores of a target's members for this request (least-latency, least-busy, least-cost). */
+export type ScoreOf = (model: ModelConfig, target: Target) => Scores | Promise<Scores>
 
 export interface Choice {
   readonly model: ModelConfig
@@ -30,6 +33,7 @@ export interface Choice {
 export class Plan {
   private index = 0
   private readonly records = new Map<string, Map<string, BreakerRecord>>()
+  private readonly scores = new Map<string, Scores>()
   private readonly tried = new Set<string>()
   private readonly sessions = new Map<Target, string | null>()
   private lock: Promise<unknown> = Promise.resolve()
@@ -41,6 +45,7 @@ export class Plan {
     private readonly chain: readonly ModelConfig[],
     private readonly targetOf: (m: ModelConfig) => Target,
     private readonly breakers: Breakers,
+    private readonly scoreOf: ScoreOf | null = null,
   ) {}
 
   /** The next member to try, or null when the chain has no eligible member left. Calls are serialised. */
@@ -89,6 +94,10 @@ export class Plan {
         this.records.set(model.name, recs)
       }
       const records = recs
+      let scores = this.scores.get(model.name)
+      if (scores === undefined && this.scoreOf !== null && SCORED_STRATEGIES.has(target.balancer.strategy)) {
+        this.scores.set(model.name, (scores = await this.scoreOf(model, target)))
+      }
       for (;;) {
         const now = this.breakers.now()
         const eligible = (m: Member): boolean => {
@@ -97,7 +106,7 @@ export class Plan {
           const state = stateOf(rec, now)
           return state === 'closed' || (state === 'half-open' && rec!.trialUntil <= now)
         }
-        const m = this.choose(target, eligible, now)
+        const m = this.choose(target, eligible, now, scores)
         if (!m) break
         this.tried.add(`${model.name}\0${m.backend.id}`)
         if (stateOf(records.get(m.backend.id), now) === 'half-open') {
@@ -112,7 +121,7 @@ export class Plan {
     return null
   }
 
-  private choose(target: Target, eligible: (m: Member) => boolean, now: number): Member | null {
+  private choose(target: Target, eligible: (m: Member) => boolean, now: number, scores: Scores | undefined): Member | null {
     const aff = target.affinity
     if (aff) {
       let session = this.sessions.get(target)
@@ -126,7 +135,7 @@ export class Plan {
         return placed
       }
     }
-    return target.balancer.pick(eligible)
+    return target.balancer.pick(eligible, scores)
   }
 }
 

@@ -16,6 +16,10 @@ import { Balancer, type Member } from './balancer.ts'
 import { Breakers, stateOf, type CircuitState } from './breaker.ts'
 import { ClientAbortError, sendUpstream, type UpstreamClients } from './client.ts'
 import { commitStream } from './commit.ts'
+import { LatencyStats } from './latency.ts'
+import { MemoryInflightStore, type InflightStore } from '../stores/inflight.ts'
+import { PriceTable } from '../pricing/table.ts'
+import type { Scores } from './balancer.ts'
 import { decodeStream } from '../translate/stream.ts'
 import type { TranslateContext, TranslatedError } from '../translate/types.ts'
 import type { Credentials } from '../providers/credentials/types.ts'
@@ -29,6 +33,10 @@ export type BaseUrlOf = (backend: BackendConfig) => string
 export interface RouterOptions {
   /** Breaker state; pass the process-wide store so it survives reloads (a private one is made otherwise). */
   readonly breakers?: BreakerStore
+  /** Requests in flight per backend, for least-busy pools (shared by processes on Redis). */
+  readonly inflight?: InflightStore
+  /** Answer times per backend, for least-latency pools (process-wide, kept across reloads). */
+  readonly latency?: LatencyStats
   readonly clock?: Clock
   readonly metrics?: MetricsSink
   readonly logger?: Logger
@@ -61,6 +69,9 @@ export class Router {
   private readonly targets = new Map<string, Target>()
   private readonly clock: Clock
   private readonly logger: Logger
+  private readonly inflight: InflightStore
+  private readonly latency: LatencyStats
+  private prices: PriceTable | null = null
 
   constructor(
     private readonly snapshot: Snapshot,
@@ -70,11 +81,13 @@ export class Router {
   ) {
     this.clock = opts.clock ?? systemClock
     this.logger = opts.logger ?? pino({ level: 'silent' })
+    this.inflight = opts.inflight ?? new MemoryInflightStore()
+    this.latency = opts.latency ?? new LatencyStats()
     this.breakers = new Breakers(snapshot.backends.values(), opts.breakers ?? new MemoryBreakerStore(), this.clock, opts.metrics ?? noopMetrics, this.logger)
     for (const pool of snapshot.pools.values()) {
       const members = pool.members.map((m, index): Member => ({ backend: snapshot.backends.get(m.backend)!, priority: m.priority, weight: m.weight, index }))
       this.targets.set(pool.id, {
-        balancer: new Balancer(pool.strategy, members),
+        balancer: new Balancer(pool.strategy, members, pool.strategy === 'least-latency' ? pool.explore : 0),
         byId: new Map(members.map((m) => [m.backend.id, m])),
         affinity: pool.affinity ? new AffinityTable(pool.affinity) : null,
       })
@@ -91,8 +104,38 @@ export class Router {
     const model = this.snapshot.models.get(ctx.model)
     if (!model) throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${ctx.model}" does not exist.`, { param: 'model' })
     const chain = [model, ...model.fallbacks.flatMap((name) => this.snapshot.models.get(name) ?? [])]
-    const plan = new Plan(ctx, chain, (m) => this.targetOf(m), this.breakers)
+    const plan = new Plan(ctx, chain, (m) => this.targetOf(m), this.breakers, (m, target) => this.scoresOf(ctx, m, target))
     return this.run(ctx, model, plan)
+  }
+
+  /**
+   * Member scores for the scored strategies (lower is better, null = unknown): expected wait from the
+   * decaying averages, requests in flight (shared through the store), or this request's expected cost at
+   * each member's model price (an unpriced member comes last, never first).
+   */
+  private async scoresOf(ctx: RequestContext, model: ModelConfig, target: Target): Promise<Scores> {
+    const members = target.balancer.members
+    const now = this.clock.now()
+    switch (target.balancer.strategy) {
+      case 'least-latency':
+        return new Map(members.map((m) => [m.backend.id, this.latency.estimate(m.backend.id, ctx.stream, now)]))
+      case 'least-busy':
+        try {
+          return await this.inflight.counts(members.map((m) => m.backend.id), now)
+        } catch (err) {
+          this.logger.warn({ err, reqId: ctx.id }, 'in-flight counts unavailable; choosing by weight')
+          return new Map()
+        }
+      default: {
+        this.prices ??= new PriceTable(this.snapshot.config.pricing.models)
+        const prompt = estimatePromptTokens(ctx.operation, ctx.body, model.name)
+        const out = requestedOutputTokens(ctx.body)
+        return new Map(members.map((m) => {
+          const price = this.prices!.priceOf(m.backend.models?.[model.name], model.name)
+          return [m.backend.id, price === null ? Number.MAX_VALUE : prompt * price.input + out * price.output]
+        }))
+      }
+    }
   }
 
   /** Members of the model's target, in configuration order. */
@@ -197,6 +240,8 @@ export class Router {
         }
         const r: Running = { choice, controller: ownSignals ? new AbortController() : null, record: addAttempt(ctx, choice.backend.id, choice.model.name), cancelled: false }
         running.add(r)
+        const startedAt = this.clock.now()
+        const busy = this.targetOf(choice.model).balancer.strategy === 'least-busy' ? this.track(ctx, choice.backend.id, launched, startedAt) : null
         ctx.attempts++
         ctx.backendId = choice.backend.id
         if (hedge) {
@@ -214,9 +259,15 @@ export class Router {
             running.delete(r)
             if (done) {
               // Lost the race after producing content: stop it, and account for what it produced.
+              busy?.()
               if (result.kind === 'stream') result.abort()
               if (text) this.chargeLoser(ctx, r.record, text)
               return
+            }
+            this.latency.observe(choice.backend.id, result.kind === 'stream', this.clock.now() - startedAt, this.clock.now())
+            if (busy) {
+              if (result.kind === 'json') busy()
+              else result.abort = endsWith(result.abort, busy)
             }
             r.record.outcome = 'answered'
             r.record.status = result.status
@@ -225,6 +276,7 @@ export class Router {
           },
           async (err: unknown) => {
             running.delete(r)
+            busy?.()
             if (r.cancelled || done) return
             if (err instanceof UpstreamFailure) {
               r.record.outcome = 'failed'
@@ -249,6 +301,18 @@ export class Router {
       }
       void launch()
     })
+  }
+
+  /** Marks a try in flight at a backend; the returned function ends it (once). */
+  private track(ctx: RequestContext, backendId: string, attempt: number, now: number): () => void {
+    const token = `${ctx.id}:${attempt}`
+    this.inflight.start(backendId, token, now)
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      this.inflight.end(backendId, token)
+    }
   }
 
   /** A try that was cancelled after being sent: the backend processed its prompt (estimated) and what it produced. */
@@ -315,6 +379,23 @@ export class Router {
     return commitStream(result, backend.id, (f) => {
       void this.breakers.failed(backend.id, f)
     })
+  }
+}
+
+/** What the request may generate, for cost estimates: its own cap, or a modest default. */
+function requestedOutputTokens(body: Record<string, unknown>): number {
+  for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
+    const v = body[k]
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v
+  }
+  return 256
+}
+
+/** `abort`, then `after` (once the stream is over, however it ended). */
+function endsWith(abort: () => void, after: () => void): () => void {
+  return () => {
+    abort()
+    after()
   }
 }
 
