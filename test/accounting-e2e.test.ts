@@ -127,6 +127,20 @@ policies:
     assert.equal(sumOf(m, 'sluice_tokens_total', { consumer: 'c-responses', type: 'prompt' }), 2 * RESPONSES_PROMPT)
     assert.equal(sumOf(m, 'sluice_tokens_total', { consumer: 'c-responses', type: 'completion' }), 2 * OUT)
     assert.equal(sumOf(m, 'sluice_requests_total', { consumer: 'c-responses', status: '200', model: 'gpt-4o-mini', backend: 'fast' }), 2)
+
+    // The limit reads max_output_tokens: asking for more than the whole minute is refused, charged nothing,
+    // and still leaves its ledger row and its metrics (the contrast: the two requests above were admitted).
+    const c = rid()
+    const refused = await client.responses.create({ model: 'gpt-4o-mini', input: TEXT, max_output_tokens: 2_000_000 }, { headers: { 'x-request-id': c } }).then(() => null, (e: unknown) => e)
+    assert.ok(refused instanceof OpenAI.RateLimitError, `got ${String(refused)}`)
+    assert.equal(refused.code, 'rate_limit_exceeded')
+    const [rc] = await rows([c])
+    assert.deepEqual([rc!.status, rc!.errorCode, rc!.backend, rc!.promptTokens, rc!.completionTokens], [429, 'rate_limit_exceeded', null, 0, 0])
+    assert.equal(await used('c-responses'), 2 * (RESPONSES_PROMPT + OUT), 'a refusal reserves nothing')
+    const m2 = await metricsFor('c-responses', 3)
+    assert.equal(sumOf(m2, 'sluice_requests_total', { consumer: 'c-responses', status: '429' }), 1)
+    assert.equal(sumOf(m2, 'sluice_limit_rejections_total', { policy: 'token-limit', reason: 'rate' }), 1)
+    assert.equal(sumOf(m2, 'sluice_tokens_total', { consumer: 'c-responses', type: 'prompt' }), 2 * RESPONSES_PROMPT, 'no tokens for the refusal')
   })
 
   it('/v1/completions, streamed (without the client asking for usage) and not', async () => {

@@ -10,8 +10,8 @@ import { spawnGateway, type GatewayProcess } from './helpers/process.ts'
 
 // A key created and revoked through the admin API of one gateway process must be refused by another process
 // sharing the key store, within that process's documented bound: `auth.keyCacheTtl` (30 s by default). The test
-// sets it to 400 ms so the bound can be waited for honestly, and checks the refusal comes within it (plus slack
-// for a loaded machine), after proving the other process had accepted the key and was serving it from its cache.
+// sets it to 400 ms so the bound can be waited for honestly, and checks that no call starting after it is accepted,
+// after proving the other process had accepted the key (and so cached it) and refused a key the store lacks.
 const TTL_MS = 400
 const ADMIN = 'admin-token-revocation'
 const pgUp = await serviceAvailable('postgres')
@@ -91,25 +91,32 @@ async function revokeOnAseenByB(a: GatewayProcess, b: GatewayProcess): Promise<v
   const revokedAt = Date.now()
   assert.equal(await call(a.url, key), 401, 'the process that revoked it refuses at once')
 
-  // B refuses within its bound. A wait that runs out fails.
-  let refusedAfter = -1
-  while (Date.now() - revokedAt < TTL_MS + 5_000) {
-    if ((await call(b.url, key)) === 401) { refusedAfter = Date.now() - revokedAt; break }
+  // B refuses within its bound, measured so a loaded machine cannot blur it: B looked the key up before the
+  // revocation returned, so its cache entry expires before revokedAt + TTL, and every call that *starts* after that
+  // must be refused. (With the default 30 s, calls in that window would be accepted and this would fail.)
+  const calls: Array<{ startedAfter: number; status: number }> = []
+  for (;;) {
+    const startedAfter = Date.now() - revokedAt
+    const status = await call(b.url, key)
+    calls.push({ startedAfter, status })
+    if (status === 401) break
+    // A wait that runs out fails.
+    assert.ok(startedAfter < TTL_MS + 30_000, `B still accepted the revoked key ${startedAfter} ms after the revocation`)
     await new Promise((r) => setTimeout(r, 25))
   }
-  assert.ok(refusedAfter >= 0, `B still accepted the revoked key ${TTL_MS + 5_000} ms after the revocation`)
-  // Within the configured TTL plus slack for a loaded machine (the default would be 30 s).
-  assert.ok(refusedAfter <= TTL_MS + 3_000, `B refused only ${refusedAfter} ms after the revocation (keyCacheTtl ${TTL_MS} ms)`)
+  const lateAccepted = calls.filter((c) => c.startedAfter > TTL_MS && c.status === 200)
+  assert.deepEqual(lateAccepted, [], `B accepted the key after keyCacheTtl (${TTL_MS} ms) had passed since the revocation`)
+  assert.ok(calls.every((c) => c.status === 200 || c.status === 401), JSON.stringify(calls))
   // And it stays refused.
   assert.equal(await call(b.url, key), 401)
 }
 
 describe('key revocation seen by a second gateway process', () => {
-  it('sharing the SQLite key store', { timeout: 60_000 }, async () => {
+  it('sharing the SQLite key store', { timeout: 180_000 }, async () => {
     await revocationSeenByTheOther(`{ type: sqlite, path: ${join(dir, 'shared.db')} }`)
   })
 
-  it('sharing the PostgreSQL key store', { skip: !pgUp, timeout: 60_000 }, async () => {
+  it('sharing the PostgreSQL key store', { skip: !pgUp, timeout: 180_000 }, async () => {
     await revocationSeenByTheOther(`{ type: postgres, url: "postgres://postgres@127.0.0.1:5432/test", tablePrefix: ${pgPrefix} }`)
   })
 })

@@ -141,7 +141,7 @@ consumers:
     }
   })
 
-  it('SIGHUP to a running `sluice start` process', { timeout: 60_000 }, async () => {
+  it('SIGHUP to a running `sluice start` process', { timeout: 120_000 }, async () => {
     const file = join(dir, `hup-${randomUUID().slice(0, 8)}.yaml`)
     writeFileSync(file, config('old'))
     const gp = await spawnGateway(file)

@@ -130,7 +130,7 @@ async function checkExactAdmission(urls: string[], adminUrl: string, requests: n
 }
 
 describe('token limits across processes', () => {
-  it('three gateway processes sharing Redis admit exactly what the limit holds', { skip: !redisUp, timeout: 60_000 }, async () => {
+  it('three gateway processes sharing Redis admit exactly what the limit holds', { skip: !redisUp, timeout: 180_000 }, async () => {
     const { urls, adminUrl } = await startFleet(3, `{ type: redis, url: "redis://127.0.0.1:6379", keyPrefix: "${prefix}", commandTimeout: 10s }`)
     await checkExactAdmission(urls, adminUrl, 150)
     // A fallback to per-process counters (Redis too slow for commandTimeout) would void the test: say so.
@@ -138,7 +138,7 @@ describe('token limits across processes', () => {
     assert.equal(fellBack.length, 0, `Redis did not answer in time:\n${fellBack.map((p) => p.output()).join('\n')}`)
   })
 
-  it('one process with the memory store admits exactly what the limit holds', { timeout: 60_000 }, async () => {
+  it('one process with the memory store admits exactly what the limit holds', { timeout: 120_000 }, async () => {
     const { urls, adminUrl } = await startFleet(1, '{ type: memory }')
     await checkExactAdmission(urls, adminUrl, 120)
   })

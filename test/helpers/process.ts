@@ -24,7 +24,8 @@ export interface GatewayProcess {
 }
 
 /**
- * Runs `sluice start --config FILE` as a child process and waits until it listens (failing after 15 s). The
+ * Runs `sluice start --config FILE` as a child process and waits until it listens (failing after 60 s: a cold
+ * start compiles the TypeScript sources, which takes long on a loaded 2-core machine). The
  * addresses are read from its start-up line, so a config may listen on port 0; `port` is only a fallback.
  */
 export async function spawnGateway(configFile: string, port = 0, env: Record<string, string> = {}): Promise<GatewayProcess> {
@@ -36,7 +37,8 @@ export async function spawnGateway(configFile: string, port = 0, env: Record<str
   child.stdout!.on('data', (d) => { out += d })
   child.stderr!.on('data', (d) => { out += d })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
-  for (let i = 0; i < 300; i++) {
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
     const m = /sluice listening on (\S+)(?: \(admin (\S+)\))?/.exec(out)
     if (m) {
       const url = m[1]!.replace('0.0.0.0', '127.0.0.1') || `http://127.0.0.1:${port}`
@@ -46,5 +48,5 @@ export async function spawnGateway(configFile: string, port = 0, env: Record<str
     await new Promise((r) => setTimeout(r, 50))
   }
   child.kill('SIGKILL')
-  throw new Error(`gateway did not start:\n${out}`)
+  throw new Error(`gateway did not start${child.exitCode === null ? ' within 60 s' : ` (exit ${child.exitCode})`}:\n${out}`)
 }
