@@ -177,10 +177,26 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
     if (dupMember !== -1) report(['pools', i, 'members', dupMember, 'backend'], `backend "${p.members[dupMember]!.backend}" is listed twice in this pool`)
   })
   c.models.forEach((m, i) => {
-    if (!backends.has(m.target) && !pools.has(m.target)) report(['models', i, 'target'], `unknown target "${m.target}" (no backend or pool has that id)`)
+    const forms = [m.target, m.router, m.race, m.split].filter((f) => f !== undefined).length
+    if (forms !== 1) report(['models', i], 'a model takes exactly one of target, router, race or split')
+    if (m.target !== undefined && !backends.has(m.target) && !pools.has(m.target)) report(['models', i, 'target'], `unknown target "${m.target}" (no backend or pool has that id)`)
+    const virtualOf = (name: string) => { const v = c.models.find((x) => x.name === name); return v !== undefined && v.target === undefined }
+    const refs: [string, readonly string[]][] = [['router', m.router?.candidates ?? []], ['race', m.race?.models ?? []], ['split', (m.split ?? []).map((s) => s.model)]]
+    for (const [form, names] of refs) {
+      names.forEach((name, j) => {
+        if (!models.has(name)) report(['models', i, form, j], `unknown model "${name}"`)
+        // One level: a virtual model chooses among models that have targets, so a choice never loops.
+        else if (virtualOf(name)) report(['models', i, form, j], `"${name}" is a router, race or split model itself; name models with a target`)
+      })
+    }
+    if (m.split) {
+      const total = m.split.reduce((a, s) => a + s.percent, 0)
+      if (Math.abs(total - 100) > 1e-9) report(['models', i, 'split'], `split percentages add up to ${total}, not 100`)
+    }
     m.fallbacks.forEach((f, j) => {
       if (!models.has(f)) report(['models', i, 'fallbacks', j], `unknown model "${f}"`)
       else if (f === m.name) report(['models', i, 'fallbacks', j], 'a model cannot fall back to itself')
+      else if (c.models.find((x) => x.name === f)?.target === undefined) report(['models', i, 'fallbacks', j], `"${f}" is a router, race or split model; fallbacks name models with a target`)
     })
   })
   c.products.forEach((p, i) => {

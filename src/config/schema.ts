@@ -114,9 +114,40 @@ const pool = z.strictObject({
 })
 export type PoolConfig = z.infer<typeof pool>
 
+/** What a model can take, for router models choosing among candidates (absent: not known to, so never chosen for it). */
+const capabilities = z.strictObject({
+  contextWindow: z.number().int().positive().optional(),
+  tools: z.boolean().default(false),
+  images: z.boolean().default(false),
+  jsonSchema: z.boolean().default(false),
+  reasoning: z.boolean().default(false),
+})
+export type ModelCapabilities = z.infer<typeof capabilities>
+
 const model = z.strictObject({
   name: z.string().min(1),
-  target: z.string().min(1),
+  /** A pool or backend id. Exactly one of target, router, race or split. */
+  target: z.string().min(1).optional(),
+  capabilities: capabilities.optional(),
+  /** A virtual model: each request goes to the cheapest (or fastest measured) candidate able to take it. */
+  router: z.strictObject({
+    candidates: z.array(z.string().min(1)).min(1),
+    prefer: z.enum(['cheapest', 'fastest']).default('cheapest'),
+  }).optional(),
+  /** A virtual model: all its models at once, the first acceptable answer wins, the others are cancelled and billed. */
+  race: z.strictObject({
+    models: z.array(z.string().min(1)).min(2),
+    accept: z.strictObject({
+      /** Valid JSON against the request's json_schema response format, when it has one. */
+      jsonSchema: z.boolean().default(true),
+      /** An answer that refuses (a `refusal`) is not acceptable. */
+      noRefusal: z.boolean().default(true),
+    }).default({ jsonSchema: true, noRefusal: true }),
+  }).optional(),
+  /** A virtual model: a percentage split between models, each consumer kept on its side (A/B, canary). */
+  split: z.array(z.strictObject({ model: z.string().min(1), percent: z.number().min(0).max(100) })).min(1).optional(),
+  /** Retries of the same member after a short retry-after when no other member is left (jittered). */
+  retry: z.strictObject({ attempts: z.number().int().min(0).max(5).default(2), maxWait: duration.default(2_000) }).optional(),
   fallbacks: z.array(z.string()).default([]),
   hedge: z.strictObject({ after: duration, max: z.number().int().min(2).default(2) }).optional(),
   /** Failover limits across a pool's members and fallbacks. */

@@ -3,6 +3,7 @@ import type { RequestContext } from '../core/context.ts'
 import type { Outcome } from '../core/pipeline.ts'
 import type { LedgerConfig } from '../config/schema.ts'
 import type { Snapshot } from '../config/snapshot.ts'
+import { servedModelOf } from '../upstream/virtual-models.ts'
 import { PriceTable } from '../pricing/table.ts'
 import type { LedgerStore, MessageRecord, UsageRecord } from '../stores/ledger.ts'
 import { noopMetrics, type MetricsSink } from '../telemetry/sink.ts'
@@ -64,7 +65,7 @@ export class Ledger implements LedgerSink {
 
   record(ctx: RequestContext, outcome: Outcome): void {
     const snap = this.snapshot()
-    const deployment = ctx.backendId === null ? null : snap.backends.get(ctx.backendId)?.models?.[ctx.model] ?? null
+    const deployment = ctx.backendId === null ? null : snap.backends.get(ctx.backendId)?.models?.[servedModelOf(ctx) ?? ctx.model] ?? null
     this.usageQueue.append(usageRecordOf(ctx, outcome, this.pricesFor(snap), deployment))
   }
 

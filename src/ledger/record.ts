@@ -2,6 +2,7 @@ import type { RequestContext } from '../core/context.ts'
 import type { Outcome } from '../core/pipeline.ts'
 import { addUsage, type Usage } from '../core/usage.ts'
 import { PriceTable } from '../pricing/table.ts'
+import { servedModelOf } from '../upstream/virtual-models.ts'
 import type { MessageRecord, UsageRecord } from '../stores/ledger.ts'
 
 const ZERO: Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0 }
@@ -19,7 +20,8 @@ export function usageRecordOf(ctx: RequestContext, outcome: Outcome, prices: Pri
   // Cancelled hedges cost tokens too: the ledger bills everything the request consumed.
   const usage = addUsage(outcome.usage ?? ctx.usage, outcome.extraUsage ?? null) ?? ZERO
   const cacheHit = isCacheHit(outcome)
-  const price = prices.priceOf(ctx.model, deploymentModel)
+  // A router, race or split model is priced as the model that served it.
+  const price = prices.priceOf(servedModelOf(ctx) ?? ctx.model, deploymentModel)
   const costUsd = price === null ? null : cacheHit ? 0 : PriceTable.cost(price, usage)
   return {
     ts: Math.round(ctx.startedAt),

@@ -87,6 +87,8 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
   private readonly breakers: SeriesTable<CountSeries>
   private readonly storeFailures: SeriesTable<CountSeries>
   private readonly limitRejections: SeriesTable<CountSeries>
+  /** Model names from the config only (virtual model and the one it chose): bounded by the config. */
+  private readonly routes: SeriesTable<CountSeries>
   /** Fixed reasons only (code-chosen, never client text), so these few series cannot grow. */
   private readonly refusals: SeriesTable<CountSeries>
   private readonly processErrors: SeriesTable<CountSeries>
@@ -109,6 +111,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     this.breakers = new SeriesTable(['backend'], cap, countSeries)
     this.storeFailures = new SeriesTable(['store', 'action'], cap, countSeries, new Set(['action']))
     this.limitRejections = new SeriesTable(['policy', 'reason'], cap, countSeries, new Set(['reason']))
+    this.routes = new SeriesTable(['model', 'served', 'reason'], cap, countSeries, new Set(['reason']))
     this.refusals = new SeriesTable(['reason'], cap, countSeries)
     this.processErrors = new SeriesTable(['kind'], cap, countSeries)
 
@@ -164,6 +167,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     counterOf('sluice_cache_requests_total', 'Cache lookups by policy and result (hit, miss; bypass when the request was not cacheable).', this.cache)
     counterOf('sluice_store_failures_total', 'A distributed store failed and a local fallback (or a refusal) was used.', this.storeFailures)
     counterOf('sluice_limit_rejections_total', 'Requests refused by a limit policy, by reason (rate or quota).', this.limitRejections)
+    counterOf('sluice_route_decisions_total', 'Requests to a router, race or split model, by the model that served them and why (cheapest, fastest, race, split).', this.routes)
     counterOf('sluice_unattributed_requests_total', 'Requests with no principal (unauthenticated) or for a model nobody configured: counted here, never as a per-consumer series.', this.refusals)
     counterOf('sluice_process_errors_total', 'Errors thrown outside any request (uncaught exceptions, unhandled rejections); the process kept serving.', this.processErrors)
     const self = this
@@ -286,6 +290,10 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
 
   ledgerDropped(n: number): void {
     if (n > 0) this.ledgerShed += n
+  }
+
+  routeDecision(model: string, served: string, reason: string): void {
+    this.routes.get([model, served, reason]).value++
   }
 
   unattributedRequest(reason: 'unauthenticated' | 'unknown_model'): void {

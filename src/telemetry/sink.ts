@@ -13,6 +13,8 @@ export interface MetricsSink {
   limitRejected(policy: string, reason: 'rate' | 'quota'): void
   /** The usage ledger shed records because its bounded queue was full (store down or too slow). Optional so existing sinks stay valid. */
   ledgerDropped?(n: number): void
+  /** A router, race or split model chose the model that served a request (`reason`: cheapest, fastest, race, split). */
+  routeDecision?(model: string, served: string, reason: string): void
 }
 
 export const noopMetrics: MetricsSink = {
@@ -21,4 +23,5 @@ export const noopMetrics: MetricsSink = {
   storeFailure() {},
   limitRejected() {},
   ledgerDropped() {},
+  routeDecision() {},
 }

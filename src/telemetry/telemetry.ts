@@ -98,6 +98,10 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
     this.prom.ledgerDropped(n)
   }
 
+  routeDecision(model: string, served: string, reason: string): void {
+    this.prom.routeDecision(model, served, reason)
+  }
+
   processError(kind: 'uncaught_exception' | 'unhandled_rejection'): void {
     this.prom.processError(kind)
   }
@@ -138,5 +142,6 @@ export function teeSink(a: MetricsSink, b: MetricsSink): MetricsSink {
     storeFailure(store, action) { a.storeFailure(store, action); b.storeFailure(store, action) },
     limitRejected(policy, reason) { a.limitRejected(policy, reason); b.limitRejected(policy, reason) },
     ledgerDropped(n) { a.ledgerDropped?.(n); b.ledgerDropped?.(n) },
+    routeDecision(model, served, reason) { a.routeDecision?.(model, served, reason); b.routeDecision?.(model, served, reason) },
   }
 }

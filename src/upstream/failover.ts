@@ -55,6 +55,14 @@ export class Plan {
     return p
   }
 
+  /** The member may be offered again (a retry after its short retry-after, when nothing else is left). */
+  retry(backendId: string): void {
+    for (const key of this.tried) if (key.endsWith(`\0${backendId}`)) this.tried.delete(key)
+    // Back to the model where the member was tried: the chain may have moved past it.
+    const at = this.chain.findIndex((m) => this.targetOf(m).byId.has(backendId))
+    if (at !== -1 && at < this.index) this.index = at
+  }
+
   /** A failure changed a circuit: later choices (and the final answer) see the new record. */
   note(backendId: string, rec: BreakerRecord | null): void {
     if (!rec) return

@@ -4,7 +4,7 @@ import type { Snapshot } from '../config/snapshot.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 import type { RequestContext } from '../core/context.ts'
 import { GatewayError, GW_ERR } from '../core/errors.ts'
-import type { Dispatch, UpstreamResult } from '../core/pipeline.ts'
+import type { Dispatch, JsonResult, UpstreamResult } from '../core/pipeline.ts'
 import { providerFor } from '../providers/index.ts'
 import type { BreakerStore } from '../stores/breaker.ts'
 import { MemoryBreakerStore } from '../stores/memory/breaker.ts'
@@ -20,6 +20,9 @@ import { LatencyStats } from './latency.ts'
 import { MemoryInflightStore, type InflightStore } from '../stores/inflight.ts'
 import { PriceTable } from '../pricing/table.ts'
 import type { Scores } from './balancer.ts'
+import { Acceptance } from './acceptance.ts'
+import { chooseCandidate, expectedCost, maxOutputOf, SERVED_MODEL_SLOT, splitChoice, type Requirements } from './virtual-models.ts'
+import { usageFromOpenAI } from '../core/usage.ts'
 import { decodeStream } from '../translate/stream.ts'
 import type { TranslateContext, TranslatedError } from '../translate/types.ts'
 import type { Credentials } from '../providers/credentials/types.ts'
@@ -72,6 +75,8 @@ export class Router {
   private readonly inflight: InflightStore
   private readonly latency: LatencyStats
   private prices: PriceTable | null = null
+  private readonly acceptance = new Acceptance()
+  private readonly metrics: MetricsSink
 
   constructor(
     private readonly snapshot: Snapshot,
@@ -81,6 +86,7 @@ export class Router {
   ) {
     this.clock = opts.clock ?? systemClock
     this.logger = opts.logger ?? pino({ level: 'silent' })
+    this.metrics = opts.metrics ?? noopMetrics
     this.inflight = opts.inflight ?? new MemoryInflightStore()
     this.latency = opts.latency ?? new LatencyStats()
     this.breakers = new Breakers(snapshot.backends.values(), opts.breakers ?? new MemoryBreakerStore(), this.clock, opts.metrics ?? noopMetrics, this.logger)
@@ -101,11 +107,119 @@ export class Router {
   }
 
   readonly dispatch: Dispatch = async (ctx) => {
-    const model = this.snapshot.models.get(ctx.model)
-    if (!model) throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${ctx.model}" does not exist.`, { param: 'model' })
+    const requested = this.snapshot.models.get(ctx.model)
+    if (!requested) throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${ctx.model}" does not exist.`, { param: 'model' })
+    if (requested.race) return this.race(ctx, requested)
+    let model = requested
+    if (requested.router) {
+      const choice = chooseCandidate(ctx, requested, this.snapshot, (m, need) => this.expectedCostOf(m, need), (m) => this.expectedWaitOf(m, ctx.stream))
+      model = choice.model
+      this.metrics.routeDecision?.(requested.name, model.name, choice.reason)
+    } else if (requested.split) {
+      model = splitChoice(ctx, requested, this.snapshot)
+      this.metrics.routeDecision?.(requested.name, model.name, 'split')
+    }
+    if (model !== requested) this.served(ctx, model.name)
+    return this.runModel(ctx, model, ctx.signal)
+  }
+
+  /** The model's target, then its fallbacks, tried until one answers. */
+  private runModel(ctx: RequestContext, model: ModelConfig, signal: AbortSignal): Promise<UpstreamResult> {
     const chain = [model, ...model.fallbacks.flatMap((name) => this.snapshot.models.get(name) ?? [])]
     const plan = new Plan(ctx, chain, (m) => this.targetOf(m), this.breakers, (m, target) => this.scoresOf(ctx, m, target))
-    return this.run(ctx, model, plan)
+    return this.run(ctx, model, plan, signal)
+  }
+
+  /** Notes which model served a router, race or split model: the `x-sluice-model` header, the ledger. */
+  private served(ctx: RequestContext, name: string): void {
+    ctx.responseHeaders['x-sluice-model'] = name
+    ctx.slots.set(SERVED_MODEL_SLOT, name)
+  }
+
+  private expectedCostOf(m: ModelConfig, need: Requirements): number | null {
+    this.prices ??= new PriceTable(this.snapshot.config.pricing.models)
+    const mapped = this.targetOf(m).balancer.members.map((x) => x.backend.models?.[m.name])
+    return expectedCost(this.prices, [m.name, ...mapped], need)
+  }
+
+  /** The fastest measured member of the model's target (ms), null when none is measured yet. */
+  private expectedWaitOf(m: ModelConfig, stream: boolean): number | null {
+    const now = this.clock.now()
+    let best: number | null = null
+    for (const x of this.targetOf(m).balancer.members) {
+      const e = this.latency.estimate(x.backend.id, stream, now)
+      if (e !== null && (best === null || e < best)) best = e
+    }
+    return best
+  }
+
+  /**
+   * All of the race's models at once; the first acceptable answer wins and the rest are cancelled (billed
+   * for what they used, as hedges are). A stream is acceptable at its first content; a complete answer
+   * when it has content, no refusal and, if asked, valid JSON for the request's schema. An answer that
+   * is not acceptable is billed and set aside; if none is, the first answer is served after all.
+   */
+  private race(ctx: RequestContext, model: ModelConfig): Promise<UpstreamResult> {
+    const entrants = model.race!.models.map((name) => this.snapshot.models.get(name)!)
+    const accept = model.race!.accept
+    return new Promise<UpstreamResult>((resolve, reject) => {
+      const controllers = entrants.map(() => new AbortController())
+      const onClientGone = () => { for (const c of controllers) c.abort() }
+      ctx.signal.addEventListener('abort', onClientGone, { once: true })
+      let left = entrants.length
+      let done = false
+      let fallback: { result: UpstreamResult; name: string } | null = null
+      let lastError: unknown = null
+      const end = (winner: number | null, settle: () => void) => {
+        done = true
+        ctx.signal.removeEventListener('abort', onClientGone)
+        controllers.forEach((c, i) => { if (i !== winner) c.abort() })
+        settle()
+      }
+      const over = () => {
+        if (--left > 0 || done) return
+        if (fallback) {
+          this.served(ctx, fallback.name)
+          return end(null, () => resolve(fallback!.result))
+        }
+        end(null, () => reject(lastError))
+      }
+      entrants.forEach((m, i) => {
+        this.runModel(ctx, m, controllers[i]!.signal).then(
+          (result) => {
+            if (done) {
+              if (result.kind === 'stream') result.abort()
+              else this.billRejected(ctx, m.name, result)
+              return over()
+            }
+            if (result.kind === 'json' && !this.acceptance.acceptable(result, ctx.body, accept)) {
+              if (fallback === null) fallback = { result, name: m.name }
+              else this.billRejected(ctx, m.name, result)
+              return over()
+            }
+            if (fallback !== null && fallback.result.kind === 'json') this.billRejected(ctx, fallback.name, fallback.result)
+            this.served(ctx, m.name)
+            this.metrics.routeDecision?.(model.name, m.name, 'race')
+            end(i, () => resolve(result))
+            left--
+          },
+          (err: unknown) => {
+            if (!(err instanceof ClientAbortError) || lastError === null) lastError = err
+            over()
+          },
+        )
+      })
+    })
+  }
+
+  /** A complete answer the race did not use: the backend was paid for it, so its usage is billed. */
+  private billRejected(ctx: RequestContext, modelName: string, result: JsonResult): void {
+    const usage = usageFromOpenAI(result.body.usage)
+    const rec = addAttempt(ctx, ctx.backendId ?? '', modelName)
+    rec.outcome = 'cancelled'
+    rec.status = result.status
+    rec.promptTokens = usage?.promptTokens ?? estimatePromptTokens(ctx.operation, ctx.body, modelName)
+    rec.completionTokens = usage?.completionTokens ?? 0
   }
 
   /**
@@ -129,7 +243,7 @@ export class Router {
       default: {
         this.prices ??= new PriceTable(this.snapshot.config.pricing.models)
         const prompt = estimatePromptTokens(ctx.operation, ctx.body, model.name)
-        const out = requestedOutputTokens(ctx.body)
+        const out = maxOutputOf(ctx.body)
         return new Map(members.map((m) => {
           const price = this.prices!.priceOf(m.backend.models?.[model.name], model.name)
           return [m.backend.id, price === null ? Number.MAX_VALUE : prompt * price.input + out * price.output]
@@ -168,7 +282,7 @@ export class Router {
   }
 
   private targetOf(model: ModelConfig): Target {
-    return this.targets.get(model.target)! // load refused unknown targets
+    return this.targets.get(model.target!)! // load refused unknown targets, and virtual models never get here
   }
 
   /**
@@ -176,13 +290,14 @@ export class Router {
    * running tries have produced nothing for `hedge.after`, up to `hedge.max` at once. The first try to
    * commit (a complete JSON answer, or a stream's first content) wins; the others are cancelled.
    */
-  private run(ctx: RequestContext, model: ModelConfig, plan: Plan): Promise<UpstreamResult> {
+  private run(ctx: RequestContext, model: ModelConfig, plan: Plan, outer: AbortSignal): Promise<UpstreamResult> {
     const hedge = model.hedge
     return new Promise<UpstreamResult>((resolve, reject) => {
       interface Running { readonly choice: Choice; readonly controller: AbortController | null; readonly record: AttemptRecord; cancelled: boolean }
-      // Only a race (hedging) or a deadline ever cancels a try on its own; otherwise each try simply listens to
-      // the client's signal, and no controller or listener is made per request.
-      const ownSignals = hedge !== undefined || model.deadline !== undefined
+      // Only a race (hedging, racing models) or a deadline ever cancels a try on its own; otherwise each try
+      // simply listens to the client's signal, and no controller or listener is made per request.
+      const ownSignals = hedge !== undefined || model.deadline !== undefined || outer !== ctx.signal
+      let retries = 0
       const running = new Set<Running>()
       const timers = new Set<NodeJS.Timeout>()
       let launched = 0
@@ -194,7 +309,7 @@ export class Router {
         if (done) return
         done = true
         for (const t of timers) clearTimeout(t)
-        if (ownSignals) ctx.signal.removeEventListener('abort', onClientGone)
+        if (ownSignals) outer.removeEventListener('abort', onClientGone)
         for (const r of running) {
           // Charged now, not when its cancellation lands, so `complete` hooks see every attempt's cost.
           r.cancelled = true
@@ -204,8 +319,8 @@ export class Router {
         settle()
       }
       const onClientGone = () => finish(() => reject(new ClientAbortError()))
-      if (ownSignals) ctx.signal.addEventListener('abort', onClientGone, { once: true })
-      if (ctx.signal.aborted) return onClientGone()
+      if (ownSignals) outer.addEventListener('abort', onClientGone, { once: true })
+      if (outer.aborted) return onClientGone()
       if (model.deadline !== undefined) {
         const t = setTimeout(() => {
           finish(() => reject(new GatewayError(GW_ERR.GATEWAY_TIMEOUT, `No backend answered for the model "${model.name}" within its deadline.`)))
@@ -216,6 +331,17 @@ export class Router {
       /** Nothing running and nothing about to start: answer with what we know. */
       const settleIfIdle = () => {
         if (done || running.size > 0 || pending > 0) return
+        // No other member left: the one that asked us to wait briefly gets asked again (bounded, jittered).
+        const wait = retryWait(model, last, retries)
+        if (wait !== null && last instanceof UpstreamFailure) {
+          retries++
+          plan.retry(last.backendId)
+          launched--
+          pending++
+          const t = setTimeout(() => { timers.delete(t); pending--; void launch() }, wait)
+          timers.add(t)
+          return
+        }
         const comeback = plan.comeback()
         if (comeback !== null || last === null) finish(() => reject(noHealthyBackend(ctx.model, comeback, this.clock.now())))
         else finish(() => reject(last!))
@@ -251,7 +377,7 @@ export class Router {
           }, hedge.after)
           timers.add(t)
         }
-        this.attempt(ctx, choice, r.controller?.signal ?? ctx.signal).then(
+        this.attempt(ctx, choice, r.controller?.signal ?? outer).then(
           async ({ result, text }) => {
             // Still counted as running while the trial's success is written, so the race cannot end meanwhile.
             if (choice.trial && !done) await this.breakers.succeeded(choice.backend.id)
@@ -382,13 +508,17 @@ export class Router {
   }
 }
 
-/** What the request may generate, for cost estimates: its own cap, or a modest default. */
-function requestedOutputTokens(body: Record<string, unknown>): number {
-  for (const k of ['max_completion_tokens', 'max_tokens', 'max_output_tokens']) {
-    const v = body[k]
-    if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v
-  }
-  return 256
+/**
+ * How long to wait before asking the same member again, or null for no retry: only for a model with
+ * `retry`, only after a failure worth retrying, only within its attempts, and only when the wait (the
+ * backend's retry-after, else a backoff of 100 ms doubling) fits in `maxWait`; jittered by up to a fifth.
+ */
+function retryWait(model: ModelConfig, last: GatewayError | null, retries: number): number | null {
+  const r = model.retry
+  if (!r || retries >= r.attempts || !(last instanceof UpstreamFailure) || !last.retriable) return null
+  const base = last.retryAfterMs ?? 100 * 2 ** retries
+  if (base > r.maxWait) return null
+  return Math.min(r.maxWait, base * (1 + Math.random() * 0.2))
 }
 
 /** `abort`, then `after` (once the stream is over, however it ended). */
