@@ -270,7 +270,7 @@ export class Router {
     // A provider of another schema gets the hub body translated (pure, so a failover translates again);
     // one of the hub's own schema gets the client's body with only the model replaced.
     const codec = provider.codec
-    const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000) } : null
+    const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000), backendId: backend.id } : null
     let body: Record<string, unknown>
     if (codec) {
       const translated = codec.request(ctx.body, tc!)
@@ -301,7 +301,7 @@ export class Router {
     if (sent.kind === 'json') {
       if (sent.status >= 400) {
         if (!codec) throw statusFailure(backend.id, sent.status, sent.headers, sent.body)
-        const e = codec.error(sent.status, sent.body)
+        const e = codec.error(sent.status, sent.body, sent.headers)
         throw statusFailure(backend.id, sent.status, sent.headers, hubErrorBody(e), e.retriable)
       }
       if (codec) {
