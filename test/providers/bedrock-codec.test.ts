@@ -202,7 +202,7 @@ describe('Converse answers and errors', () => {
 })
 
 describe('hub request → Converse request', () => {
-  const req = (body: Json) => bedrockCodec.request({ model: 'claude', ...body }, tc)
+  const req = (body: Json) => bedrockCodec.request({ model: 'claude', ...body }, tc) as { body: Json; omitted: readonly string[] }
   const refused = (body: Json, param: string) => assert.throws(() => req(body), (e: unknown) => e instanceof GatewayError && e.status === 400 && e.param === param)
 
   it('system prompts, merged same-role turns, tool calls and results, inference settings', () => {

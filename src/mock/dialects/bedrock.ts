@@ -9,6 +9,7 @@
  * - Tool use when `toolChoice` is `any` / `tool`, or on `x-mock-tool-call: 1|<tool name>`; the input JSON is
  *   streamed in small pieces. Reasoning (reasoningContent with a signature) when
  *   additionalModelRequestFields asks for `thinking` or `reasoningConfig`.
+ * - Replayed reasoningText blocks must carry the signature the mock issued for their text (400 otherwise).
  * - Usage: inputTokens (text tokens of system, messages and tools; 85 per image) with the part before the
  *   last cachePoint reported as cacheReadInputTokens instead; outputTokens counts every token produced.
  * - Faults (shared x-mock-* headers): x-mock-status → that status with the matching Bedrock exception;
@@ -124,6 +125,9 @@ function validate(body: Json): void {
     if (!Array.isArray(m.content) || m.content.length === 0) throw new Invalid(`messages.${i}.content: at least one content block is required.`);
     for (const b of m.content as Json[]) {
       if (b.toolUse || b.toolResult) usesTools = true;
+      // Like Claude on Bedrock, replayed reasoning must carry the signature it was issued with.
+      const rt = (b.reasoningContent as Json | undefined)?.reasoningText as Json | undefined;
+      if (rt && m.role === 'assistant' && rt.signature !== reasoningSignature(String(rt.text ?? ''))) throw new Invalid(`messages.${i}.content: the signature of a reasoning block is invalid or missing.`);
       const bytes = ((b.image as Json | undefined)?.source as Json | undefined)?.bytes;
       if (b.image && (typeof bytes !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(bytes))) throw new Invalid(`messages.${i}.content: image.source.bytes must be base64.`);
     }
