@@ -16,8 +16,9 @@ import { Balancer, type Member } from './balancer.ts'
 import { Breakers, stateOf, type CircuitState } from './breaker.ts'
 import { ClientAbortError, sendUpstream, type UpstreamClients } from './client.ts'
 import { commitStream } from './commit.ts'
-import { decodeStream } from '../translate/stream.ts'
-import type { TranslateContext, TranslatedError } from '../translate/types.ts'
+import { decodeStream, passthroughStream } from '../translate/stream.ts'
+import { hubForOpenAI } from '../translate/helpers/hub-to-openai.ts'
+import type { ApiSchema, TranslateContext, TranslatedError } from '../translate/types.ts'
 import { noHealthyBackend, Plan, type Choice, type Target } from './failover.ts'
 import { UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 
@@ -268,26 +269,39 @@ export class Router {
     const upstreamModel = backend.models?.[model.name] ?? model.name
     const target = provider.target(backend, ctx.operation, upstreamModel, this.baseUrlOf(backend), ctx.stream)
     // A provider of another schema gets the hub body translated (pure, so a failover translates again);
-    // one of the hub's own schema gets the client's body with only the model replaced.
+    // one of the hub's own schema gets the client's body with only the model replaced. A provider of the client's
+    // own (non-hub) schema gets the client's original body: same-schema passthrough.
     const codec = provider.codec
+    const passthrough = codec !== undefined && ctx.client !== undefined && ctx.client.schema === codec.schema
     const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000), backendId: backend.id } : null
     let body: Record<string, unknown>
-    if (codec) {
+    let omitted: readonly string[] = []
+    if (passthrough) {
+      body = { ...ctx.client!.body, model: upstreamModel }
+    } else if (codec) {
       const translated = codec.request(ctx.body, tc!)
       body = translated.body
-      if (translated.omitted.length) ctx.responseHeaders['x-sluice-omitted'] = translated.omitted.join(',')
+      omitted = ctx.client ? [...ctx.client.omitted, ...translated.omitted] : translated.omitted
     } else {
-      body = { ...ctx.body, model: upstreamModel }
+      if (ctx.client) {
+        const cleaned = hubForOpenAI(ctx.body)
+        body = { ...cleaned.body, model: upstreamModel }
+        omitted = [...ctx.client.omitted, ...cleaned.omitted]
+      } else body = { ...ctx.body, model: upstreamModel }
       // Ask for usage in streams so tokens are always accounted; the kernel strips it if the client did not ask.
       if (ctx.stream && (ctx.operation === 'chat.completions' || ctx.operation === 'completions')) {
         body.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true }
       }
     }
+    // Per attempt: a failover to a backend of another schema omits other fields (or none).
+    if (omitted.length) ctx.responseHeaders['x-sluice-omitted'] = omitted.join(',')
+    else if (ctx.client) delete ctx.responseHeaders['x-sluice-omitted']
     const bodyText = JSON.stringify(body)
     const credentials = this.clients.credentials.of(backend)
+    const sentHeaders = passthrough && ctx.client!.headers ? mergeClientHeaders(target.headers, ctx.client!.headers) : target.headers
     const headers = credentials === null
-      ? target.headers
-      : { ...target.headers, ...(await credentials.headers({ method: 'POST', url: target.origin + target.path, headers: target.headers, body: bodyText }, signal)) }
+      ? sentHeaders
+      : { ...sentHeaders, ...(await credentials.headers({ method: 'POST', url: target.origin + target.path, headers: sentHeaders, body: bodyText }, signal)) }
     const pool = this.clients.poolFor(backend, target.origin)
     const sent = await sendUpstream(pool, {
       backend,
@@ -302,19 +316,29 @@ export class Router {
       if (sent.status >= 400) {
         if (!codec) throw statusFailure(backend.id, sent.status, sent.headers, sent.body)
         const e = codec.error(sent.status, sent.body, sent.headers)
-        throw statusFailure(backend.id, sent.status, sent.headers, hubErrorBody(e), e.retriable)
+        const failure = statusFailure(backend.id, sent.status, sent.headers, hubErrorBody(e), e.retriable)
+        if (passthrough && failure instanceof PassThroughError) failure.native = { schema: codec.schema, body: sent.body }
+        throw failure
       }
       if (codec) {
+        if (passthrough) sent.native = { schema: codec.schema, text: sent.text ?? JSON.stringify(sent.body) }
         sent.body = codec.response(sent.body, tc!)
         sent.text = null
       }
       return { result: sent, text: '' }
     }
-    const result = codec ? decodeStream(sent, codec.decoder(tc!)) : sent
+    const result = !codec ? sent : passthrough ? passthroughStream(sent, codec.decoder(tc!)) : decodeStream(sent, codec.decoder(tc!))
     return commitStream(result, backend.id, (f) => {
       void this.breakers.failed(backend.id, f)
     })
   }
+}
+
+/** The client's passthrough headers beside the backend's own; list-valued ones (anthropic-beta) are joined. */
+function mergeClientHeaders(base: Record<string, string>, client: Readonly<Record<string, string>>): Record<string, string> {
+  const out = { ...base }
+  for (const [k, v] of Object.entries(client)) out[k] = out[k] ? [...new Set([...out[k]!.split(','), ...v.split(',')].map((x) => x.trim()).filter(Boolean))].join(',') : v
+  return out
 }
 
 function hubErrorBody(e: TranslatedError): Record<string, unknown> {
@@ -343,6 +367,8 @@ function statusFailure(backendId: string, status: number, headers: Record<string
 
 /** A client error the backend reported (bad parameter, context too long…): relayed with its own body. */
 export class PassThroughError extends GatewayError {
+  /** Same-schema passthrough: the backend's own error body, for the front door of that schema to relay. */
+  native?: { readonly schema: ApiSchema; readonly body: Record<string, unknown> }
   constructor(status: number, readonly body: Record<string, unknown>) {
     const err = (body.error ?? {}) as { message?: unknown; type?: unknown; code?: unknown; param?: unknown }
     super(

@@ -1,5 +1,6 @@
 import type { Ctx } from '../engine.ts'
 import { bedrockDialect } from './bedrock.ts'
+import { anthropicDialect } from './anthropic.ts'
 
 /**
  * A wire protocol the mock speaks besides OpenAI's (llm.ts): Anthropic Messages, Gemini, Bedrock, identity
@@ -15,4 +16,4 @@ export interface MockDialect {
 }
 
 /** Registered dialects, consulted before the OpenAI routes. */
-export const MOCK_DIALECTS: readonly MockDialect[] = [bedrockDialect]
+export const MOCK_DIALECTS: readonly MockDialect[] = [anthropicDialect, bedrockDialect]
