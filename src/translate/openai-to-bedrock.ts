@@ -236,7 +236,10 @@ function additionalFields(body: Json, modelId: string): Json | undefined {
       extra.thinking = { type: 'enabled', budget_tokens: thinking.budget_tokens }
     } else if (thinking.type === 'disabled') {
       // The default: nothing to send.
-    } else throw bad('thinking.type', 'thinking.type must be "enabled" or "disabled".')
+    } else if (thinking.type === 'adaptive' && isClaude(modelId)) {
+      // Claude's adaptive thinking: Bedrock hands additionalModelRequestFields to the model as they are.
+      extra.thinking = { ...thinking }
+    } else throw bad('thinking.type', 'thinking.type must be "enabled" or "disabled" (or "adaptive" for Claude models).')
   } else if (typeof body.reasoning_effort === 'string') {
     const effort = body.reasoning_effort
     if (isClaude(modelId)) {

@@ -6,18 +6,15 @@ process.env.AWS_EC2_METADATA_DISABLED = 'true'
 
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import OpenAI from 'openai'
-import { EventStreamCodec } from '@smithy/eventstream-codec'
-import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
 import { encode } from 'gpt-tokenizer/encoding/o200k_base'
 import { startMockServer, type MockServer } from '../../src/mock/llm.ts'
 import type { UsageRecord } from '../../src/stores/ledger.ts'
 import { startTestGateway, type TestGateway } from '../helpers/gateway.ts'
+import { recordingProxy, type Reported } from '../helpers/bedrock.ts'
 
 const KEY = 'sk-bedrock-conformance'
 const MODEL_ID = 'anthropic.claude-3-5-sonnet-20240620-v1:0'
@@ -25,49 +22,6 @@ const ARN = 'arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthrop
 const STATIC = '{ accessKeyId: AKIDEXAMPLE, secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" }'
 const TEMP = '{ accessKeyId: ASIAMOCKTEMPORARY, secretAccessKey: tEmPoRaRySeCrEtKeYfOrThEsLuIcEmOcK00000, sessionToken: "IQoJb3JpZ2luX2VjEMOCK//session+token/for=sluice" }'
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=='
-
-interface Reported { path: string; status: number; input: number; output: number; cacheRead: number; auth: string }
-
-/** Forwards everything to the mock unchanged (Host included: it is signed) and records what the mock reported. */
-async function recordingProxy(target: string): Promise<{ url: string; seen: Reported[]; close(): Promise<void> }> {
-  const seen: Reported[] = []
-  const t = new URL(target)
-  const server = http.createServer((req, res) => {
-    const up = http.request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode!, r.headers)
-      const chunks: Buffer[] = []
-      r.on('data', (c: Buffer) => { chunks.push(c); res.write(c) })
-      r.on('error', () => res.destroy())
-      r.on('end', () => {
-        res.end()
-        const body = Buffer.concat(chunks)
-        const rec: Reported = { path: req.url!, status: r.statusCode!, input: 0, output: 0, cacheRead: 0, auth: String(req.headers.authorization ?? '') }
-        let usage: Record<string, number> | undefined
-        if (String(r.headers['content-type']).includes('eventstream')) {
-          const codec = new EventStreamCodec(toUtf8, fromUtf8)
-          for (let off = 0; off + 4 <= body.length;) {
-            const len = body.readUInt32BE(off)
-            try {
-              const m = codec.decode(body.subarray(off, off + len))
-              if (m.headers[':event-type']?.value === 'metadata') usage = (JSON.parse(toUtf8(m.body)) as { usage: Record<string, number> }).usage
-            } catch { /* a corrupted message (fault injection) */ }
-            off += len
-          }
-        } else if (r.statusCode === 200) usage = (JSON.parse(body.toString()) as { usage: Record<string, number> }).usage
-        if (usage) Object.assign(rec, { input: usage.inputTokens, output: usage.outputTokens, cacheRead: usage.cacheReadInputTokens ?? 0 })
-        seen.push(rec)
-      })
-    })
-    up.on('error', () => res.destroy())
-    req.pipe(up)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections() }),
-  }
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bedrock-conf-'))
 let mock: MockServer
