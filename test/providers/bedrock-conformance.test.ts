@@ -116,6 +116,13 @@ describe('OpenAI SDK → Sluice → Bedrock (mock, SigV4)', () => {
     assert.deepEqual([row.backend, row.status, row.promptTokens, row.completionTokens, row.stream, row.errorCode], ['bed', 200, reported[0]!.input, reported[0]!.output, false, null])
   })
 
+  it('hints Converse has no place for are dropped and named in x-sluice-omitted; a plain request names none', async () => {
+    const { response } = await client.chat.completions.create({ model: 'claude', seed: 7, user: 'u-1', messages: [{ role: 'user', content: userText }] }).withResponse()
+    assert.equal(response.headers.get('x-sluice-omitted'), 'seed,user')
+    const plain = await client.chat.completions.create({ model: 'claude', messages: [{ role: 'user', content: userText }] }).withResponse()
+    assert.equal(plain.response.headers.get('x-sluice-omitted'), null)
+  })
+
   it('streamed text: event-stream decoded chunk by chunk; usage only when asked; ledger equals the metadata event', async () => {
     const { id, out, reported } = await call(async (headers) => {
       const stream = await client.chat.completions.create({ model: 'claude', stream: true, messages: [{ role: 'user', content: userText }] }, { headers })
