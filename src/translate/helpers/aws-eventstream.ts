@@ -1,7 +1,6 @@
 import { EventStreamCodec } from '@smithy/eventstream-codec'
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
 import type { Message, MessageHeaders } from '@smithy/types'
-import { encodeSse } from '../../core/sse.ts'
 import type { StreamParser, UpstreamEvent } from '../types.ts'
 
 /**
@@ -50,11 +49,11 @@ export function messageToEvent(m: Message): UpstreamEvent {
   else if (kind === 'error') {
     event = ERROR_EVENT + (headerString(m.headers, ':error-code') ?? 'unknown')
     const message = headerString(m.headers, ':error-message')
-    return { event, data: JSON.stringify({ message: message ?? data }), raw: encodeSse(data, event) }
+    return { event, data: JSON.stringify({ message: message ?? data }), raw: '' }
   } else event = headerString(m.headers, ':event-type') ?? 'unknown'
-  // `raw` is what an SSE relay would forward; nothing forwards Bedrock frames as bytes, but the kernel
-  // counts held-back bytes with it.
-  return { event, data, raw: encodeSse(data, event) }
+  // `raw` is what an SSE relay would forward as is: Bedrock events are always translated (the hub frames
+  // they become carry their own raw text), so none is built for them.
+  return { event, data, raw: '' }
 }
 
 /**
