@@ -25,6 +25,8 @@ describe('bedrock backend configuration', () => {
     assert.ok(fromAuth.ok)
     assert.equal(defaultBaseUrl(fromAuth.config.backends[0]!), 'https://bedrock-runtime.ap-south-1.amazonaws.com')
     assert.ok(load('{ id: b, type: bedrock, url: "http://127.0.0.1:1", auth: { apiKey: k } }').ok, 'an API key with a url needs no region')
+    const half = load('{ id: b, type: bedrock, region: us-east-1, auth: { awsSigV4: { accessKeyId: AKID } } }')
+    assert.deepEqual(!half.ok && half.problems.map((p) => p.path), ['backends[0].auth.awsSigV4'])
   })
 
   it('paths: converse and converse-stream under the model id, encoded as one segment', () => {
