@@ -167,6 +167,9 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
   c.backends.forEach((b, i) => {
     if (!hasProvider(b.type)) report(['backends', i, 'type'], `backend type "${b.type}" has no provider in this build`)
     if ((b.type === 'azure-openai' || b.type === 'openai-compatible') && !b.url) report(['backends', i], `a ${b.type} backend needs a url`)
+    const sig = b.auth?.awsSigV4
+    if (sig && (sig.accessKeyId === undefined) !== (sig.secretAccessKey === undefined)) report(['backends', i, 'auth', 'awsSigV4'], 'static AWS keys need both accessKeyId and secretAccessKey')
+    if (b.type === 'bedrock' && !b.region && !b.auth?.awsSigV4?.region && !(b.url && b.auth?.apiKey)) report(['backends', i, 'region'], 'a bedrock backend needs a region (for its URL and its SigV4 signature)')
     if (pools.has(b.id)) report(['backends', i, 'id'], `"${b.id}" is both a backend and a pool id; a model target would be ambiguous`)
   })
   c.pools.forEach((p, i) => {

@@ -27,6 +27,8 @@ import { admissionHook, clientErrorHandler, registerMethodNotAllowed, trackRoute
 import { InflightLimits } from './inflight-limits.ts'
 import { errorSummary, installProcessGuards } from './process-guards.ts'
 import { clipText } from '../core/bounded.ts'
+import { anthropicDoor, countTokens } from './front-doors/anthropic.ts'
+import { openaiDoor } from './front-doors/openai.ts'
 import { buildRuntime, type Runtime } from './runtime.ts'
 import { modelAllowed } from '../config/snapshot.ts'
 import { createKeyStore } from '../stores/key-store.ts'
@@ -148,21 +150,22 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     reply.header('x-request-id', req.id)
     done()
   })
+  // Errors raised before a route runs (body parsing, auth on the helper routes) answer in the shape of the door they came to.
   app.setErrorHandler((err, req, reply) => {
     req.sluice?.bodyDone()
-    sendError(reply, fastifyErrorToGateway(err, logger, req.id), null)
+    sendError(reply, fastifyErrorToGateway(err, logger, req.id), null, doorOf(req.url))
   })
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${clipText(req.url.split('?')[0]!)}.`), null)
+    sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${clipText(req.url.split('?')[0]!)}.`), null, doorOf(req.url))
   })
   const routes = trackRoutes(app)
 
   const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight, telemetry, ledger: ledger ?? undefined }
   const budget = new BodyBudget(listenCfg.maxBodyBytesInFlight)
   const inflightLimits = new InflightLimits()
-  const admit = (op: Operation) => admissionHook({
+  const admit = (op: Operation, door = openaiDoor) => admissionHook({
     runtime, auth, budget, inflight: inflightLimits, bodyLimit: listenCfg.bodyLimit,
-    refuse: (req, reply, err) => refuseBeforeBody(deps, req, reply, op, err),
+    refuse: (req, reply, err) => refuseBeforeBody(deps, req, reply, op, err, door),
   })
   const route = (path: string, op: Operation) =>
     app.post(path, { onRequest: admit(op) }, (req, reply) => proxyRequest(deps, req, reply, op, null))
@@ -175,6 +178,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   route('/openai/v1/completions', 'completions')
   route('/openai/v1/embeddings', 'embeddings')
   route('/openai/v1/responses', 'responses')
+  // Anthropic's Messages API, served from any backend (front-doors/anthropic.ts), admitted like the others.
+  app.post('/v1/messages', { onRequest: admit('chat.completions', anthropicDoor) }, (req, reply) => proxyRequest(deps, req, reply, 'chat.completions', null, anthropicDoor))
+  app.post('/v1/messages/count_tokens', { onRequest: admit('chat.completions', anthropicDoor) }, (req, reply) => countTokens(deps, req, reply))
   const azureRoute = (suffix: string, op: Operation) =>
     app.post<{ Params: { deployment: string } }>(`/openai/deployments/:deployment/${suffix}`, { onRequest: admit(op) }, (req, reply) => proxyRequest(deps, req, reply, op, req.params.deployment))
   azureRoute('chat/completions', 'chat.completions')
@@ -275,6 +281,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await new Promise<void>((resolve) => logger.flush(() => resolve()))
     },
   }
+}
+
+/** The front door a URL belongs to, for errors raised outside the request path. */
+function doorOf(url: string) {
+  return url === '/v1/messages' || url.startsWith('/v1/messages/') || url.startsWith('/v1/messages?') ? anthropicDoor : openaiDoor
 }
 
 function fastifyErrorToGateway(err: unknown, logger: Logger, reqId: string): GatewayError {

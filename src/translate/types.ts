@@ -21,6 +21,8 @@ export interface TranslateContext {
   readonly requestId: string
   /** Seconds since the epoch, for hub `created`. */
   readonly created: number
+  /** The backend's id, for the UpstreamFailures a stream decoder throws (failover and breakers need it). */
+  readonly backendId?: string
 }
 
 /** The request a codec produced, plus the hub fields it omitted by the documented safe-omission rule. */
@@ -60,7 +62,8 @@ export interface BackendCodec {
   response(body: Record<string, unknown>, tc: TranslateContext): Record<string, unknown>
   /** Fresh per request. */
   decoder(tc: TranslateContext): StreamDecoder
-  error(status: number, body: Record<string, unknown>): TranslatedError
+  /** `headers`: the backend's response headers that carry error details (e.g. Bedrock's `x-amzn-errortype`). */
+  error(status: number, body: Record<string, unknown>, headers?: Readonly<Record<string, string>>): TranslatedError
 }
 
 /** Bytes of a streamed body → events. SSE for most providers; AWS event-stream for Bedrock. */

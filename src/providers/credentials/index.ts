@@ -1,4 +1,5 @@
 import type { BackendConfig } from '../../config/schema.ts'
+import { sigV4Credentials } from './sigv4.ts'
 import type { Credentials } from './types.ts'
 import { entraCredentials } from './entra.ts'
 
@@ -14,6 +15,7 @@ const noCredentials: CredentialsFactory = () => null
 const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']>, CredentialsFactory]> = [
   ['managedIdentity', entraCredentials],
   ['entra', entraCredentials],
+  ['awsSigV4', sigV4Credentials],
 ]
 
 export function credentialsFor(backend: BackendConfig): Credentials | null {
