@@ -70,7 +70,7 @@ describe('the gateway\'s own errors in Anthropic\'s shape', () => {
   it('a key in x-api-key or Authorization is accepted; none or a wrong one is a 401 authentication_error', async () => {
     assert.equal((await post('/v1/messages', hello())).status, 200)
     assert.equal((await post('/v1/messages', hello(), { authorization: `Bearer ${SLUICE_KEY}` })).status, 200)
-    for (const headers of [{}, { 'x-api-key': 'sk-wrong' }]) {
+    for (const headers of [{}, { 'x-api-key': 'sk-wrong' }] as Record<string, string>[]) {
       const r = await post('/v1/messages', hello(), headers)
       assert.equal(r.status, 401)
       assert.deepEqual(Object.keys(await r.json() as object), ['type', 'error'])
