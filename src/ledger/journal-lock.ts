@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -11,7 +12,7 @@ import { join } from 'node:path'
 export const SLOT = /^[A-Za-z0-9_-]{1,32}$/
 const MAX_SLOTS = 256
 
-interface LockBody { pid: number; host: string; at: string }
+interface LockBody { pid: number; host: string; at: string; nonce?: string }
 
 export interface SlotLock {
   readonly slot: string
@@ -27,7 +28,9 @@ export function lockHeld(dir: string, slot: string): boolean {
   const body = readLock(lockPath(dir, slot))
   if (body === null) return false
   if (body.host !== hostname()) return true
-  if (body.pid === process.pid) return false // a restarted container often gets the same pid: it is our own past life
+  // A restarted container often gets the same pid: a lock with our pid from before this process started is
+  // our own past life; one written since is another journal of this very process.
+  if (body.pid === process.pid) return Date.parse(body.at) >= Date.now() - process.uptime() * 1000 - 1000
   return alive(body.pid)
 }
 
@@ -45,12 +48,13 @@ export function claimSlot(dir: string, slot?: string): SlotLock {
 function tryLock(dir: string, slot: string): SlotLock | null {
   const path = lockPath(dir, slot)
   const tmp = `${path}.${process.pid}.tmp`
-  writeFileSync(tmp, JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() } satisfies LockBody))
+  writeFileSync(tmp, JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString(), nonce: randomBytes(6).toString('hex') } satisfies LockBody))
   try {
     for (let tries = 0; tries < 3; tries++) {
       try {
         linkSync(tmp, path)
-        return { slot, release: () => { if (readLock(path)?.pid === process.pid) unlinkQuiet(path) } }
+        const mine = readFileSync(path, 'utf8')
+        return { slot, release: () => { if (readQuiet(path) === mine) unlinkQuiet(path) } }
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       }
@@ -81,6 +85,10 @@ function readLock(path: string): LockBody | null {
     // Unreadable or half-written: a lock nobody can prove is held.
     return (err as NodeJS.ErrnoException).code === 'ENOENT' ? null : { pid: -1, host: hostname(), at: '' }
   }
+}
+
+function readQuiet(path: string): string | null {
+  try { return readFileSync(path, 'utf8') } catch { return null }
 }
 
 function alive(pid: number): boolean {

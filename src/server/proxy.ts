@@ -78,12 +78,14 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     pipeline = rt.pipelineFor(ctx.principal.productId)
     const early = pipeline.inbound === null ? null : await runInbound(pipeline, ctx)
     const result = early ?? (await pipeline.dispatch(ctx))
+    const servedBy = ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null
+    // The ledger record reaches the crash journal before the client can see the answer (issue 18): finish()
+    // hands it over synchronously just before the send (or the end of the stream); the rest of settle is deferred.
+    const c = ctx
     if (result.kind === 'json') {
-      const text = sendJson(ctx, pipeline, reply, result)
-      finish(result.status, ctx.usage, null, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
+      sendJson(c, pipeline, reply, result, (text) => finish(result.status, c.usage, null, text, servedBy))
     } else {
-      const { usage, error, text } = await relayStream(deps, ctx, pipeline, raw, result)
-      finish(error ? error.status : 200, usage, error, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
+      await relayStream(deps, c, pipeline, raw, result, (usage, error, text) => finish(error ? error.status : 200, usage, error, text, servedBy))
     }
   } catch (err) {
     if (err instanceof ClientAbortError || controller.signal.aborted) {
@@ -93,8 +95,8 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     }
     const gwErr = toGatewayError(err)
     if (gwErr.code === GW_ERR.INTERNAL.code) deps.logger.error({ err, reqId: req.id }, 'unexpected error on the request path')
+    finish(gwErr.status, null, gwErr, null, null) // before the send, as above
     if (!reply.sent && !raw.headersSent) sendError(reply, gwErr, ctx)
-    finish(gwErr.status, null, gwErr, null, null)
   } finally {
     raw.off('close', onClose)
   }
@@ -109,12 +111,12 @@ function commonHeaders(ctx: RequestContext): Record<string, string> {
   return h
 }
 
-function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult): string | null {
+function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult, beforeSend: (completionText: string | null) => void): void {
   if (pipeline.outboundResponse) for (const fn of pipeline.outboundResponse) fn(ctx, result)
   ctx.usage = usageFromOpenAI(result.body.usage)
   const payload = result.modified || result.text === null ? JSON.stringify(result.body) : result.text
+  beforeSend(completionTextOf(result.body))
   void reply.code(result.status).headers({ ...result.headers, ...commonHeaders(ctx), 'content-type': 'application/json' }).send(payload)
-  return completionTextOf(result.body)
 }
 
 function completionTextOf(body: Record<string, unknown>): string | null {
@@ -128,7 +130,9 @@ function completionTextOf(body: Record<string, unknown>): string | null {
   return null
 }
 
-async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult): Promise<{ usage: Usage | null; error: GatewayError | null; text: string }> {
+/** Relays a stream; `beforeEnd` gets the final usage before the client sees the stream's end (`[DONE]` is held until then). */
+async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult,
+  beforeEnd: (usage: Usage, error: GatewayError | null, text: string) => void): Promise<void> {
   const acct = new StreamAccounting(ctx.operation)
   const onAbort = () => result.abort()
   ctx.signal.addEventListener('abort', onAbort, { once: true })
@@ -145,9 +149,12 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   // instead of one syscall per frame, without holding any frame back longer than the current turn.
   let corked = false
   const uncork = () => { corked = false; res.uncork() }
+  let done: string | null = null
   try {
     for await (const frame of result.frames) {
       if (!corked && !res.destroyed) { corked = true; res.cork(); process.nextTick(uncork) }
+      if (done !== null) { res.write(done); done = null } // a frame after [DONE]: keep the order
+      if (frame.data === '[DONE]') { done = frame.raw; continue }
       let json: Record<string, unknown> | null = null
       // One JSON.parse per event: measured cheaper than scanning the text for what it might carry.
       if (frame.data.charCodeAt(0) === 123 /* { */) {
@@ -177,13 +184,13 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     if (!(err instanceof ClientAbortError) && !ctx.signal.aborted) {
       // Headers are gone: the only honest thing left is an explicit error event, then the end of the stream.
       error = toGatewayError(err)
+      done = null
       if (!res.destroyed) res.write(encodeSse(JSON.stringify(error.toJSON())) + SSE_DONE)
     }
   } finally {
     ctx.signal.removeEventListener('abort', onAbort)
     result.abort()
   }
-  if (!res.destroyed && !res.writableEnded) res.end()
   let usage = acct.usage
   if (usage === null || ctx.signal.aborted || error) {
     // No usage from the backend, or the stream was cut: count what was really generated.
@@ -192,7 +199,11 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
   }
   ctx.usage = usage
-  return { usage, error, text: acct.generatedText }
+  beforeEnd(usage, error, acct.generatedText)
+  if (!res.destroyed && !res.writableEnded) {
+    if (done !== null) res.write(done)
+    res.end()
+  }
 }
 
 async function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
