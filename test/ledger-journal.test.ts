@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { hostname } from 'node:os'
 import pino from 'pino'
-import { Journal, type ReplayedRecord } from '../src/ledger/journal.ts'
+import { Journal, type JournalPosition, type ReplayedRecord } from '../src/ledger/journal.ts'
 
 const root = mkdtempSync(join(tmpdir(), 'sluice-journal-'))
 after(() => rmSync(root, { recursive: true, force: true }))
@@ -112,7 +112,7 @@ test('the checkpoint follows commits: a restart replays only what was not commit
 test('usage and message records commit independently; the checkpoint waits for the slower kind', async () => {
   const dir = freshDir()
   const a = Journal.open({ dir, maxBytes: 1 << 20 })
-  const usage = [], messages = []
+  const usage: unknown[] = [], messages: unknown[] = []
   for (let i = 0; i < 8; i++) (i % 2 ? messages : usage).push(a.append(i % 2 ? 'messages' : 'usage', rec(i)))
   a.committed('usage', usage as never)
   await new Promise((r) => setImmediate(r))
@@ -136,12 +136,13 @@ test('usage and message records commit independently; the checkpoint waits for t
 test('bounded: past maxBytes records are refused and counted; segments behind the checkpoint are deleted, which makes room again', async () => {
   const dir = freshDir()
   const j = Journal.open({ dir, maxBytes: 256 * 1024, segmentBytes: 64 * 1024 })
-  const pos = []
+  const pos: JournalPosition[] = []
   let full = 0
   for (let i = 0; i < 4000; i++) {
     const p = j.append('usage', rec(i))
     if (p === 'full') full++
-    else { assert.notEqual(p, 'failed'); pos.push(p) }
+    else if (p === 'failed') assert.fail('a write failed')
+    else pos.push(p)
   }
   const frame = 9 + JSON.stringify(rec(1000)).length
   assert.ok(full > 0 && pos.length > 0)
