@@ -111,7 +111,7 @@ async function crashRounds(engine: Engine, dir: string): Promise<void> {
   writeFileSync(file, yaml(port, adminPort, engine.ledgerYaml(ROUNDS[0])))
   let gp = await spawnGateway(file, port)
   for (const [r] of ROUNDS.entries()) {
-    const killAfter = randomInt(60, 400)
+    const killAfter = randomInt(40, 160)
     const got = await loadUntilKilled(gp, `${engine.name}-r${r}`, killAfter)
     assert.ok(got.length >= killAfter, `answered ${got.length}`)
     answered.push(...got)
@@ -183,7 +183,7 @@ describe('SIGKILL under load, restart: the ledger holds exactly the answered req
       mkdirSync(dir, { recursive: true })
       writeFileSync(file, yaml(port, await freePort(), `ledger: { type: postgres, url: "${PG_URL}", tablePrefix: ${prefix}, flushInterval: 30s, batchSize: 5000, journal: { dir: ${journalDir} } }`))
       const gp = await spawnGateway(file, port, { SLUICE_WORKER_ID: 'replica-b' })
-      const answered = await loadUntilKilled(gp, 'orphan', randomInt(60, 200))
+      const answered = await loadUntilKilled(gp, 'orphan', randomInt(40, 120))
       const count = async () => (await direct.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM ${prefix}usage_records`)).rows[0]!.n
       assert.ok((await count()) < answered.length, 'the killed replica had not written everything')
       const run = () => spawnSync(process.execPath, ['bin/sluice.js', 'ledger', 'recover', '--journal', journalDir, '--config', file], { encoding: 'utf8' })
