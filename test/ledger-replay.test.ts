@@ -80,3 +80,26 @@ test('during replay the usage report refuses to undercount; once replay is done 
   assert.equal(next.replayPending, false)
   next.close()
 })
+
+test('a journal at its bound sheds new records and counts them, as the queue does; what it accepted is all written', async () => {
+  const dir = join(root, 'bounded')
+  const cfg = loadConfigText('ledger: { type: none }\n', { registry: builtinPolicies() })
+  assert.ok(cfg.ok)
+  const snap = buildSnapshot(cfg.config)
+  const sqlite = new SqliteLedgerStore(join(root, 'bounded.db'))
+  const gated = new GatedStore(sqlite) // the store is down: nothing commits, so nothing leaves the journal
+  let shed = 0
+  const ledger = new Ledger({ store: gated.store(), snapshot: () => snap, journal: Journal.open({ dir, maxBytes: 64 * 1024 }), metrics: { ledgerDropped: (k: number) => { shed += k } } as never, batching: { flushInterval: 5 } })
+  const log = (i: number) => ({ ts: 1000 + i, requestId: `m-${i}`, consumer: 'team-a', product: null, model: 'gpt-4o', prompt: 'p'.repeat(200), completion: 'c', truncated: false })
+  for (let i = 0; i < 1000; i++) ledger.logMessages(log(i))
+  const stats = ledger.stats()
+  assert.ok(stats.journal!.refused > 0 && stats.journal!.appended > 0, JSON.stringify(stats.journal))
+  assert.equal(stats.journal!.appended + stats.journal!.refused, 1000)
+  assert.equal(stats.messages.dropped, stats.journal!.refused)
+  assert.equal(shed, stats.journal!.refused)
+  assert.ok(stats.journal!.bytes <= 64 * 1024)
+  gated.open()
+  assert.equal(await ledger.flush(20_000), true)
+  assert.equal((await sqlite.messages()).length, stats.journal!.appended)
+  await ledger.close()
+})

@@ -85,7 +85,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const ledgerStore = opts.ledgerStore !== undefined ? opts.ledgerStore : await createLedgerStore(opts.config.ledger, { writerThread: true })
   // The crash journal (one per process, in its own slot of the directory) only for a ledger the config names.
   const journalSettings = ledgerStore && opts.ledgerStore === undefined ? journalSettingsOf(opts.config.ledger) : null
-  const journal = journalSettings ? Journal.open({ ...journalSettings, slot: journalSlotOf(opts.env ?? process.env), logger }) : null
+  let journal: Journal | null = null
+  try {
+    if (journalSettings) journal = Journal.open({ ...journalSettings, slot: journalSlotOf(opts.env ?? process.env), logger })
+  } catch (err) {
+    await ledgerStore?.close().catch(() => {})
+    throw err
+  }
   const ledger = ledgerStore ? new Ledger({ store: ledgerStore, snapshot: () => current.snapshot, batching: batchingOf(opts.config.ledger), metrics, logger, journal }) : null
 
   const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {
