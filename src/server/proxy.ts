@@ -191,18 +191,22 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     ctx.signal.removeEventListener('abort', onAbort)
     result.abort()
   }
-  let usage = acct.usage
-  if (usage === null || ctx.signal.aborted || error) {
-    // No usage from the backend, or the stream was cut: count what was really generated.
-    const completion = countTextTokens(acct.generatedText, ctx.model)
-    const prompt = usage?.promptTokens || estimatePromptTokens(ctx.operation, ctx.body, ctx.model)
-    usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
-  }
-  ctx.usage = usage
-  beforeEnd(usage, error, acct.generatedText)
-  if (!res.destroyed && !res.writableEnded) {
-    if (done !== null) res.write(done)
-    res.end()
+  try {
+    let usage = acct.usage
+    if (usage === null || ctx.signal.aborted || error) {
+      // No usage from the backend, or the stream was cut: count what was really generated.
+      const completion = countTextTokens(acct.generatedText, ctx.model)
+      const prompt = usage?.promptTokens || estimatePromptTokens(ctx.operation, ctx.body, ctx.model)
+      usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
+    }
+    ctx.usage = usage
+    beforeEnd(usage, error, acct.generatedText)
+  } finally {
+    // The stream ends whatever happened above: a client is never left waiting on an open response.
+    if (!res.destroyed && !res.writableEnded) {
+      if (done !== null) res.write(done)
+      res.end()
+    }
   }
 }
 
