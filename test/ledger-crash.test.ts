@@ -44,10 +44,12 @@ consumers:
 /**
  * Concurrent clients (JSON and streams) until the gateway dies; it is killed once `killAfter` answers are in,
  * plus a random few ms, so the kill lands at a different moment of the request/flush cycle every time.
- * Returns the ids of the requests whose full successful answer reached the client.
+ * Returns the ids of the requests whose full successful answer reached the client, and of those that were
+ * in flight when the process died (sent, never answered).
  */
-async function loadUntilKilled(gp: GatewayProcess, tag: string, killAfter: number): Promise<string[]> {
+async function loadUntilKilled(gp: GatewayProcess, tag: string, killAfter: number): Promise<{ answered: string[]; cut: string[] }> {
   const answered: string[] = []
+  const cut: string[] = []
   let killed = false
   const worker = async (w: number) => {
     for (let i = 0; ; i++) {
@@ -65,7 +67,7 @@ async function loadUntilKilled(gp: GatewayProcess, tag: string, killAfter: numbe
         if (res.status === 200 && whole) answered.push(id)
         else if (!killed) assert.fail(`request ${id} failed before the kill: ${res.status} ${text.slice(0, 200)}`)
       } catch (err) {
-        if (killed) return // the process is gone: this answer never reached us
+        if (killed) { cut.push(id); return } // the process is gone: this answer never reached us
         throw err
       }
       if (!killed && answered.length >= killAfter) {
@@ -76,7 +78,7 @@ async function loadUntilKilled(gp: GatewayProcess, tag: string, killAfter: numbe
   }
   await Promise.all(Array.from({ length: 16 }, (_, w) => worker(w)))
   assert.equal(await gp.exited, null, 'the gateway died of the signal')
-  return answered
+  return { answered, cut }
 }
 
 /** Polls `/readyz` until the journal's replay is done (a wait that times out fails). */
@@ -108,13 +110,15 @@ async function crashRounds(engine: Engine, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true })
   const file = join(dir, 'gateway.yaml')
   const answered: string[] = []
+  const cut = new Set<string>()
   writeFileSync(file, yaml(port, adminPort, engine.ledgerYaml(ROUNDS[0])))
   let gp = await spawnGateway(file, port)
   for (const [r] of ROUNDS.entries()) {
     const killAfter = randomInt(40, 160)
     const got = await loadUntilKilled(gp, `${engine.name}-r${r}`, killAfter)
-    assert.ok(got.length >= killAfter, `answered ${got.length}`)
-    answered.push(...got)
+    assert.ok(got.answered.length >= killAfter, `answered ${got.answered.length}`)
+    answered.push(...got.answered)
+    for (const id of got.cut) cut.add(id)
 
     // Restart on the same ledger and journal (with the next round's write-behind pace): replay brings back
     // what the store did not have yet. The restarted process is the one the next round kills.
@@ -127,8 +131,13 @@ async function crashRounds(engine: Engine, dir: string): Promise<void> {
     const have = new Set(ids)
     const want = new Set(answered)
     const missing = answered.filter((id) => !have.has(id))
+    // A row without an answer is possible only for a request the kill caught in the microseconds between its
+    // journal write and its send (the backend did answer it): it must be one that was cut in flight.
     const extra = ids.filter((id) => !want.has(id))
-    assert.deepEqual({ missing, extra }, { missing: [], extra: [] }, `round ${r} (kill after ${killAfter}, replayed ${status.replayedRecords})`)
+    const unexplained = extra.filter((id) => !cut.has(id))
+    assert.deepEqual({ missing, unexplained }, { missing: [], unexplained: [] }, `round ${r} (kill after ${killAfter}, replayed ${status.replayedRecords})`)
+    assert.ok(extra.length <= 1, `round ${r}: ${extra.length} rows for requests cut in flight: ${extra.join(', ')}`)
+    for (const id of extra) answered.push(id) // billed, and from now on expected
     assert.equal(ids.length, answered.length)
     // The report agrees with the rows.
     const report = (await (await fetch(`http://127.0.0.1:${adminPort}/admin/usage?by=consumer`)).json()) as { rows: { key: string; requests: number }[] }
@@ -183,7 +192,7 @@ describe('SIGKILL under load, restart: the ledger holds exactly the answered req
       mkdirSync(dir, { recursive: true })
       writeFileSync(file, yaml(port, await freePort(), `ledger: { type: postgres, url: "${PG_URL}", tablePrefix: ${prefix}, flushInterval: 30s, batchSize: 5000, journal: { dir: ${journalDir} } }`))
       const gp = await spawnGateway(file, port, { SLUICE_WORKER_ID: 'replica-b' })
-      const answered = await loadUntilKilled(gp, 'orphan', randomInt(40, 120))
+      const { answered, cut } = await loadUntilKilled(gp, 'orphan', randomInt(40, 120))
       const count = async () => (await direct.query<{ n: number }>(`SELECT COUNT(*)::int AS n FROM ${prefix}usage_records`)).rows[0]!.n
       assert.ok((await count()) < answered.length, 'the killed replica had not written everything')
       const run = () => spawnSync(process.execPath, ['bin/sluice.js', 'ledger', 'recover', '--journal', journalDir, '--config', file], { encoding: 'utf8' })
@@ -191,13 +200,15 @@ describe('SIGKILL under load, restart: the ledger holds exactly the answered req
       assert.equal(first.status, 0, first.stderr)
       assert.match(first.stdout, /slot replica-b: \d+ usage records/)
       const ids = (await direct.query<{ request_id: string }>(`SELECT request_id FROM ${prefix}usage_records`)).rows.map((x) => x.request_id)
-      assert.deepEqual([...ids].sort(), [...answered].sort())
+      const extra = ids.filter((id) => !answered.includes(id))
+      assert.ok(extra.length <= 1 && extra.every((id) => cut.includes(id)), `rows without an answer: ${extra.join(', ')}`) // as above
+      assert.deepEqual([...ids].filter((id) => !extra.includes(id)).sort(), [...answered].sort())
       // Nothing is left to recover, and a second run writes nothing twice.
       assert.deepEqual(readdirSync(journalDir).filter((f) => f.endsWith('.journal')), [])
       const second = run()
       assert.equal(second.status, 0, second.stderr)
       assert.match(second.stdout, /recovered 0 usage records and 0 message logs from 0 journals/)
-      assert.equal(await count(), answered.length)
+      assert.equal(await count(), answered.length + extra.length)
     } finally {
       await direct.query(`DROP TABLE IF EXISTS ${prefix}usage_records, ${prefix}message_logs, ${prefix}ledger_migrations`).catch(() => {})
       await direct.end()
