@@ -172,3 +172,31 @@ test('processes sharing a directory take different slots; a named slot held by a
   assert.deepEqual(segmentFiles(dir), ['ledger-0-0000000001.journal', 'ledger-2-0000000001.journal', 'ledger-w7-0000000001.journal'])
   a.close(); b.close(); named.close()
 })
+
+test('ledger.journal config: on by default beside the SQLite file, every knob parsed, `false` turns it off', async () => {
+  const { loadConfigText } = await import('../src/config/load.ts')
+  const { builtinPolicies } = await import('../src/policies/registry.ts')
+  const { journalSettingsOf } = await import('../src/ledger/journal-config.ts')
+  const parse = (yaml: string) => {
+    const r = loadConfigText(yaml, { registry: builtinPolicies() })
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.problems))
+    return journalSettingsOf(r.config.ledger)
+  }
+  assert.deepEqual(parse('ledger: { type: sqlite, path: /var/lib/sluice/ledger.db }\n'), { dir: '/var/lib/sluice/journal', maxBytes: 256 * 1024 * 1024, segmentBytes: 8 * 1024 * 1024, fsyncInterval: 0 })
+  assert.deepEqual(parse('ledger: { type: postgres, url: "postgres://x@127.0.0.1/db", journal: { dir: /data/j, maxBytes: 1GiB, segmentBytes: 4MiB, fsyncInterval: 1s } }\n'),
+    { dir: '/data/j', maxBytes: 1024 ** 3, segmentBytes: 4 * 1024 * 1024, fsyncInterval: 1000 })
+  assert.equal(parse('ledger: { type: sqlite, path: /tmp/l.db, journal: false }\n'), null)
+  assert.equal(parse('ledger: { type: none }\n'), null)
+  const bad = loadConfigText('ledger: { type: sqlite, journal: { dir: /x, bogus: 1 } }\n', { registry: builtinPolicies() })
+  assert.equal(bad.ok, false)
+})
+
+test('with fsyncInterval the journal still replays whole (the fdatasync runs off the request path)', async () => {
+  const dir = freshDir()
+  const a = Journal.open({ dir, maxBytes: 1 << 20, fsyncInterval: 5 })
+  for (let i = 0; i < 50; i++) a.append('usage', rec(i))
+  die(dir)
+  const b = Journal.open({ dir, maxBytes: 1 << 20 })
+  assert.equal((await replayAll(b)).length, 50)
+  b.close()
+})
