@@ -18,6 +18,7 @@ const USAGE = `Usage:
   sluice keys   list [--consumer ID] [--config FILE]
   sluice keys   revoke KEY_ID [--config FILE]
   sluice usage  [--by consumer|model|backend|day] [--since 24h|ISO] [--until ISO] [--format table|json|csv] [--config FILE]
+  sluice ledger recover --journal DIR [--config FILE]
 `
 
 async function loadFor(configFlag: string | undefined): Promise<{ result: LoadResult; file: string | undefined }> {
@@ -130,6 +131,10 @@ export async function main(argv: string[]): Promise<void> {
     case 'usage': {
       const { runUsageCommand } = await import('./ledger/usage-command.ts')
       return runUsageCommand(rest, loadFor)
+    }
+    case 'ledger': {
+      const { runLedgerCommand } = await import('./ledger/recover-command.ts')
+      return runLedgerCommand(rest, loadFor)
     }
     case undefined: return start([])
     case '--help': case '-h': case 'help':

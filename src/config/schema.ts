@@ -204,9 +204,27 @@ const ledgerBatching = {
   maxQueueBytes: byteSize.optional(),
 }
 
+/**
+ * The ledger's crash journal (issue 18): every record is appended here before the client sees the answer
+ * and replayed at start from the last checkpoint. On by default (`false` turns it off); `dir` defaults to
+ * `journal/` beside the SQLite file (`.sluice/journal` with PostgreSQL).
+ */
+const ledgerJournal = z.union([
+  z.literal(false),
+  z.strictObject({
+    dir: z.string().min(1).optional(),
+    /** Bound on the journal's files; past it new records are shed and counted, as the queue does. */
+    maxBytes: byteSize.optional(),
+    /** Size at which a journal segment is closed and a new one started. */
+    segmentBytes: byteSize.optional(),
+    /** fdatasync interval (survives a machine crash, not just a process crash); 0: never, the default. */
+    fsyncInterval: duration.optional(),
+  }),
+]).optional()
+
 const ledger = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('sqlite'), path: z.string().default('.sluice/ledger.db'), ...ledgerBatching }),
-  z.strictObject({ type: z.literal('postgres'), url: z.string(), tablePrefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/, 'a table prefix is letters, digits and "_"').optional(), ...ledgerBatching }),
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().default('.sluice/ledger.db'), ...ledgerBatching, journal: ledgerJournal }),
+  z.strictObject({ type: z.literal('postgres'), url: z.string(), tablePrefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/, 'a table prefix is letters, digits and "_"').optional(), ...ledgerBatching, journal: ledgerJournal }),
   z.strictObject({ type: z.literal('none') }),
 ])
 export type LedgerConfig = z.infer<typeof ledger>

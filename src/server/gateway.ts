@@ -35,6 +35,8 @@ import { createKeyStore } from '../stores/key-store.ts'
 import { createLedgerStore } from '../stores/ledger-store.ts'
 import type { LedgerStore } from '../stores/ledger.ts'
 import { batchingOf, Ledger } from '../ledger/ledger.ts'
+import { Journal } from '../ledger/journal.ts'
+import { journalSettingsOf, journalSlotOf } from '../ledger/journal-config.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -92,7 +94,16 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const inflight = { count: 0 }
 
   const ledgerStore = opts.ledgerStore !== undefined ? opts.ledgerStore : await createLedgerStore(opts.config.ledger, { writerThread: true })
-  const ledger = ledgerStore ? new Ledger({ store: ledgerStore, snapshot: () => current.snapshot, batching: batchingOf(opts.config.ledger), metrics, logger }) : null
+  // The crash journal (one per process, in its own slot of the directory) only for a ledger the config names.
+  const journalSettings = ledgerStore && opts.ledgerStore === undefined ? journalSettingsOf(opts.config.ledger) : null
+  let journal: Journal | null = null
+  try {
+    if (journalSettings) journal = Journal.open({ ...journalSettings, slot: journalSlotOf(opts.env ?? process.env), logger })
+  } catch (err) {
+    await ledgerStore?.close().catch(() => {})
+    throw err
+  }
+  const ledger = ledgerStore ? new Ledger({ store: ledgerStore, snapshot: () => current.snapshot, batching: batchingOf(opts.config.ledger), metrics, logger, journal }) : null
 
   const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {
     const url = b.url ?? defaultBaseUrl(b) ?? mocks.urlOf(b.id)
@@ -212,7 +223,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.get('/readyz', async (_req, reply) => {
     const storesUp = await stores.ping().catch(() => false)
     const ready = !closing && storesUp
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', configVersion: current.snapshot.version, stores: storesUp ? 'up' : 'down' })
+    // Replay of the crash journal is reported, not gated on: the gateway serves (and journals) meanwhile.
+    const replay = ledger?.replayStatus()
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not ready', configVersion: current.snapshot.version, stores: storesUp ? 'up' : 'down',
+      ...(replay ? { ledger: { replay: replay.state, replayedRecords: replay.records } } : {}),
+    })
   })
   registerMethodNotAllowed(app, routes, (reply, err) => sendError(reply, err, null))
 

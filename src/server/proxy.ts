@@ -89,12 +89,14 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     pipeline = rt.pipelineFor(ctx.principal.productId)
     const early = pipeline.inbound === null ? null : await runInbound(pipeline, ctx)
     const result = early ?? (await pipeline.dispatch(ctx))
+    const servedBy = ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null
+    // The ledger record reaches the crash journal before the client can see the answer (issue 18): finish()
+    // hands it over synchronously just before the send (or the end of the stream); the rest of settle is deferred.
+    const c = ctx
     if (result.kind === 'json') {
-      const text = sendJson(ctx, pipeline, reply, result, door)
-      finish(result.status, ctx.usage, null, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
+      sendJson(c, pipeline, reply, result, door, (text) => finish(result.status, c.usage, null, text, servedBy))
     } else {
-      const { usage, error, text } = await relayStream(deps, ctx, pipeline, raw, result, door, rt.snapshot.config.requestLimits.maxStreamDuration)
-      finish(error ? error.status : 200, usage, error, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
+      await relayStream(deps, c, pipeline, raw, result, door, rt.snapshot.config.requestLimits.maxStreamDuration, (usage, error, text) => finish(error ? error.status : 200, usage, error, text, servedBy))
     }
   } catch (err) {
     if (err instanceof ClientAbortError || controller.signal.aborted) {
@@ -104,8 +106,8 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     }
     const gwErr = toGatewayError(err)
     if (gwErr.code === GW_ERR.INTERNAL.code) deps.logger.error({ err, reqId: req.id }, 'unexpected error on the request path')
+    finish(gwErr.status, null, gwErr, null, null) // before the send, as above
     if (!reply.sent && !raw.headersSent) sendError(reply, gwErr, ctx, door)
-    finish(gwErr.status, null, gwErr, null, null)
   } finally {
     raw.off('close', onClose)
   }
@@ -120,12 +122,12 @@ function commonHeaders(ctx: RequestContext): Record<string, string> {
   return h
 }
 
-function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult, door: FrontDoor): string | null {
+function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult, door: FrontDoor, beforeSend: (completionText: string | null) => void): void {
   if (pipeline.outboundResponse) for (const fn of pipeline.outboundResponse) fn(ctx, result)
   ctx.usage = usageFromOpenAI(result.body.usage)
   const payload = door.json(result, ctx.id)
+  beforeSend(completionTextOf(result.body))
   void reply.code(result.status).headers(door.headers({ ...result.headers, ...commonHeaders(ctx), 'content-type': 'application/json' }, ctx.id)).send(payload)
-  return completionTextOf(result.body)
 }
 
 function completionTextOf(body: Record<string, unknown>): string | null {
@@ -139,7 +141,12 @@ function completionTextOf(body: Record<string, unknown>): string | null {
   return null
 }
 
-async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult, door: FrontDoor, maxDurationMs: number | undefined): Promise<{ usage: Usage | null; error: GatewayError | null; text: string }> {
+/**
+ * Relays a stream in the door's shape; `beforeEnd` gets the final usage before the client sees the stream's end
+ * (the `[DONE]` frame and the door's closing events are held until then).
+ */
+async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult, door: FrontDoor,
+  maxDurationMs: number | undefined, beforeEnd: (usage: Usage, error: GatewayError | null, text: string) => void): Promise<void> {
   const acct = new StreamAccounting(ctx.operation)
   const writer = door.streamWriter(ctx.operation, ctx.model, ctx.id)
   const onAbort = () => result.abort()
@@ -163,9 +170,12 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   // instead of one syscall per frame, without holding any frame back longer than the current turn.
   let corked = false
   const uncork = () => { corked = false; res.uncork() }
+  let done: string | null = null
   try {
     for await (const frame of result.frames) {
       if (!corked && !res.destroyed) { corked = true; res.cork(); process.nextTick(uncork) }
+      if (done !== null) { res.write(done); done = null } // a frame after [DONE]: keep the order
+      if (frame.data === '[DONE]') { done = writer.frame(frame, null, false); continue }
       let json: Record<string, unknown> | null = null
       // One JSON.parse per event: measured cheaper than scanning the text for what it might carry.
       if (frame.data.charCodeAt(0) === 123 /* { */) {
@@ -192,11 +202,12 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
       if (out !== '' && !res.write(out)) await drained(res, ctx.signal)
     }
     const tail = writer.end()
-    if (tail !== '' && !res.destroyed) res.write(tail)
+    if (tail !== '') done = (done ?? '') + tail
   } catch (err) {
     if (!(err instanceof ClientAbortError) && !ctx.signal.aborted) {
       // Headers are gone: the only honest thing left is an explicit error event, then the end of the stream.
       error = timedOut ? streamOvertime(maxDurationMs!) : toGatewayError(err)
+      done = null
       if (!res.destroyed) res.write(writer.error(error))
     }
   } finally {
@@ -207,18 +218,26 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   if (timedOut && error === null && !ctx.signal.aborted) {
     // The upstream ended quietly when it was stopped: still say why the answer is cut.
     error = streamOvertime(maxDurationMs!)
+    done = null
     if (!res.destroyed && !res.writableEnded) res.write(writer.error(error))
   }
-  if (!res.destroyed && !res.writableEnded) res.end()
-  let usage = acct.usage
-  if (usage === null || ctx.signal.aborted || error) {
-    // No usage from the backend, or the stream was cut: count what was really generated.
-    const completion = await countTextTokensAsync(acct.generatedText, ctx.model)
-    const prompt = usage?.promptTokens || (await countPromptTokens(ctx.operation, ctx.body, ctx.model))
-    usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
+  try {
+    let usage = acct.usage
+    if (usage === null || ctx.signal.aborted || error) {
+      // No usage from the backend, or the stream was cut: count what was really generated.
+      const completion = await countTextTokensAsync(acct.generatedText, ctx.model)
+      const prompt = usage?.promptTokens || (await countPromptTokens(ctx.operation, ctx.body, ctx.model))
+      usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
+    }
+    ctx.usage = usage
+    beforeEnd(usage, error, acct.generatedText)
+  } finally {
+    // The stream ends whatever happened above: a client is never left waiting on an open response.
+    if (!res.destroyed && !res.writableEnded) {
+      if (done !== null) res.write(done)
+      res.end()
+    }
   }
-  ctx.usage = usage
-  return { usage, error, text: acct.generatedText }
 }
 
 function streamOvertime(ms: number): GatewayError {
