@@ -67,7 +67,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       stream: body.stream === true,
       clientWantsStreamUsage: (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true,
     })
-    const principal = deps.auth.resolve(rt.snapshot, headers)
+    const principal = deps.auth.resolve(rt.snapshot, headers, req.ip)
     ctx.principal = principal instanceof Promise ? await principal : principal
     if (!rt.snapshot.models.has(ctx.model)) {
       throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${ctx.model}" does not exist or you do not have access to it.`, { param: 'model' })
