@@ -40,7 +40,7 @@ export const jwtIssuerSchema = z.strictObject({
   jwksTimeout: duration.default(5_000),
   /** Larger key sets are refused (the cached keys stay): a key set is a few keys, not thousands. */
   jwksMaxKeys: z.number().int().positive().max(1000).default(100),
-  jwksMaxBytes: byteSize.default(512 * 1024),
+  jwksMaxBytes: byteSize.pipe(z.number().max(1024 * 1024, 'a key set larger than 1 MiB is not a key set')).default(512 * 1024),
   /** Longer tokens are refused before any decoding. */
   maxTokenBytes: byteSize.default(16 * 1024),
 })
