@@ -13,6 +13,10 @@
  *   x-mock-reset-after-tokens: N   streaming: TCP reset after N content tokens
  *   x-mock-error-after-tokens: N   streaming: in-stream error event after N content tokens, then end
  *   x-mock-no-usage: 1             streaming: never send the usage chunk
+ *   x-mock-inject-text: TEXT       chat: token number x-mock-inject-at (default 0) is TEXT instead (a
+ *   x-mock-inject-at: N            completion that "turns bad" at a known point)
+ * Also served: Azure AI Content Safety and OpenAI moderation (see content-safety.ts). Every request's
+ * path and parsed body is kept in `received` (the last 100), so tests can see what a backend was sent.
  * Length: x-mock-completion-tokens, else max_tokens / max_completion_tokens / max_output_tokens,
  * else options.completionTokens (16); capped by the request's max; finish_reason "length" when the
  * cap is reached. Non-stream answers wait max(latency, ttft) + (tokens-1)/tps.
@@ -25,6 +29,7 @@ import {
   countChatPromptTokens,
   countTextTokens,
   completionText,
+  pieceText,
   embed,
   embeddingToBase64,
   fnv1a,
@@ -34,6 +39,7 @@ import {
   type Completion,
 } from './text.ts';
 import { errorBody } from './errors.ts';
+import { handleSafety, isSafetyPath } from './content-safety.ts';
 
 export interface MockOptions {
   /** Delay before the response headers (non-stream: before the whole body); default 0. */
@@ -61,14 +67,22 @@ export interface MockStats {
   completionTokensSent: number;
 }
 
+export interface ReceivedRequest {
+  path: string;
+  body: Record<string, unknown>;
+}
+
 export interface MockServer {
   url: string;
   port: number;
   close(): Promise<void>;
   stats: MockStats;
+  /** The last 100 requests' paths and bodies, oldest first. */
+  received: ReceivedRequest[];
 }
 
-export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats };
+export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats; received: ReceivedRequest[] };
+const RECEIVED_MAX = 100;
 
 export const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'gpt-4.1', 'o4-mini', 'text-embedding-3-small', 'text-embedding-3-large'];
 const FP = 'fp_sluicemock';
@@ -91,6 +105,8 @@ interface Effective {
   resetAfter: number | undefined;
   errorAfter: number | undefined;
   noUsage: boolean;
+  injectText: string | undefined;
+  injectAt: number;
 }
 
 function header(req: http.IncomingMessage, name: string): string | undefined {
@@ -136,6 +152,8 @@ function effective(req: http.IncomingMessage, o: MockOptions): Effective {
     resetAfter: reset === undefined ? undefined : Math.trunc(reset),
     errorAfter: errAfter === undefined ? undefined : Math.trunc(errAfter),
     noUsage: hflag(req, 'x-mock-no-usage'),
+    injectText: header(req, 'x-mock-inject-text'),
+    injectAt: Math.trunc(nonNeg(hnum(req, 'x-mock-inject-at')) ?? 0),
   };
 }
 
@@ -154,6 +172,7 @@ interface Ctx {
   timers: Set<NodeJS.Timeout>;
   requestId: string;
   promptTokens: number | undefined;
+  received: ReceivedRequest[];
 }
 
 const elapsed = (ctx: Ctx): number => performance.now() - ctx.t0;
@@ -361,7 +380,7 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
         model,
         choices: comps.map((c, i) => ({
           index: i,
-          message: { role: 'assistant', content: completionText(c), refusal: null, annotations: [] },
+          message: { role: 'assistant', content: injectedText(ctx.eff, c), refusal: null, annotations: [] },
           logprobs: null,
           finish_reason: finish,
         })),
@@ -389,7 +408,7 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
         s += `${pre}{"index":${i},"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]${usageNull}}\n\n`;
       return s;
     },
-    token: (c, step) => tokPre[c] + pieceJson(comps[c]!, step) + tokSuf,
+    token: (c, step) => tokPre[c] + (ctx.eff.injectText !== undefined && step === ctx.eff.injectAt ? JSON.stringify(ctx.eff.injectText) : pieceJson(comps[c]!, step)) + tokSuf,
     tail() {
       let s = '';
       for (let i = 0; i < n; i++)
@@ -399,6 +418,14 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
     },
     error: () => streamErrorData(),
   });
+}
+
+/** A completion's text with token `injectAt` replaced by `x-mock-inject-text`. */
+function injectedText(eff: Effective, c: Completion): string {
+  if (eff.injectText === undefined) return completionText(c);
+  let s = '';
+  for (let i = 0; i < c.count; i++) s += i === eff.injectAt ? eff.injectText : pieceText(c, i);
+  return s;
 }
 
 function streamErrorData(): string {
@@ -659,7 +686,8 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   const r = route(method, path);
-  if (!r) return sendError(ctx, 404, `Invalid URL (${method} ${path})`, { code: null });
+  const safety = method === 'POST' && isSafetyPath(path);
+  if (!r && !safety) return sendError(ctx, 404, `Invalid URL (${method} ${path})`, { code: null });
   let body: Body = {};
   if (method === 'POST') {
     let parsed: unknown;
@@ -676,12 +704,15 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
       return sendError(ctx, 400, 'The request body must be a JSON object.', { code: null });
     body = parsed as Body;
+    ctx.received.push({ path, body });
+    if (ctx.received.length > RECEIVED_MAX) ctx.received.shift();
   }
   if (eff.hang) return; // accept and never answer; 'close' handler accounts for the abort
   if (eff.fail !== undefined) {
     const status = eff.fail;
     return after(ctx, eff.latencyMs - elapsed(ctx), () => sendError(ctx, status));
   }
+  if (safety || !r) return after(ctx, eff.latencyMs - elapsed(ctx), () => handleSafety(path, req, body, (status, b) => sendJson(ctx, status, b)));
   try {
     switch (r.kind) {
       case 'chat':
@@ -711,6 +742,7 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
 
 export function createMockHandler(opts: MockOptions = {}): MockHandler {
   const stats: MockStats = { requests: 0, active: 0, aborted: 0, completionTokensSent: 0 };
+  const received: ReceivedRequest[] = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     stats.requests++;
     stats.active++;
@@ -725,6 +757,7 @@ export function createMockHandler(opts: MockOptions = {}): MockHandler {
       timers: new Set(),
       requestId: header(req, 'x-request-id') || 'req_' + rid(16),
       promptTokens: undefined,
+      received,
     };
     res.on('close', () => {
       stats.active--;
@@ -746,7 +779,7 @@ export function createMockHandler(opts: MockOptions = {}): MockHandler {
       }
     });
   };
-  return Object.assign(handler, { stats });
+  return Object.assign(handler, { stats, received });
 }
 
 export async function startMockServer(opts: MockOptions & { port?: number; host?: string } = {}): Promise<MockServer> {
@@ -769,6 +802,7 @@ export async function startMockServer(opts: MockOptions & { port?: number; host?
     url: `http://${urlHost}:${addr.port}`,
     port: addr.port,
     stats: handler.stats,
+    received: handler.received,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -87,6 +87,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
   private readonly breakers: SeriesTable<CountSeries>
   private readonly storeFailures: SeriesTable<CountSeries>
   private readonly limitRejections: SeriesTable<CountSeries>
+  private readonly contentSafetyEvents: SeriesTable<CountSeries>
   private readonly custom = new Map<string, TokenCounterImpl>()
   private readonly duration: Histogram<string>
   private readonly ttft: Histogram<string>
@@ -106,6 +107,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     this.breakers = new SeriesTable(['backend'], cap, countSeries)
     this.storeFailures = new SeriesTable(['store', 'action'], cap, countSeries, new Set(['action']))
     this.limitRejections = new SeriesTable(['policy', 'reason'], cap, countSeries, new Set(['reason']))
+    this.contentSafetyEvents = new SeriesTable(['engine', 'category', 'action'], cap, countSeries, new Set(['action']))
 
     const reg = [this.registry]
     const requests = this.requests
@@ -159,6 +161,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     counterOf('sluice_cache_requests_total', 'Cache lookups by policy and result (hit, miss; bypass when the request was not cacheable).', this.cache)
     counterOf('sluice_store_failures_total', 'A distributed store failed and a local fallback (or a refusal) was used.', this.storeFailures)
     counterOf('sluice_limit_rejections_total', 'Requests refused by a limit policy, by reason (rate or quota).', this.limitRejections)
+    counterOf('sluice_content_safety_total', 'Content-safety decisions by engine and category: blocked, redacted, or the engine unavailable (failed_open / failed_closed).', this.contentSafetyEvents)
     const self = this
     new Counter({
       name: 'sluice_ledger_dropped_total',
@@ -184,7 +187,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
       ['sluice_tokens_total', requests], ['sluice_requests_total', requests],
       ['sluice_request_duration_seconds', requests], ['sluice_time_to_first_token_seconds', requests],
       ['sluice_cache_requests_total', this.cache], ['sluice_store_failures_total', this.storeFailures],
-      ['sluice_limit_rejections_total', this.limitRejections], ['sluice_backend_circuit_state', breakers],
+      ['sluice_limit_rejections_total', this.limitRejections], ['sluice_content_safety_total', this.contentSafetyEvents], ['sluice_backend_circuit_state', breakers],
     ]
     const custom = this.custom
     new Counter({
@@ -279,6 +282,10 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
 
   ledgerDropped(n: number): void {
     if (n > 0) this.ledgerShed += n
+  }
+
+  contentSafety(engine: string, category: string, action: 'blocked' | 'redacted' | 'failed_open' | 'failed_closed'): void {
+    this.contentSafetyEvents.get([engine, category, action]).value++
   }
 
   tokenCounter(name: string, labelNames: readonly string[], help = 'Tokens recorded by the emit-token-metric policy, by type and configured dimensions.'): TokenCounter {

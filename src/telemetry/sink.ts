@@ -13,6 +13,8 @@ export interface MetricsSink {
   limitRejected(policy: string, reason: 'rate' | 'quota'): void
   /** The usage ledger shed records because its bounded queue was full (store down or too slow). Optional so existing sinks stay valid. */
   ledgerDropped?(n: number): void
+  /** The content-safety policy blocked or redacted a category, or an engine failed (`failed_open` / `failed_closed`). */
+  contentSafety?(engine: string, category: string, action: 'blocked' | 'redacted' | 'failed_open' | 'failed_closed'): void
 }
 
 export const noopMetrics: MetricsSink = {
@@ -21,4 +23,5 @@ export const noopMetrics: MetricsSink = {
   storeFailure() {},
   limitRejected() {},
   ledgerDropped() {},
+  contentSafety() {},
 }

@@ -95,6 +95,10 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
     this.prom.ledgerDropped(n)
   }
 
+  contentSafety(engine: string, category: string, action: 'blocked' | 'redacted' | 'failed_open' | 'failed_closed'): void {
+    this.prom.contentSafety(engine, category, action)
+  }
+
   tokenCounter(name: string, labelNames: readonly string[], help?: string): TokenCounter {
     return this.prom.tokenCounter(name, labelNames, help)
   }
@@ -131,5 +135,6 @@ export function teeSink(a: MetricsSink, b: MetricsSink): MetricsSink {
     storeFailure(store, action) { a.storeFailure(store, action); b.storeFailure(store, action) },
     limitRejected(policy, reason) { a.limitRejected(policy, reason); b.limitRejected(policy, reason) },
     ledgerDropped(n) { a.ledgerDropped?.(n); b.ledgerDropped?.(n) },
+    contentSafety(engine, category, action) { a.contentSafety?.(engine, category, action); b.contentSafety?.(engine, category, action) },
   }
 }
