@@ -55,7 +55,6 @@ export const contentSafetyPolicy: PolicyFactory<Options> = {
       else remotes.push(new OpenAIEngine(e, deps.backendEndpoint))
     }
     const checker = new SafetyChecker({ builtins, remotes, windowSize: o.windowSize, windowOverlap: o.windowOverlap, onFailure: o.onFailure, timeout: o.timeout, metrics: deps.metrics, logger: deps.logger })
-    const streamChecker = new SafetyChecker({ builtins, remotes, windowSize: o.streamWindowSize + o.windowOverlap, windowOverlap: 0, onFailure: o.onFailure, timeout: o.timeout, metrics: deps.metrics, logger: deps.logger })
     const logBlock = (ctx: RequestContext, where: string, findings: readonly Finding[]) =>
       deps.logger.info({ reqId: ctx.id, consumer: ctx.principal?.consumerId ?? null, where, categories: blockedCategories(findings) }, 'content filtered')
 
@@ -97,7 +96,8 @@ export const contentSafetyPolicy: PolicyFactory<Options> = {
           frames: guardStream(result.frames, {
             windowSize: o.streamWindowSize,
             overlap: o.windowOverlap,
-            check: (seg) => streamChecker.check([seg], ctx.signal),
+            // A stream window plus its overlap is checked like any text: in service-sized windows with overlap.
+            check: (seg) => checker.check([seg], ctx.signal),
             redact: (text) => checker.redact(text),
             blocked: (findings) => { logBlock(ctx, 'stream', findings); return contentFilterError(findings, 'completion') },
           }),
