@@ -49,7 +49,7 @@ function ssnValid(m: string): boolean {
 }
 
 const DETECTORS: readonly Detector[] = [
-  { kind: 'email', pattern: /[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}/g },
+  { kind: 'email', pattern: /(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}/g },
   // International (+CC …) or North American ((555) 123-4567, 555-123-4567) numbers; 8 to 15 digits.
   { kind: 'phone', pattern: /\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}|(?<!\d)\(?\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\d)/g, confirm: (m) => { const n = digitsOf(m).length; return n >= 8 && n <= 15 } },
   { kind: 'card', pattern: /(?<!\d)\d(?:[ -]?\d){12,18}(?!\d)/g, confirm: (m) => luhnValid(digitsOf(m)) },
