@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { createRequestContext, type Operation, type RequestContext } from '../core/context.ts'
-import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
+import { errorBody, GatewayError, GW_ERR, toGatewayError, type ErrorShape } from '../core/errors.ts'
 import { runInbound, type CompiledPipeline, type JsonResult, type Outcome, type StreamChunk, type StreamResult } from '../core/pipeline.ts'
 import { encodeSse, SSE_DONE } from '../core/sse.ts'
 import { addUsage, usageFromOpenAI, type Usage } from '../core/usage.ts'
@@ -177,7 +177,7 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     if (!(err instanceof ClientAbortError) && !ctx.signal.aborted) {
       // Headers are gone: the only honest thing left is an explicit error event, then the end of the stream.
       error = toGatewayError(err)
-      if (!res.destroyed) res.write(encodeSse(JSON.stringify(error.toJSON())) + SSE_DONE)
+      if (!res.destroyed) res.write(encodeSse(JSON.stringify(errorBody(error))) + SSE_DONE)
     }
   } finally {
     ctx.signal.removeEventListener('abort', onAbort)
@@ -200,9 +200,10 @@ async function drained(res: ServerResponse, signal: AbortSignal): Promise<void> 
   await once(res, 'drain', { signal }).catch(() => { throw new ClientAbortError() })
 }
 
-export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestContext | null): void {
+/** Answers an error in the front door's shape (`errorBody` is the one place bodies are built). */
+export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestContext | null, shape: ErrorShape = 'openai'): void {
   const headers: Record<string, string> = { ...(ctx ? commonHeaders(ctx) : {}), ...err.headers, 'content-type': 'application/json' }
-  const body = err instanceof PassThroughError ? err.body : err.toJSON()
+  const body = err instanceof PassThroughError ? err.body : errorBody(err, shape)
   void reply.code(err.status).headers(headers).send(JSON.stringify(body))
 }
 
