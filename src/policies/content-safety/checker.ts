@@ -19,7 +19,7 @@ export interface CheckerOptions {
 }
 
 /** Scans this many characters synchronously before letting other requests run (a 10,000-character window takes ~1.5 ms). */
-const YIELD_EVERY_CHARS = 8 * 1024
+const YIELD_EVERY_CHARS = 10_000
 
 /**
  * Runs every engine of one policy over a set of texts: builtin engines first (they may redact, and the
@@ -40,6 +40,8 @@ export class SafetyChecker {
         let pos = 0
         let redacted = false
         for (const [start, end] of windowRanges(seg.text, this.o.windowSize, this.o.windowOverlap)) {
+          // Yield before a window, not after the last: a prompt of one window is checked without a turn of the loop.
+          if (sinceYield >= YIELD_EVERY_CHARS) { sinceYield = 0; await yieldToLoop() }
           const r = b.scan(seg.text.slice(start, end), seg.role)
           findings.push(...r.findings)
           if (r.redact.length) {
@@ -56,7 +58,6 @@ export class SafetyChecker {
           }
           if (parts.length) { chunks.push(parts.join('')); parts = [] }
           sinceYield += end - start
-          if (sinceYield >= YIELD_EVERY_CHARS) { sinceYield = 0; await yieldToLoop() }
         }
         if (redacted) {
           chunks.push(seg.text.slice(pos))
