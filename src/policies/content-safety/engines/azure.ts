@@ -8,6 +8,8 @@ const CATEGORY_NAME: Record<string, string> = { Hate: 'hate', Sexual: 'sexual', 
 export const azureEngineSchema = z.strictObject({
   type: z.literal('azure'),
   ...remoteTarget,
+  /** With `endpoint`: authenticate with the host's managed identity (`{}`, or `{ clientId }` for a user-assigned one) instead of a key. */
+  managedIdentity: z.strictObject({ clientId: z.string().min(1).optional() }).optional(),
   apiVersion: z.string().default('2024-09-01'),
   /** Call `text:analyze` (the four harm categories and blocklists). */
   analyze: z.boolean().default(true),
@@ -42,7 +44,8 @@ export class AzureEngine implements RemoteEngine {
   private tokenSource: (() => Promise<string>) | null = null
 
   constructor(private readonly cfg: AzureEngineConfig, resolve: EndpointResolver | undefined) {
-    this.target = resolveTarget(cfg, resolve, 'azure')
+    const target = resolveTarget(cfg, resolve, 'azure')
+    this.target = cfg.managedIdentity && target.apiKey === null ? { ...target, managedIdentity: cfg.managedIdentity } : target
     this.base = this.target.url.replace(/\/+$/, '')
     if (this.target.apiKey === null && this.target.managedIdentity !== null) {
       const clientId = this.target.managedIdentity.clientId
