@@ -48,7 +48,7 @@ models: [ { name: gpt-4o-mini, target: mock-a } ]
 products:
   - id: p
     policies:
-      - content-safety: { engines: [ { type: azure, endpoint: "http://127.0.0.1:${(safety.address() as AddressInfo).port}", managedIdentity: {}, categories: { Hate: 4, Violence: 4 } } ] }
+      - content-safety: { engines: [ { type: azure, endpoint: "http://127.0.0.1:${(safety.address() as AddressInfo).port}", managedIdentity: {}, categories: { Hate: 4, Violence: 4 } } ], timeout: 30s }
 consumers: [ { id: c, product: p, keys: [ { value: sk-managed-identity-1 } ] } ]
 `)
   })
