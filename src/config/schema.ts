@@ -1,32 +1,9 @@
 import { z } from 'zod'
-import { parseDuration } from '../core/duration.ts'
+import { duration, byteSize, text } from './schema-units.ts'
+import { authSchema } from '../auth/jwt/config.ts'
+import { expiryDate, ipFilterSchema } from '../auth/schema.ts'
 
-/** `250ms`, `10s`, `5m`… or a plain number of milliseconds. */
-export const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v
-  const ms = parseDuration(v)
-  if (ms === null) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use a number with a unit: 250ms, 10s, 5m, 1h, 7d)` })
-    return z.NEVER
-  }
-  return ms
-})
-
-const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }
-/** `10MiB`, `512KB`, or a plain number of bytes. */
-export const byteSize = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(v.trim())
-  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined
-  if (!m || unit === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (e.g. 10MiB, 512KB, 1048576)` })
-    return z.NEVER
-  }
-  return Math.round(Number(m[1]) * unit)
-})
-
-/** A string that may come from `${ENV}`: an all-digit secret parses as a YAML number and is taken back as text. */
-export const text = () => z.preprocess((v) => (typeof v === 'number' || typeof v === 'boolean' ? String(v) : v), z.string())
+export { duration, byteSize, text } from './schema-units.ts'
 
 const id = z.string().min(1).regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'ids use letters, digits, ".", "_", ":" and "-"')
 
@@ -163,12 +140,15 @@ const product = z.strictObject({
   policies: z.array(policyEntry).default([]),
   /** Most requests all of this product's consumers together may have in flight (overrides requestLimits.maxInflightPerProduct). */
   maxInflight: z.number().int().positive().optional(),
+  /** Which credentials its consumers may present: gateway keys, JWTs (`auth.jwt`), or either. */
+  auth: z.enum(['key', 'jwt', 'any']).default('any'),
+  ipFilter: ipFilterSchema.optional(),
 })
 export type ProductConfig = z.infer<typeof product>
 
 const consumerKey = z.union([
-  z.strictObject({ sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 is 64 hex characters') }),
-  z.strictObject({ value: text().pipe(z.string().min(8, 'a key value has at least 8 characters')) }),
+  z.strictObject({ sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 is 64 hex characters'), expires: expiryDate.optional() }),
+  z.strictObject({ value: text().pipe(z.string().min(8, 'a key value has at least 8 characters')), expires: expiryDate.optional() }),
 ])
 
 const consumer = z.strictObject({
@@ -267,10 +247,6 @@ export const configSchema = z.strictObject({
     maxStreamDuration: duration.optional(),
   }).default({ maxInflightPerConsumer: 100, maxOutputTokens: 1_000_000, maxChoices: 128 }),
   /** Keys created at run time (`/admin/keys`, `sluice keys`) are looked up in the key store and cached per process. */
-  auth: z.strictObject({
-    /** How long a process trusts a stored key it looked up: the bound on seeing a revocation made elsewhere. Read at start. */
-    keyCacheTtl: duration.default(30_000),
-  }).default({ keyCacheTtl: 30_000 }),
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).default({ level: 'info' }),
@@ -282,6 +258,8 @@ export const configSchema = z.strictObject({
   products: z.array(product).default([]),
   consumers: z.array(consumer).default([]),
   policies: z.array(policyEntry).default([]),
+  /** Consumer identity besides gateway keys: JWT / OIDC issuers. */
+  auth: authSchema,
   /** Metrics exposition and export; read at start (a reload keeps the running telemetry). */
   telemetry: z.strictObject({
     /** Most distinct label combinations per metric; past it new ones are recorded under `__overflow__`. */

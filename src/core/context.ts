@@ -6,6 +6,8 @@ export interface Principal {
   readonly consumerId: string
   readonly productId: string | null
   readonly metadata: Readonly<Record<string, string>>
+  /** How the caller proved who it is: a gateway key or a JWT (products may require one or the other). */
+  readonly via?: 'key' | 'jwt'
 }
 
 /** Which front door the request came through; the body shape follows from it. */

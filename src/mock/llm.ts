@@ -15,6 +15,10 @@
  *   x-mock-no-usage: 1             streaming: never send the usage chunk
  *   x-mock-tool-call: NAME         answer with a call of the tool NAME (also a prompt marker, or tool_choice
  *                                  required / a named function): see tools.ts
+ *   x-mock-inject-text: TEXT       chat: token number x-mock-inject-at (default 0) is TEXT instead (a
+ *   x-mock-inject-at: N            completion that "turns bad" at a known point)
+ * Also served: Azure AI Content Safety and OpenAI moderation (see content-safety.ts). Every request's
+ * path and parsed body is kept in `received` (the last 100), so tests can see what a backend was sent.
  * Length: x-mock-completion-tokens, else max_tokens / max_completion_tokens / max_output_tokens,
  * else options.completionTokens (16); capped by the request's max; finish_reason "length" when the
  * cap is reached. Non-stream answers wait max(latency, ttft) + (tokens-1)/tps.
@@ -28,6 +32,7 @@ import {
   countChatPromptTokens,
   countTextTokens,
   completionText,
+  pieceText,
   embed,
   embeddingToBase64,
   fnv1a,
@@ -41,6 +46,7 @@ import { after, commonHeaders, effective, elapsed, header, rid, sendJson, type C
 import { MOCK_DIALECTS } from './dialects/index.ts';
 import { MockIdentity } from './identity.ts';
 import { argumentPieces, callId, planToolCalls, toolCallTokens, type PlannedCall, type ToolRequest } from './tools.ts';
+import { handleSafety, isSafetyPath } from './content-safety.ts';
 
 export interface MockOptions {
   /** Delay before the response headers (non-stream: before the whole body); default 0. */
@@ -80,6 +86,11 @@ export interface MockStats {
   entraRequests: number;
 }
 
+export interface ReceivedRequest {
+  path: string;
+  body: Record<string, unknown>;
+}
+
 export interface MockServer {
   url: string;
   port: number;
@@ -87,9 +98,12 @@ export interface MockServer {
   stats: MockStats;
   /** Bearer tokens issued by the identity endpoints (counted, checked on the Azure paths). */
   identity: MockIdentity;
+  /** The last 100 requests' paths and bodies, oldest first. */
+  received: ReceivedRequest[];
 }
 
-export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats; identity: MockIdentity };
+export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats; identity: MockIdentity; received: ReceivedRequest[] };
+const RECEIVED_MAX = 100;
 
 export const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'gpt-4.1', 'o4-mini', 'text-embedding-3-small', 'text-embedding-3-large'];
 const FP = 'fp_sluicemock';
@@ -273,7 +287,7 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
         model,
         choices: comps.map((c, i) => ({
           index: i,
-          message: { role: 'assistant', content: completionText(c), refusal: null, annotations: [] },
+          message: { role: 'assistant', content: injectedText(ctx.eff, c), refusal: null, annotations: [] },
           logprobs: null,
           finish_reason: finish,
         })),
@@ -301,7 +315,7 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
         s += `${pre}{"index":${i},"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]${usageNull}}\n\n`;
       return s;
     },
-    token: (c, step) => tokPre[c] + pieceJson(comps[c]!, step) + tokSuf,
+    token: (c, step) => tokPre[c] + (ctx.eff.injectText !== undefined && step === ctx.eff.injectAt ? JSON.stringify(ctx.eff.injectText) : pieceJson(comps[c]!, step)) + tokSuf,
     tail() {
       let s = '';
       for (let i = 0; i < n; i++)
@@ -384,6 +398,14 @@ function chatToolCalls(ctx: Ctx, body: Body, model: string, promptTokens: number
     },
     error: () => streamErrorData(),
   });
+}
+
+/** A completion's text with token `injectAt` replaced by `x-mock-inject-text`. */
+function injectedText(eff: Effective, c: Completion): string {
+  if (eff.injectText === undefined) return completionText(c);
+  let s = '';
+  for (let i = 0; i < c.count; i++) s += i === eff.injectAt ? eff.injectText : pieceText(c, i);
+  return s;
 }
 
 function streamErrorData(): string {
@@ -665,7 +687,8 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
   const path = q === -1 ? url : url.slice(0, q);
   for (const d of MOCK_DIALECTS) if (d.matches(method, path)) return d.handle(ctx, raw, path);
   const r = route(method, path);
-  if (!r) return sendError(ctx, 404, `Invalid URL (${method} ${path})`, { code: null });
+  const safety = method === 'POST' && isSafetyPath(path);
+  if (!r && !safety) return sendError(ctx, 404, `Invalid URL (${method} ${path})`, { code: null });
   if (path.startsWith('/openai/') && !azureAuthorized(ctx)) return;
   let body: Body = {};
   if (method === 'POST') {
@@ -683,12 +706,15 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
       return sendError(ctx, 400, 'The request body must be a JSON object.', { code: null });
     body = parsed as Body;
+    ctx.received.push({ path, body });
+    if (ctx.received.length > RECEIVED_MAX) ctx.received.shift();
   }
   if (eff.hang) return; // accept and never answer; 'close' handler accounts for the abort
   if (eff.fail !== undefined) {
     const status = eff.fail;
     return after(ctx, eff.latencyMs - elapsed(ctx), () => sendError(ctx, status));
   }
+  if (safety || !r) return after(ctx, eff.latencyMs - elapsed(ctx), () => handleSafety(path, req, body, (status, b) => sendJson(ctx, status, b)));
   try {
     switch (r.kind) {
       case 'chat':
@@ -719,6 +745,7 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
 export function createMockHandler(opts: MockOptions = {}): MockHandler {
   const stats: MockStats = { requests: 0, active: 0, aborted: 0, completionTokensSent: 0, entraRequests: 0 };
   const identity = new MockIdentity();
+  const received: ReceivedRequest[] = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     stats.requests++;
     stats.active++;
@@ -735,6 +762,7 @@ export function createMockHandler(opts: MockOptions = {}): MockHandler {
       timers: new Set(),
       requestId: header(req, 'x-request-id') || 'req_' + rid(16),
       promptTokens: undefined,
+      received,
     };
     res.on('close', () => {
       stats.active--;
@@ -756,7 +784,7 @@ export function createMockHandler(opts: MockOptions = {}): MockHandler {
       }
     });
   };
-  return Object.assign(handler, { stats, identity });
+  return Object.assign(handler, { stats, identity, received });
 }
 
 export async function startMockServer(opts: MockOptions & { port?: number; host?: string } = {}): Promise<MockServer> {
@@ -780,6 +808,7 @@ export async function startMockServer(opts: MockOptions & { port?: number; host?
     port: addr.port,
     stats: handler.stats,
     identity: handler.identity,
+    received: handler.received,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -7,6 +7,7 @@ import type { MetricsSink } from '../telemetry/sink.ts'
 import type { LedgerSink } from '../ledger/ledger.ts'
 import type { PolicyTelemetry } from '../telemetry/metrics.ts'
 import type { EmbedFn } from '../cache/backend-embeddings.ts'
+import type { EndpointResolver } from './content-safety/types.ts'
 
 export type PolicyScope = { readonly kind: 'global' } | { readonly kind: 'product'; readonly productId: string }
 
@@ -22,6 +23,8 @@ export interface PolicyDeps {
   readonly ledger?: LedgerSink
   /** Embeddings from a configured backend or pool through the gateway's routing (semantic-cache). */
   readonly embed?: EmbedFn
+  /** A `backends` entry as a service endpoint (url, key or managed identity, headers): content-safety's remote engines. */
+  readonly backendEndpoint?: EndpointResolver
   readonly scope: PolicyScope
 }
 

@@ -113,6 +113,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const makeRuntime = (config: GatewayConfig) => {
     const rt = buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry, ledger: ledger ?? undefined })
     telemetry.prom.syncBackends(config.backends.map((b) => b.id))
+    auth.warm(rt.snapshot) // JWT issuers' signing keys are fetched now, not by the first request
     return rt
   }
 
@@ -201,7 +202,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const listModels = async (req: FastifyRequest, reply: FastifyReply) => {
     const rt = current
-    const principal = await auth.resolve(rt.snapshot, req.headers)
+    const principal = await auth.resolve(rt.snapshot, req.headers, req.ip)
     const data = [...rt.snapshot.models.keys()]
       .filter((m) => modelAllowed(rt.snapshot, principal.productId, m))
       .map((id) => ({ id, object: 'model', created: Math.floor(rt.snapshot.loadedAt / 1000), owned_by: 'sluice' }))
@@ -211,7 +212,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.get('/openai/v1/models', listModels)
   app.get<{ Params: { model: string } }>('/v1/models/:model', async (req, reply) => {
     const rt = current
-    const principal = await auth.resolve(rt.snapshot, req.headers)
+    const principal = await auth.resolve(rt.snapshot, req.headers, req.ip)
     const id = req.params.model
     if (!rt.snapshot.models.has(id) || !modelAllowed(rt.snapshot, principal.productId, id)) {
       throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${clipText(id)}" does not exist or you do not have access to it.`, { param: 'model' })

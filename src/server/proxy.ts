@@ -77,7 +77,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     })
     if (admitted) ctx.principal = admitted.principal
     else {
-      const principal = deps.auth.resolve(rt.snapshot, headers)
+      const principal = deps.auth.resolve(rt.snapshot, headers, req.ip)
       ctx.principal = principal instanceof Promise ? await principal : principal
     }
     if (!known) {

@@ -38,12 +38,17 @@ export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
   const router = routerFor(snapshot, {})
   // Policies' embeddings calls (semantic-cache) take the same routes, sharing the breaker store.
   const embed = routerEmbeddings(snapshot, (s) => routerFor(s, { for: 'embeddings' }))
+  const backendEndpoint = (id: string) => {
+    const b = snapshot.backends.get(id)
+    if (!b) return null
+    return { url: deps.baseUrlOf(b), headers: b.headers ?? {}, apiKey: b.auth?.apiKey ?? null, managedIdentity: b.auth?.managedIdentity ? { clientId: typeof b.auth.managedIdentity.clientId === 'string' ? b.auth.managedIdentity.clientId : undefined } : null }
+  }
   const instantiate = (entries: readonly PolicyEntry[], scope: PolicyScope): Policy[] =>
     entries.map((entry) => {
       const [name, options] = Object.entries(entry)[0]!
       const factory = deps.registry.get(name)
       if (!factory) throw new Error(`unknown policy ${name}`) // load already refused this; kept as a guard
-      const policyDeps: PolicyDeps = { clock: deps.clock, logger: deps.logger.child({ policy: name }), stores: deps.stores, metrics: deps.metrics, telemetry: deps.telemetry, ledger: deps.ledger, embed, scope }
+      const policyDeps: PolicyDeps = { clock: deps.clock, logger: deps.logger.child({ policy: name }), stores: deps.stores, metrics: deps.metrics, telemetry: deps.telemetry, ledger: deps.ledger, embed, backendEndpoint, scope }
       return factory.create(options, policyDeps)
     })
   const global = instantiate(snapshot.config.policies, { kind: 'global' })

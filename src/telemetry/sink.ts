@@ -15,6 +15,8 @@ export interface MetricsSink {
   ledgerDropped?(n: number): void
   /** A router, race or split model chose the model that served a request (`reason`: cheapest, fastest, race, split). */
   routeDecision?(model: string, served: string, reason: string): void
+  /** The content-safety policy blocked or redacted a category, or an engine failed (`failed_open` / `failed_closed`). */
+  contentSafety?(engine: string, category: string, action: 'blocked' | 'redacted' | 'failed_open' | 'failed_closed'): void
 }
 
 export const noopMetrics: MetricsSink = {
@@ -24,4 +26,5 @@ export const noopMetrics: MetricsSink = {
   limitRejected() {},
   ledgerDropped() {},
   routeDecision() {},
+  contentSafety() {},
 }

@@ -106,6 +106,10 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
     this.prom.processError(kind)
   }
 
+  contentSafety(engine: string, category: string, action: 'blocked' | 'redacted' | 'failed_open' | 'failed_closed'): void {
+    this.prom.contentSafety(engine, category, action)
+  }
+
   tokenCounter(name: string, labelNames: readonly string[], help?: string): TokenCounter {
     return this.prom.tokenCounter(name, labelNames, help)
   }
@@ -143,5 +147,6 @@ export function teeSink(a: MetricsSink, b: MetricsSink): MetricsSink {
     limitRejected(policy, reason) { a.limitRejected(policy, reason); b.limitRejected(policy, reason) },
     ledgerDropped(n) { a.ledgerDropped?.(n); b.ledgerDropped?.(n) },
     routeDecision(model, served, reason) { a.routeDecision?.(model, served, reason); b.routeDecision?.(model, served, reason) },
+    contentSafety(engine, category, action) { a.contentSafety?.(engine, category, action); b.contentSafety?.(engine, category, action) },
   }
 }
