@@ -39,6 +39,8 @@ export interface TranslatedError {
   readonly param: string | null
   /** The backend said "try again elsewhere" (overloaded, 5xx-like) even if its status says otherwise. */
   readonly retriable: boolean
+  /** The wait the backend asked for in its error body (Google's RetryInfo), when no header carries it. */
+  readonly retryAfterMs?: number | null
 }
 
 /** Turns a backend's stream events into hub chunks (`chat.completion.chunk` objects), as they arrive. */

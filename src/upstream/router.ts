@@ -269,7 +269,7 @@ export class Router {
     const target = provider.target(backend, ctx.operation, upstreamModel, this.baseUrlOf(backend), ctx.stream)
     // A provider of another schema gets the hub body translated (pure, so a failover translates again);
     // one of the hub's own schema gets the client's body with only the model replaced.
-    const codec = provider.codec
+    const codec = provider.codecFor?.(backend, upstreamModel) ?? provider.codec
     const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000) } : null
     let body: Record<string, unknown>
     if (codec) {
@@ -302,7 +302,8 @@ export class Router {
       if (sent.status >= 400) {
         if (!codec) throw statusFailure(backend.id, sent.status, sent.headers, sent.body)
         const e = codec.error(sent.status, sent.body)
-        throw statusFailure(backend.id, sent.status, sent.headers, hubErrorBody(e), e.retriable)
+        const headers = e.retryAfterMs != null && retryAfterMsFrom(sent.headers) === null ? { ...sent.headers, 'retry-after-ms': String(e.retryAfterMs) } : sent.headers
+        throw statusFailure(backend.id, sent.status, headers, hubErrorBody(e), e.retriable)
       }
       if (codec) {
         sent.body = codec.response(sent.body, tc!)

@@ -1,4 +1,6 @@
 import type { Ctx } from '../engine.ts'
+import { geminiDialect } from './gemini.ts'
+import { googleIdentityDialect } from './google-identity.ts'
 
 /**
  * A wire protocol the mock speaks besides OpenAI's (llm.ts): Anthropic Messages, Gemini, Bedrock, identity
@@ -14,4 +16,4 @@ export interface MockDialect {
 }
 
 /** Registered dialects, consulted before the OpenAI routes. */
-export const MOCK_DIALECTS: readonly MockDialect[] = []
+export const MOCK_DIALECTS: readonly MockDialect[] = [geminiDialect, googleIdentityDialect]
