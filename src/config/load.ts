@@ -167,6 +167,7 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
   c.backends.forEach((b, i) => {
     if (!hasProvider(b.type)) report(['backends', i, 'type'], `backend type "${b.type}" has no provider in this build`)
     if ((b.type === 'azure-openai' || b.type === 'openai-compatible') && !b.url) report(['backends', i], `a ${b.type} backend needs a url`)
+    if (b.type === 'vertex' && (!b.project || !b.region)) report(['backends', i], 'a vertex backend needs project and region')
     if (pools.has(b.id)) report(['backends', i, 'id'], `"${b.id}" is both a backend and a pool id; a model target would be ambiguous`)
   })
   c.pools.forEach((p, i) => {

@@ -1,4 +1,5 @@
 import type { BackendConfig } from '../../config/schema.ts'
+import { googleCredentialsFor } from './google.ts'
 import type { Credentials } from './types.ts'
 
 /**
@@ -10,7 +11,9 @@ export type CredentialsFactory = (backend: BackendConfig) => Credentials | null
 const noCredentials: CredentialsFactory = () => null
 
 /** Which factory handles which `auth` form; modules register here as they land. */
-const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']>, CredentialsFactory]> = []
+const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']>, CredentialsFactory]> = [
+  ['google', googleCredentialsFor],
+]
 
 export function credentialsFor(backend: BackendConfig): Credentials | null {
   const auth = backend.auth
