@@ -18,7 +18,7 @@ export const gemini: Provider = {
     const headers: Record<string, string> = { ...backend.headers }
     if (backend.auth?.apiKey) headers['x-goog-api-key'] = backend.auth.apiKey
     const method = stream ? ':streamGenerateContent?alt=sse' : ':generateContent'
-    return { origin, path: `${root}/models/${encodeURIComponent(model)}${method}`, headers }
+    return { origin, path: `${root}/models/${encodeURIComponent(model.replace(/^models\//, ''))}${method}`, headers }
   },
   codec: geminiCodec,
 }

@@ -22,6 +22,8 @@ import { teeSink } from '../telemetry/telemetry.ts'
 import { Authenticator } from './auth.ts'
 import { MockFleet } from './mock-fleet.ts'
 import { proxyRequest, sendError, type ProxyDeps } from './proxy.ts'
+import { anthropicDoor, countTokens } from './front-doors/anthropic.ts'
+import { openaiDoor } from './front-doors/openai.ts'
 import { buildRuntime, type Runtime } from './runtime.ts'
 import { modelAllowed } from '../config/snapshot.ts'
 import { createKeyStore } from '../stores/key-store.ts'
@@ -131,11 +133,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     reply.header('x-request-id', req.id)
     done()
   })
+  // Errors raised before a route runs (body parsing, auth on the helper routes) answer in the shape of the door they came to.
   app.setErrorHandler((err, req, reply) => {
-    sendError(reply, fastifyErrorToGateway(err, logger, req.id), null)
+    sendError(reply, fastifyErrorToGateway(err, logger, req.id), null, doorOf(req.url))
   })
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${req.url.split('?')[0]}.`), null)
+    sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${req.url.split('?')[0]}.`), null, doorOf(req.url))
   })
 
   const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight, telemetry, ledger: ledger ?? undefined }
@@ -145,6 +148,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   route('/v1/completions', 'completions')
   route('/v1/embeddings', 'embeddings')
   route('/v1/responses', 'responses')
+  // Anthropic's Messages API, served from any backend (front-doors/anthropic.ts).
+  app.post('/v1/messages', (req, reply) => proxyRequest(deps, req, reply, 'chat.completions', null, anthropicDoor))
+  app.post('/v1/messages/count_tokens', (req, reply) => countTokens(deps, req, reply))
   const azureRoute = (suffix: string, op: Operation) =>
     app.post<{ Params: { deployment: string } }>(`/openai/deployments/:deployment/${suffix}`, (req, reply) => proxyRequest(deps, req, reply, op, req.params.deployment))
   azureRoute('chat/completions', 'chat.completions')
@@ -229,6 +235,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await new Promise<void>((resolve) => logger.flush(() => resolve()))
     },
   }
+}
+
+/** The front door a URL belongs to, for errors raised outside the request path. */
+function doorOf(url: string) {
+  return url === '/v1/messages' || url.startsWith('/v1/messages/') || url.startsWith('/v1/messages?') ? anthropicDoor : openaiDoor
 }
 
 function fastifyErrorToGateway(err: unknown, logger: Logger, reqId: string): GatewayError {

@@ -5,19 +5,19 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { createRequestContext, type Operation, type RequestContext } from '../core/context.ts'
 import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
 import { runInbound, type CompiledPipeline, type JsonResult, type Outcome, type StreamChunk, type StreamResult } from '../core/pipeline.ts'
-import { encodeSse, SSE_DONE } from '../core/sse.ts'
+
 import { addUsage, usageFromOpenAI, type Usage } from '../core/usage.ts'
 import { modelAllowed } from '../config/snapshot.ts'
 import { countTextTokens, estimatePromptTokens } from '../tokens/count.ts'
 import { ClientAbortError } from '../upstream/client.ts'
-import { PassThroughError } from '../upstream/router.ts'
 import { attemptsOf } from '../upstream/attempts.ts'
 import type { Runtime } from './runtime.ts'
 import type { RequestRecorder } from '../telemetry/telemetry.ts'
 import type { LedgerSink } from '../ledger/ledger.ts'
 import type { Authenticator } from './auth.ts'
 import { isUsageOnlyChunk, StreamAccounting } from './stream-usage.ts'
-import { validateBody } from './validate.ts'
+import { openaiDoor } from './front-doors/openai.ts'
+import type { FrontDoor } from './front-doors/types.ts'
 
 export interface ProxyDeps {
   readonly runtime: () => Runtime
@@ -32,11 +32,12 @@ export interface ProxyDeps {
 }
 
 /**
- * The request path for every OpenAI-shaped operation: authenticate, route the model, run inbound policies,
- * dispatch through the backend chain, relay the answer (streams frame by frame), then hand the outcome to
- * `complete` hooks off the client's path.
+ * The request path for every operation and every front door: parse the client's body into the hub schema (the
+ * door), authenticate, route the model, run inbound policies, dispatch through the backend chain, relay the
+ * answer in the door's shape (streams frame by frame), then hand the outcome to `complete` hooks off the
+ * client's path.
  */
-export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply, operation: Operation, modelFromPath: string | null): Promise<void> {
+export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply, operation: Operation, modelFromPath: string | null, door: FrontDoor = openaiDoor): Promise<void> {
   const rt = deps.runtime() // one snapshot for the whole request, even if a reload lands meanwhile
   const controller = new AbortController()
   const raw = reply.raw
@@ -53,8 +54,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     if (ctx) settle(deps, ctx, pipeline, { status, usage, error, aborted: controller.signal.aborted, endedAt: deps.now(), completionText, servedBy })
   }
   try {
-    const body = req.body
-    validateBody(operation, body, modelFromPath)
+    const parsed = door.parse(operation, req.body, modelFromPath)
     const headers = req.headers
     ctx = createRequestContext({
       id: req.id,
@@ -62,10 +62,11 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       operation,
       info: { method: req.method, path: req.url, ip: req.ip, headers },
       signal: controller.signal,
-      model: modelFromPath ?? (body.model as string),
-      body,
-      stream: body.stream === true,
-      clientWantsStreamUsage: (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true,
+      model: parsed.model,
+      body: parsed.body,
+      stream: parsed.stream,
+      clientWantsStreamUsage: parsed.clientWantsStreamUsage,
+      client: parsed.client,
     })
     const principal = deps.auth.resolve(rt.snapshot, headers)
     ctx.principal = principal instanceof Promise ? await principal : principal
@@ -79,10 +80,10 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     const early = pipeline.inbound === null ? null : await runInbound(pipeline, ctx)
     const result = early ?? (await pipeline.dispatch(ctx))
     if (result.kind === 'json') {
-      const text = sendJson(ctx, pipeline, reply, result)
+      const text = sendJson(ctx, pipeline, reply, result, door)
       finish(result.status, ctx.usage, null, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
     } else {
-      const { usage, error, text } = await relayStream(deps, ctx, pipeline, raw, result)
+      const { usage, error, text } = await relayStream(deps, ctx, pipeline, raw, result, door)
       finish(error ? error.status : 200, usage, error, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
     }
   } catch (err) {
@@ -93,7 +94,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     }
     const gwErr = toGatewayError(err)
     if (gwErr.code === GW_ERR.INTERNAL.code) deps.logger.error({ err, reqId: req.id }, 'unexpected error on the request path')
-    if (!reply.sent && !raw.headersSent) sendError(reply, gwErr, ctx)
+    if (!reply.sent && !raw.headersSent) sendError(reply, gwErr, ctx, door)
     finish(gwErr.status, null, gwErr, null, null)
   } finally {
     raw.off('close', onClose)
@@ -109,11 +110,11 @@ function commonHeaders(ctx: RequestContext): Record<string, string> {
   return h
 }
 
-function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult): string | null {
+function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult, door: FrontDoor): string | null {
   if (pipeline.outboundResponse) for (const fn of pipeline.outboundResponse) fn(ctx, result)
   ctx.usage = usageFromOpenAI(result.body.usage)
-  const payload = result.modified || result.text === null ? JSON.stringify(result.body) : result.text
-  void reply.code(result.status).headers({ ...result.headers, ...commonHeaders(ctx), 'content-type': 'application/json' }).send(payload)
+  const payload = door.json(result, ctx.id)
+  void reply.code(result.status).headers(door.headers({ ...result.headers, ...commonHeaders(ctx), 'content-type': 'application/json' }, ctx.id)).send(payload)
   return completionTextOf(result.body)
 }
 
@@ -128,18 +129,19 @@ function completionTextOf(body: Record<string, unknown>): string | null {
   return null
 }
 
-async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult): Promise<{ usage: Usage | null; error: GatewayError | null; text: string }> {
+async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult, door: FrontDoor): Promise<{ usage: Usage | null; error: GatewayError | null; text: string }> {
   const acct = new StreamAccounting(ctx.operation)
+  const writer = door.streamWriter(ctx.operation, ctx.model, ctx.id)
   const onAbort = () => result.abort()
   ctx.signal.addEventListener('abort', onAbort, { once: true })
   let error: GatewayError | null = null
-  res.writeHead(200, {
+  res.writeHead(200, door.headers({
     ...result.headers,
     ...commonHeaders(ctx),
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     'x-request-id': ctx.id,
-  })
+  }, ctx.id))
   res.flushHeaders()
   // Frames that arrive together leave together: corked writes are flushed as one writev on the next tick,
   // instead of one syscall per frame, without holding any frame back longer than the current turn.
@@ -161,23 +163,25 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
         // The usage chunk we asked for on the client's behalf is ours, not theirs.
         if (!ctx.clientWantsStreamUsage && isUsageOnlyChunk(json)) continue
       }
+      let modified = false
       if (pipeline.outboundChunk) {
         const chunk: StreamChunk = { frame, json, modified: false }
         let keep = true
         for (const fn of pipeline.outboundChunk) if (!(keep = fn(ctx, chunk))) break
         if (!keep) continue
-        if (chunk.modified && chunk.json) {
-          if (!res.write(encodeSse(JSON.stringify(chunk.json), frame.event))) await drained(res, ctx.signal)
-          continue
-        }
+        modified = chunk.modified
+        json = chunk.json
       }
-      if (!res.write(frame.raw)) await drained(res, ctx.signal)
+      const out = writer.frame(frame, json, modified)
+      if (out !== '' && !res.write(out)) await drained(res, ctx.signal)
     }
+    const tail = writer.end()
+    if (tail !== '' && !res.destroyed) res.write(tail)
   } catch (err) {
     if (!(err instanceof ClientAbortError) && !ctx.signal.aborted) {
       // Headers are gone: the only honest thing left is an explicit error event, then the end of the stream.
       error = toGatewayError(err)
-      if (!res.destroyed) res.write(encodeSse(JSON.stringify(error.toJSON())) + SSE_DONE)
+      if (!res.destroyed) res.write(writer.error(error))
     }
   } finally {
     ctx.signal.removeEventListener('abort', onAbort)
@@ -200,10 +204,9 @@ async function drained(res: ServerResponse, signal: AbortSignal): Promise<void> 
   await once(res, 'drain', { signal }).catch(() => { throw new ClientAbortError() })
 }
 
-export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestContext | null): void {
+export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestContext | null, door: FrontDoor = openaiDoor): void {
   const headers: Record<string, string> = { ...(ctx ? commonHeaders(ctx) : {}), ...err.headers, 'content-type': 'application/json' }
-  const body = err instanceof PassThroughError ? err.body : err.toJSON()
-  void reply.code(err.status).headers(headers).send(JSON.stringify(body))
+  void reply.code(err.status).headers(door.headers(headers, reply.request.id)).send(JSON.stringify(door.errorBody(err)))
 }
 
 /** Runs `complete` hooks and writes the access log, after the response, never delaying it. */

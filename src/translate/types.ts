@@ -63,6 +63,11 @@ export interface BackendCodec {
   /** Fresh per request. */
   decoder(tc: TranslateContext): StreamDecoder
   error(status: number, body: Record<string, unknown>): TranslatedError
+  /**
+   * Same-schema passthrough: the client's own body as this backend wants it (default: `model` replaced).
+   * For backends that speak the schema with a twist (Anthropic on Vertex AI: no `model`, an `anthropic_version`).
+   */
+  native?(clientBody: Record<string, unknown>, tc: TranslateContext): Record<string, unknown>
 }
 
 /** Bytes of a streamed body → events. SSE for most providers; AWS event-stream for Bedrock. */

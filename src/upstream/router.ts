@@ -16,8 +16,9 @@ import { Balancer, type Member } from './balancer.ts'
 import { Breakers, stateOf, type CircuitState } from './breaker.ts'
 import { ClientAbortError, sendUpstream, type UpstreamClients } from './client.ts'
 import { commitStream } from './commit.ts'
-import { decodeStream } from '../translate/stream.ts'
-import type { TranslateContext, TranslatedError } from '../translate/types.ts'
+import { decodeStream, passthroughStream } from '../translate/stream.ts'
+import { hubForOpenAI } from '../translate/helpers/hub-to-openai.ts'
+import type { ApiSchema, TranslateContext, TranslatedError } from '../translate/types.ts'
 import { noHealthyBackend, Plan, type Choice, type Target } from './failover.ts'
 import { UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 
@@ -268,21 +269,33 @@ export class Router {
     const upstreamModel = backend.models?.[model.name] ?? model.name
     const target = provider.target(backend, ctx.operation, upstreamModel, this.baseUrlOf(backend), ctx.stream)
     // A provider of another schema gets the hub body translated (pure, so a failover translates again);
-    // one of the hub's own schema gets the client's body with only the model replaced.
+    // one of the hub's own schema gets the client's body with only the model replaced. A provider of the client's
+    // own (non-hub) schema gets the client's original body: same-schema passthrough.
     const codec = provider.codecFor?.(backend, upstreamModel) ?? provider.codec
+    const passthrough = codec !== undefined && ctx.client !== undefined && ctx.client.schema === codec.schema
     const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000) } : null
     let body: Record<string, unknown>
-    if (codec) {
+    let omitted: readonly string[] = []
+    if (passthrough) {
+      body = codec.native ? codec.native(ctx.client!.body, tc!) : { ...ctx.client!.body, model: upstreamModel }
+    } else if (codec) {
       const translated = codec.request(ctx.body, tc!)
       body = translated.body
-      if (translated.omitted.length) ctx.responseHeaders['x-sluice-omitted'] = translated.omitted.join(',')
+      omitted = ctx.client ? [...ctx.client.omitted, ...translated.omitted] : translated.omitted
     } else {
-      body = { ...ctx.body, model: upstreamModel }
+      if (ctx.client) {
+        const cleaned = hubForOpenAI(ctx.body)
+        body = { ...cleaned.body, model: upstreamModel }
+        omitted = [...ctx.client.omitted, ...cleaned.omitted]
+      } else body = { ...ctx.body, model: upstreamModel }
       // Ask for usage in streams so tokens are always accounted; the kernel strips it if the client did not ask.
       if (ctx.stream && (ctx.operation === 'chat.completions' || ctx.operation === 'completions')) {
         body.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true }
       }
     }
+    // Per attempt: a failover to a backend of another schema omits other fields (or none).
+    if (omitted.length) ctx.responseHeaders['x-sluice-omitted'] = omitted.join(',')
+    else if (ctx.client) delete ctx.responseHeaders['x-sluice-omitted']
     const bodyText = JSON.stringify(body)
     const credentials = this.clients.credentials.of(backend)
     const headers = credentials === null
@@ -303,15 +316,18 @@ export class Router {
         if (!codec) throw statusFailure(backend.id, sent.status, sent.headers, sent.body)
         const e = codec.error(sent.status, sent.body)
         const headers = e.retryAfterMs != null && retryAfterMsFrom(sent.headers) === null ? { ...sent.headers, 'retry-after-ms': String(e.retryAfterMs) } : sent.headers
-        throw statusFailure(backend.id, sent.status, headers, hubErrorBody(e), e.retriable)
+        const failure = statusFailure(backend.id, sent.status, headers, hubErrorBody(e), e.retriable)
+        if (passthrough && failure instanceof PassThroughError) failure.native = { schema: codec.schema, body: sent.body }
+        throw failure
       }
       if (codec) {
+        if (passthrough) sent.native = { schema: codec.schema, text: sent.text ?? JSON.stringify(sent.body) }
         sent.body = codec.response(sent.body, tc!)
         sent.text = null
       }
       return { result: sent, text: '' }
     }
-    const result = codec ? decodeStream(sent, codec.decoder(tc!)) : sent
+    const result = !codec ? sent : passthrough ? passthroughStream(sent, codec.decoder(tc!)) : decodeStream(sent, codec.decoder(tc!))
     return commitStream(result, backend.id, (f) => {
       void this.breakers.failed(backend.id, f)
     })
@@ -344,6 +360,8 @@ function statusFailure(backendId: string, status: number, headers: Record<string
 
 /** A client error the backend reported (bad parameter, context too long…): relayed with its own body. */
 export class PassThroughError extends GatewayError {
+  /** Same-schema passthrough: the backend's own error body, for the front door of that schema to relay. */
+  native?: { readonly schema: ApiSchema; readonly body: Record<string, unknown> }
   constructor(status: number, readonly body: Record<string, unknown>) {
     const err = (body.error ?? {}) as { message?: unknown; type?: unknown; code?: unknown; param?: unknown }
     super(
