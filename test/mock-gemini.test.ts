@@ -104,7 +104,7 @@ test('parallel function calls in a stream arrive whole, on request (x-mock-tool-
   const stream = await ai.models.generateContentStream({
     model: 'gemini-2.5-flash',
     contents: 'Weather in Paris and Rome?',
-    config: { tools: [{ functionDeclarations: [weather] }], httpOptions: { headers: { 'x-mock-tool-call': 'get_weather', 'x-mock-parallel-tool-calls': '2', 'x-mock-tool-args': '{"city":"Rome","unit":"F"}' } } },
+    config: { tools: [{ functionDeclarations: [weather] }], httpOptions: { headers: { 'x-mock-tool-call': 'get_weather', 'x-mock-tool-calls': '2', 'x-mock-tool-args': '{"city":"Rome","unit":"F"}' } } },
   })
   const calls: unknown[] = []
   for await (const chunk of stream) calls.push(...(chunk.functionCalls ?? []))

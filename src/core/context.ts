@@ -57,6 +57,8 @@ export interface ClientRequest {
   readonly schema: ApiSchema
   readonly body: Record<string, unknown>
   readonly omitted: readonly string[]
+  /** Client headers that go up with a passthrough request (e.g. `anthropic-beta`: the body may need them). */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /** What a new request context is made from; everything else starts empty (no principal, usage or attempts). */

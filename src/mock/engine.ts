@@ -88,6 +88,8 @@ export interface Ctx {
   timers: Set<NodeJS.Timeout>;
   requestId: string;
   promptTokens: number | undefined;
+  /** The server's options, for what a dialect configures beyond the shared fault injection (e.g. its API key). */
+  opts?: MockOptions;
 }
 
 export const elapsed = (ctx: Ctx): number => performance.now() - ctx.t0;

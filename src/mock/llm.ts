@@ -13,6 +13,8 @@
  *   x-mock-reset-after-tokens: N   streaming: TCP reset after N content tokens
  *   x-mock-error-after-tokens: N   streaming: in-stream error event after N content tokens, then end
  *   x-mock-no-usage: 1             streaming: never send the usage chunk
+ *   x-mock-tool-call: NAME         answer with a call of the tool NAME (also a prompt marker, or tool_choice
+ *                                  required / a named function): see tools.ts
  * Length: x-mock-completion-tokens, else max_tokens / max_completion_tokens / max_output_tokens,
  * else options.completionTokens (16); capped by the request's max; finish_reason "length" when the
  * cap is reached. Non-stream answers wait max(latency, ttft) + (tokens-1)/tps.
@@ -36,6 +38,7 @@ import {
 import { errorBody } from './errors.ts';
 import { after, commonHeaders, effective, elapsed, header, rid, sendJson, type Ctx, type Effective } from './engine.ts';
 import { MOCK_DIALECTS } from './dialects/index.ts';
+import { argumentPieces, callId, planToolCalls, toolCallTokens, type PlannedCall, type ToolRequest } from './tools.ts';
 
 export interface MockOptions {
   /** Delay before the response headers (non-stream: before the whole body); default 0. */
@@ -54,6 +57,8 @@ export interface MockOptions {
   completionTokens?: number;
   /** Embedding dimensions when the request gives no `dimensions`; default 256. */
   embeddingDims?: number;
+  /** The Anthropic dialect accepts only this `x-api-key` (default: any non-empty key). */
+  anthropicApiKey?: string;
 }
 
 export interface MockStats {
@@ -225,6 +230,8 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
   const promptTokens = countChatPromptTokens(messages, body.tools);
   ctx.promptTokens = promptTokens;
   const seed = fnv1a(promptSeedText(messages));
+  const calls = planToolCalls(ctx.req, openaiToolRequest(body, messages));
+  if (calls.length) return chatToolCalls(ctx, body, model, promptTokens, seed, calls);
   const { count, truncated } = planLength(ctx.eff, maxTokens);
   const finish = truncated ? 'length' : 'stop';
   const comps: Completion[] = [];
@@ -276,6 +283,78 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
       for (let i = 0; i < n; i++)
         s += `${pre}{"index":${i},"delta":{},"logprobs":null,"finish_reason":"${finish}"}]${usageNull}}\n\n`;
       if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, count * n))}}\n\n`;
+      return s + 'data: [DONE]\n\n';
+    },
+    error: () => streamErrorData(),
+  });
+}
+
+/** The request's tools and tool_choice in the neutral terms of tools.ts. */
+function openaiToolRequest(body: Body, messages: unknown[]): ToolRequest {
+  const tools = Array.isArray(body.tools)
+    ? (body.tools as Body[]).flatMap((t) => {
+        const fn = t?.function as Body | undefined;
+        return t?.type === 'function' && fn && typeof fn.name === 'string' ? [{ name: fn.name, schema: (fn.parameters as Body | undefined) ?? {} }] : [];
+      })
+    : [];
+  const c = body.tool_choice;
+  const choice: ToolRequest['choice'] =
+    c === 'required' ? 'any' : c === 'none' ? 'none' : c && typeof c === 'object' && typeof (c as any).function?.name === 'string' ? { name: (c as any).function.name } : 'auto';
+  const last = messages[messages.length - 1] as Body | undefined;
+  let lastUserText: string | null = null;
+  if (last && last.role === 'user') {
+    const content = last.content;
+    lastUserText = typeof content === 'string' ? content : Array.isArray(content) ? content.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('\n') : '';
+  }
+  return { tools, choice, lastUserText };
+}
+
+/** An answer that is tool calls (x-mock-tool-call, a prompt marker, or a tool_choice that demands one). */
+function chatToolCalls(ctx: Ctx, body: Body, model: string, promptTokens: number, seed: number, calls: PlannedCall[]): void {
+  const id = 'chatcmpl-' + rid(12);
+  const created = Math.floor(Date.now() / 1000);
+  const completion = toolCallTokens(calls);
+  const ids = calls.map((_, i) => callId('call_', seed, i));
+  if (body.stream !== true) {
+    after(ctx, nonStreamDelay(ctx.eff, 1) - elapsed(ctx), () => {
+      ctx.stats.completionTokensSent += completion;
+      sendJson(ctx, 200, {
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [{
+          index: 0,
+          message: { role: 'assistant', content: null, refusal: null, annotations: [], tool_calls: calls.map((c, i) => ({ id: ids[i], type: 'function', function: { name: c.name, arguments: c.arguments } })) },
+          logprobs: null,
+          finish_reason: 'tool_calls',
+        }],
+        usage: usageObj(promptTokens, completion),
+        service_tier: 'default',
+        system_fingerprint: FP,
+      });
+    });
+    return;
+  }
+  const so = body.stream_options as Body | undefined;
+  const includeUsage = !!so && so.include_usage === true;
+  const usageNull = includeUsage ? ',"usage":null' : '';
+  const pre = `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"${FP}","choices":[`;
+  const ev = (delta: unknown, finish: string | null = null) => `${pre}{"index":0,"delta":${JSON.stringify(delta)},"logprobs":null,"finish_reason":${finish === null ? 'null' : `"${finish}"`}}]${usageNull}}\n\n`;
+  // OpenAI's shape: the first fragment of each call has its id and name, later ones argument pieces only.
+  const events: string[] = [];
+  calls.forEach((c, i) => {
+    events.push(ev({ tool_calls: [{ index: i, id: ids[i], type: 'function', function: { name: c.name, arguments: '' } }] }));
+    for (const piece of argumentPieces(c.arguments)) events.push(ev({ tool_calls: [{ index: i, function: { arguments: piece } }] }));
+  });
+  runStream(ctx, {
+    steps: events.length,
+    choices: 1,
+    head: () => ev({ role: 'assistant', content: null, refusal: null }),
+    token: (_c, step) => events[step]!,
+    tail() {
+      let s = ev({}, 'tool_calls');
+      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, completion))}}\n\n`;
       return s + 'data: [DONE]\n\n';
     },
     error: () => streamErrorData(),
@@ -607,6 +686,7 @@ export function createMockHandler(opts: MockOptions = {}): MockHandler {
       timers: new Set(),
       requestId: header(req, 'x-request-id') || 'req_' + rid(16),
       promptTokens: undefined,
+      opts,
     };
     res.on('close', () => {
       stats.active--;

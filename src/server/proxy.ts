@@ -54,8 +54,8 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     if (ctx) settle(deps, ctx, pipeline, { status, usage, error, aborted: controller.signal.aborted, endedAt: deps.now(), completionText, servedBy })
   }
   try {
-    const parsed = door.parse(operation, req.body, modelFromPath)
     const headers = req.headers
+    const parsed = door.parse(operation, req.body, modelFromPath, headers)
     ctx = createRequestContext({
       id: req.id,
       startedAt: deps.now(),

@@ -298,9 +298,10 @@ export class Router {
     else if (ctx.client) delete ctx.responseHeaders['x-sluice-omitted']
     const bodyText = JSON.stringify(body)
     const credentials = this.clients.credentials.of(backend)
+    const sentHeaders = passthrough && ctx.client!.headers ? mergeClientHeaders(target.headers, ctx.client!.headers) : target.headers
     const headers = credentials === null
-      ? target.headers
-      : { ...target.headers, ...(await credentials.headers({ method: 'POST', url: target.origin + target.path, headers: target.headers, body: bodyText }, signal)) }
+      ? sentHeaders
+      : { ...sentHeaders, ...(await credentials.headers({ method: 'POST', url: target.origin + target.path, headers: sentHeaders, body: bodyText }, signal)) }
     const pool = this.clients.poolFor(backend, target.origin)
     const sent = await sendUpstream(pool, {
       backend,
@@ -332,6 +333,13 @@ export class Router {
       void this.breakers.failed(backend.id, f)
     })
   }
+}
+
+/** The client's passthrough headers beside the backend's own; list-valued ones (anthropic-beta) are joined. */
+function mergeClientHeaders(base: Record<string, string>, client: Readonly<Record<string, string>>): Record<string, string> {
+  const out = { ...base }
+  for (const [k, v] of Object.entries(client)) out[k] = out[k] ? [...new Set([...out[k]!.split(','), ...v.split(',')].map((x) => x.trim()).filter(Boolean))].join(',') : v
+  return out
 }
 
 function hubErrorBody(e: TranslatedError): Record<string, unknown> {

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import { after, commonHeaders, elapsed, header, rid, sendJson, type Ctx } from '../engine.ts'
 import { countTextTokens, fnv1a, makeCompletion, pieceText, type Completion } from '../text.ts'
+import { planToolCalls, type ToolRequest } from '../tools.ts'
 import { verifyGoogleToken } from './google-identity.ts'
 import type { MockDialect } from './index.ts'
 
@@ -11,10 +12,9 @@ import type { MockDialect } from './index.ts'
  * google-identity endpoint issued). Streams are framed as Google frames them: `data: {…}\r\n\r\n`, one
  * GenerateContentResponse per event, usageMetadata on each and complete on the last.
  *
- * Function calls: header `x-mock-tool-call: NAME` (or `1` for the first declared function), or
- * `toolConfig.functionCallingConfig.mode: ANY` (the first allowed function); `x-mock-parallel-tool-calls: N`
- * makes N calls; `x-mock-tool-args: {json}` gives the arguments (else they are made from the schema). A
- * turn answering function responses gets text unless mode ANY insists. The first call of an answer carries a
+ * Function calls by the shared rule in ../tools.ts (x-mock-tool-call / x-mock-tool-calls / x-mock-tool-args,
+ * the [[mock-tool:NAME {args}]] marker, and `toolConfig.functionCallingConfig.mode: ANY`, with one allowed
+ * name meaning that function). The first call of an answer carries a
  * thoughtSignature; one sent back must be a signature this mock made (or Google's documented skip value).
  * Thoughts: `thinkingConfig.includeThoughts` adds a thought part (THOUGHT_TOKENS tokens, counted in
  * thoughtsTokenCount). Fault injection (x-mock-status…) answers in google.rpc.Status form; a 429 carries
@@ -113,55 +113,28 @@ function declarations(body: Json): Json[] {
   return out
 }
 
-/** Arguments that satisfy a declaration's schema: one value per required (else every) property. */
-function argsFor(schema: unknown): Json {
-  if (!isObj(schema) || !isObj(schema.properties)) return {}
-  const props = schema.properties as Record<string, Json>
-  const required = Array.isArray(schema.required) ? (schema.required as string[]) : Object.keys(props)
-  const out: Json = {}
-  for (const name of required) {
-    const p = props[name] ?? {}
-    const t = String(p.type ?? 'STRING').toUpperCase()
-    if (Array.isArray(p.enum) && p.enum.length) out[name] = p.enum[0]
-    else if (t === 'NUMBER' || t === 'INTEGER') out[name] = 1
-    else if (t === 'BOOLEAN') out[name] = true
-    else if (t === 'ARRAY') out[name] = []
-    else if (t === 'OBJECT') out[name] = argsFor(p)
-    else out[name] = 'mock'
-  }
+/** A Gemini schema (OpenAPI subset, upper-case types) as the JSON Schema the shared tool rule reads. */
+function jsonSchemaOf(s: unknown): Record<string, unknown> {
+  if (!isObj(s)) return {}
+  const out: Json = { ...s }
+  if (typeof s.type === 'string') out.type = s.type.toLowerCase()
+  if (isObj(s.properties)) out.properties = Object.fromEntries(Object.entries(s.properties).map(([k, v]) => [k, jsonSchemaOf(v)]))
+  if (isObj(s.items)) out.items = jsonSchemaOf(s.items)
   return out
 }
 
+/** Function calls by the one rule every mock dialect follows (../tools.ts), from Gemini's request terms. */
 function planCalls(ctx: Ctx, body: Json): Json[] {
   const decls = declarations(body)
-  if (decls.length === 0) return []
   const fcc = isObj(body.toolConfig) && isObj(body.toolConfig.functionCallingConfig) ? body.toolConfig.functionCallingConfig : {}
-  if (fcc.mode === 'NONE') return []
-  const asked = header(ctx.req, 'x-mock-tool-call')
+  const allowed = Array.isArray(fcc.allowedFunctionNames) ? (fcc.allowedFunctionNames as string[]) : []
+  const choice: ToolRequest['choice'] = fcc.mode === 'NONE' ? 'none' : fcc.mode === 'ANY' ? (allowed.length === 1 ? { name: allowed[0]! } : 'any') : 'auto'
   const contents = body.contents as Json[]
   const last = contents[contents.length - 1]!
-  const answersCalls = (last.parts as Json[]).some((p) => isObj(p.functionResponse))
-  const forced = fcc.mode === 'ANY'
-  if (!forced && (asked === undefined || answersCalls)) return []
-  const allowed = Array.isArray(fcc.allowedFunctionNames) ? (fcc.allowedFunctionNames as string[]) : []
-  let pick = decls.filter((d) => allowed.length === 0 || allowed.includes(String(d.name)))
-  if (asked && asked !== '1' && asked !== 'true') pick = pick.filter((d) => d.name === asked)
-  if (pick.length === 0) pick = decls.slice(0, 1)
-  const n = Math.max(1, Math.min(8, Math.trunc(Number(header(ctx.req, 'x-mock-parallel-tool-calls') ?? 1)) || 1))
-  let given: Json | undefined
-  const argsHeader = header(ctx.req, 'x-mock-tool-args')
-  if (argsHeader) {
-    try {
-      const parsed: unknown = JSON.parse(argsHeader)
-      if (isObj(parsed)) given = parsed
-    } catch { /* made from the schema instead */ }
-  }
-  const calls: Json[] = []
-  for (let i = 0; i < n; i++) {
-    const d = pick[i % pick.length]!
-    calls.push({ name: d.name, args: given ?? argsFor(d.parameters) })
-  }
-  return calls
+  const parts = last.parts as Json[]
+  const userText = last.role !== 'model' && parts.every((p) => typeof p.text === 'string' || p.inlineData || p.fileData) ? parts.map((p) => (typeof p.text === 'string' ? p.text : '')).join('') : null
+  const tools = decls.filter((d) => allowed.length === 0 || allowed.includes(String(d.name))).map((d) => ({ name: String(d.name), schema: { type: 'object', ...jsonSchemaOf(d.parameters) } }))
+  return planToolCalls(ctx.req, { tools, choice, lastUserText: userText }).map((c) => ({ name: c.name, args: JSON.parse(c.arguments) as unknown }))
 }
 
 function plan(ctx: Ctx, body: Json, seed: number, candidate: number): Plan {

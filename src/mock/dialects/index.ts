@@ -1,4 +1,6 @@
 import type { Ctx } from '../engine.ts'
+import { anthropicDialect } from './anthropic.ts'
+import { anthropicVertexDialect } from './anthropic-vertex.ts'
 import { geminiDialect } from './gemini.ts'
 import { googleIdentityDialect } from './google-identity.ts'
 
@@ -16,4 +18,4 @@ export interface MockDialect {
 }
 
 /** Registered dialects, consulted before the OpenAI routes. */
-export const MOCK_DIALECTS: readonly MockDialect[] = [geminiDialect, googleIdentityDialect]
+export const MOCK_DIALECTS: readonly MockDialect[] = [anthropicDialect, anthropicVertexDialect, geminiDialect, googleIdentityDialect]

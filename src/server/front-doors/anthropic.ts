@@ -18,17 +18,19 @@ const invalid = (message: string, param: string | null = null) => new GatewayErr
  */
 export const anthropicDoor: FrontDoor = {
   schema: 'anthropic',
-  parse(_operation, body) {
+  parse(_operation, body, _modelFromPath, headers) {
     if (!body || typeof body !== 'object' || Array.isArray(body)) throw invalid('The request body must be a JSON object.')
     const b = body as Record<string, unknown>
     const { hub, omitted } = anthropicRequestToHub(b)
+    const beta = headers['anthropic-beta']
+    const betas = typeof beta === 'string' && beta.length <= 1024 ? { 'anthropic-beta': beta } : undefined
     return {
       model: b.model as string,
       body: hub,
       stream: b.stream === true,
       // The usage chunk is what message_delta's usage is made of: always relayed to the encoder.
       clientWantsStreamUsage: true,
-      client: { schema: 'anthropic', body: b, omitted },
+      client: { schema: 'anthropic', body: b, omitted, headers: betas },
     }
   },
   json(result, requestId) {

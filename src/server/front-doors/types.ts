@@ -34,7 +34,7 @@ export interface StreamWriter {
 export interface FrontDoor {
   readonly schema: ApiSchema
   /** Validates and translates the body (throws the documented 400s). */
-  parse(operation: Operation, body: unknown, modelFromPath: string | null): ParsedRequest
+  parse(operation: Operation, body: unknown, modelFromPath: string | null, headers: Readonly<Record<string, string | string[] | undefined>>): ParsedRequest
   /** The JSON answer's text. */
   json(result: JsonResult, requestId: string): string
   streamWriter(operation: Operation, model: string, requestId: string): StreamWriter
