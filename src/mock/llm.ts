@@ -300,7 +300,8 @@ function openaiToolRequest(body: Body, messages: unknown[]): ToolRequest {
   const c = body.tool_choice;
   const choice: ToolRequest['choice'] =
     c === 'required' ? 'any' : c === 'none' ? 'none' : c && typeof c === 'object' && typeof (c as any).function?.name === 'string' ? { name: (c as any).function.name } : 'auto';
-  const last = messages[messages.length - 1] as Body | undefined;
+  // The last turn that is not a system message (agents append system reminders after the user's text).
+  const last = [...messages].reverse().find((m: any) => m?.role !== 'system' && m?.role !== 'developer') as Body | undefined;
   let lastUserText: string | null = null;
   if (last && last.role === 'user') {
     const content = last.content;

@@ -31,7 +31,7 @@ export interface ToolRequest {
   readonly tools: readonly ToolDef[]
   /** 'auto' | 'none' | 'any' (a call is required) | { name } (that tool is required). */
   readonly choice: 'auto' | 'none' | 'any' | { readonly name: string }
-  /** Text of the last message when it is the user's own text (not a tool result); null otherwise. */
+  /** Text of the last non-system message when it is the user's own text (not a tool result); null otherwise. */
   readonly lastUserText: string | null
 }
 

@@ -12,12 +12,12 @@ type Json = Record<string, unknown>
 const invalid = (param: string, message: string) => new GatewayError(GW_ERR.INVALID_REQUEST, message, { param })
 
 /** Request fields the front door translates. */
-const HANDLED = new Set(['model', 'messages', 'system', 'max_tokens', 'temperature', 'top_p', 'top_k', 'stop_sequences', 'stream', 'tools', 'tool_choice', 'metadata', 'thinking'])
+const HANDLED = new Set(['model', 'messages', 'system', 'max_tokens', 'temperature', 'top_p', 'top_k', 'stop_sequences', 'stream', 'tools', 'tool_choice', 'metadata', 'thinking', 'output_config', 'output_format'])
 /**
  * Fields that only mean something to Anthropic itself and are safe to drop when another schema serves the
  * request (they still go up untouched when the backend speaks Anthropic): service hints, hosted-tool plumbing.
  */
-const SAFE_TO_OMIT = new Set(['service_tier', 'container', 'mcp_servers', 'context_management', 'inference_geo'])
+const SAFE_TO_OMIT = new Set(['service_tier', 'container', 'mcp_servers', 'context_management', 'inference_geo', 'speed'])
 
 export interface ParsedAnthropic {
   readonly hub: Json
@@ -62,6 +62,16 @@ export function anthropicRequestToHub(body: Json): ParsedAnthropic {
     else if (t.type === 'adaptive') hub.thinking = { ...t }
     else throw invalid('thinking.type', `thinking.type: "${String(t.type)}" is unknown`)
   }
+  // Structured output: Anthropic's output_config.format (or the older beta output_format) is OpenAI's json_schema.
+  const oc = (body.output_config ?? {}) as Json
+  const format = (oc.format ?? body.output_format) as Json | undefined
+  if (format != null) {
+    if (format.type !== 'json_schema' || !format.schema || typeof format.schema !== 'object') throw invalid('output_config.format', 'output_config.format: only json_schema formats can be translated')
+    hub.response_format = { type: 'json_schema', json_schema: { name: 'output', schema: format.schema, strict: true } }
+  }
+  // Effort is a hint to Anthropic's own models: safe to drop for another schema.
+  if (oc.effort !== undefined) omitted.push('output_config.effort')
+  for (const k of Object.keys(oc)) if (k !== 'format' && k !== 'effort') throw invalid(`output_config.${k}`, `output_config.${k}: the field is not supported by the gateway's translation`)
   if (body.tools != null) {
     if (!Array.isArray(body.tools)) throw invalid('tools', 'tools: Input should be a valid list')
     const tools: Json[] = []
@@ -117,6 +127,11 @@ function imagePart(block: Json, at: string): Json {
 function convertMessage(m: unknown, at: string, out: Json[]): void {
   const msg = m as Json
   if (!msg || typeof msg !== 'object') throw invalid(at, `${at}: Input should be an object`)
+  if (msg.role === 'system') {
+    // A system message mid-conversation (Anthropic's mid-conversation-system beta) is a hub system message in place.
+    out.push({ role: 'system', content: typeof msg.content === 'string' ? msg.content : textParts(msg.content, `${at}.content`) })
+    return
+  }
   if (msg.role !== 'user' && msg.role !== 'assistant') throw invalid(`${at}.role`, `${at}.role: Input should be 'user' or 'assistant'`)
   if (typeof msg.content === 'string') {
     out.push({ role: msg.role, content: msg.content })

@@ -115,7 +115,7 @@ function toolRequest(body: Json): ToolRequest {
   )
   const c = body.tool_choice as Json | undefined
   const choice: ToolRequest['choice'] = c?.type === 'any' ? 'any' : c?.type === 'none' ? 'none' : c?.type === 'tool' && typeof c.name === 'string' ? { name: c.name } : 'auto'
-  const last = (body.messages as Json[])[body.messages.length - 1]
+  const last = [...(body.messages as Json[])].reverse().find((m) => m?.role !== 'system')
   let lastUserText: string | null = null
   if (last?.role === 'user') {
     if (typeof last.content === 'string') lastUserText = last.content
