@@ -1,5 +1,5 @@
 import { GatewayError, GW_ERR } from '../core/errors.ts'
-import { toGeminiSchema } from './helpers/gemini-schema.ts'
+import { jsonSchemaForGemini, toGeminiSchema, UnsupportedSchema } from './helpers/gemini-schema.ts'
 import { googleError } from './helpers/google-error.ts'
 import { geminiDecoder, geminiResponse } from './openai-to-gemini-response.ts'
 import type { BackendCodec, TranslateContext, TranslatedRequest } from './types.ts'
@@ -123,7 +123,10 @@ function responseFormat(v: unknown, gen: Json): void {
     const js = v.json_schema
     if (!isObj(js)) bad('response_format.json_schema', 'response_format.json_schema must be an object.')
     gen.responseMimeType = 'application/json'
-    if (js.schema !== undefined) gen.responseSchema = toGeminiSchema(js.schema, 'response_format.json_schema.schema')
+    if (js.schema === undefined) return
+    const converted = subsetOrJson(js.schema, 'response_format.json_schema.schema')
+    if ('subset' in converted) gen.responseSchema = converted.subset
+    else gen.responseJsonSchema = converted.json
     return
   }
   bad('response_format.type', 'response_format.type must be "text", "json_object" or "json_schema".')
@@ -145,13 +148,27 @@ function translateTools(v: unknown, omitted: string[]): Json | null {
     const decl: Json = { name: fn.name }
     if (typeof fn.description === 'string') decl.description = fn.description
     if (fn.parameters !== undefined && fn.parameters !== null) {
-      const params = toGeminiSchema(fn.parameters, `tools[${i}].function.parameters`)
+      const converted = subsetOrJson(fn.parameters, `tools[${i}].function.parameters`)
+      if ('json' in converted) decl.parametersJsonSchema = converted.json
       // Gemini refuses an OBJECT with no properties; a function without arguments simply has no parameters.
-      if (!(params.type === 'OBJECT' && (!isObj(params.properties) || Object.keys(params.properties).length === 0))) decl.parameters = params
+      else if (!(converted.subset.type === 'OBJECT' && (!isObj(converted.subset.properties) || Object.keys(converted.subset.properties).length === 0))) decl.parameters = converted.subset
     }
     decls.push(decl)
   })
   return decls.length ? { functionDeclarations: decls } : null
+}
+
+/**
+ * Gemini's OpenAPI subset when the schema fits it (every Gemini model takes it); else the schema as JSON
+ * Schema, which Gemini 2.5 and later read in `parametersJsonSchema` / `responseJsonSchema`.
+ */
+function subsetOrJson(schema: unknown, param: string): { subset: Json } | { json: Json } {
+  try {
+    return { subset: toGeminiSchema(schema, param) }
+  } catch (e) {
+    if (e instanceof UnsupportedSchema) return { json: jsonSchemaForGemini(schema as Json) }
+    throw e
+  }
 }
 
 function toolChoice(v: unknown): Json {

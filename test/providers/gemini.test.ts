@@ -241,7 +241,7 @@ test('thinking: reasoning_effort → thinkingConfig; thoughts → reasoning_cont
   assert.equal(order.join(''), 'rrrrrrcc')
 })
 
-test('structured output: json_schema → responseMimeType + responseSchema; JSON Schema keywords Gemini cannot keep are a 400 naming them', async () => {
+test('structured output: json_schema → responseMimeType + responseSchema; what the subset cannot say goes as JSON Schema; a malformed schema is a 400', async () => {
   await client.chat.completions.create({
     model: 'gemini-2.5-flash', max_tokens: 3,
     response_format: { type: 'json_schema', json_schema: { name: 'x', strict: true, schema: { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties: { n: { $ref: '#/$defs/num' }, tag: { const: 'a' } }, required: ['n'], $defs: { num: { type: 'integer', exclusiveMinimum: 0 } } } } },
@@ -252,12 +252,17 @@ test('structured output: json_schema → responseMimeType + responseSchema; JSON
     responseMimeType: 'application/json',
     responseSchema: { type: 'OBJECT', properties: { n: { type: 'INTEGER', minimum: 0 }, tag: { enum: ['a'], type: 'STRING' } }, required: ['n'] },
   })
+  // What the subset cannot express goes as JSON Schema (parametersJsonSchema), whole and unchanged.
+  const mapSchema = { type: 'object', properties: { tags: { type: 'object', additionalProperties: { type: 'string' }, propertyNames: { pattern: '^[a-z]+$' } } } }
+  await client.chat.completions.create({ model: 'gemini-2.5-flash', max_tokens: 2, tools: [{ type: 'function', function: { name: 'f', parameters: mapSchema } }], messages: [{ role: 'user', content: 'x' }] })
+  assert.deepEqual(sentBody().tools, [{ functionDeclarations: [{ name: 'f', parametersJsonSchema: mapSchema }] }])
+  // A malformed schema is a 400 naming where it is, before the backend.
   const before = gem.exchanges.length
   await assert.rejects(client.chat.completions.create({
     model: 'gemini-2.5-flash',
-    tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { allOf: [{ type: 'string' }] } } } } }],
+    tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { a: { type: 'strin' } } } } }],
     messages: [{ role: 'user', content: 'x' }],
-  }), (err: unknown) => err instanceof OpenAI.BadRequestError && err.param === 'tools[0].function.parameters.properties.a.allOf' && /allOf/.test(err.message))
+  }), (err: unknown) => err instanceof OpenAI.BadRequestError && err.param === 'tools[0].function.parameters.properties.a.type' && /strin/.test(err.message))
   assert.equal(gem.exchanges.length, before)
 })
 

@@ -86,6 +86,10 @@ export function geminiPromptTokens(body: Json): number {
 
 function validate(body: Json): void {
   if (!Array.isArray(body.contents) || body.contents.length === 0) throw new Invalid('* GenerateContentRequest.contents: contents is not specified')
+  declarations(body).forEach((d, i) => {
+    if (typeof d.name !== 'string' || !d.name) throw new Invalid(`* GenerateContentRequest.tools[0].function_declarations[${i}].name: Name cannot be empty.`)
+    if (d.parameters !== undefined && d.parametersJsonSchema !== undefined) throw new Invalid(`* GenerateContentRequest.tools[0].function_declarations[${i}]: parameters and parameters_json_schema are mutually exclusive.`)
+  })
   body.contents.forEach((c, i) => {
     if (!isObj(c) || !Array.isArray(c.parts) || c.parts.length === 0) throw new Invalid(`* GenerateContentRequest.contents[${i}].parts: contents.parts must not be empty.`)
     if (c.role !== undefined && c.role !== 'user' && c.role !== 'model') throw new Invalid(`Please use a valid role: user, model.`)
@@ -133,7 +137,7 @@ function planCalls(ctx: Ctx, body: Json): Json[] {
   const last = contents[contents.length - 1]!
   const parts = last.parts as Json[]
   const userText = last.role !== 'model' && parts.every((p) => typeof p.text === 'string' || p.inlineData || p.fileData) ? parts.map((p) => (typeof p.text === 'string' ? p.text : '')).join('') : null
-  const tools = decls.filter((d) => allowed.length === 0 || allowed.includes(String(d.name))).map((d) => ({ name: String(d.name), schema: { type: 'object', ...jsonSchemaOf(d.parameters) } }))
+  const tools = decls.filter((d) => allowed.length === 0 || allowed.includes(String(d.name))).map((d) => ({ name: String(d.name), schema: isObj(d.parametersJsonSchema) ? d.parametersJsonSchema : { type: 'object', ...jsonSchemaOf(d.parameters) } }))
   return planToolCalls(ctx.req, { tools, choice, lastUserText: userText }).map((c) => ({ name: c.name, args: JSON.parse(c.arguments) as unknown }))
 }
 

@@ -10,8 +10,10 @@ import { GatewayError, GW_ERR } from '../../core/errors.ts'
  * `minimum`/`maximum` (bounds Gemini treats as hints anyway).
  * Dropped (annotations, or what Gemini's output satisfies already): `$schema`, `$id`, `$comment`,
  * `examples`, `additionalProperties: false`, `strict`, `readOnly`, `writeOnly`, `deprecated`.
- * Anything else (allOf, not, if/then/else, patternProperties, additionalProperties as a schema…) is a 400
- * naming the keyword and where it is: its meaning cannot be kept.
+ * Anything else (allOf, not, if/then/else, propertyNames, additionalProperties as a schema…) has no place in
+ * the subset: `toGeminiSchema` throws UnsupportedSchema naming the keyword and where it is, and the codec sends
+ * the schema as JSON Schema instead (`parametersJsonSchema` / `responseJsonSchema`, Gemini 2.5 and later).
+ * A malformed schema (not an object, an unknown type) is a 400 either way.
  */
 
 const PASS: ReadonlySet<string> = new Set([
@@ -28,6 +30,17 @@ function refuse(param: string, message: string): never {
   throw new GatewayError(GW_ERR.INVALID_REQUEST, message, { param })
 }
 
+/** A well-formed JSON Schema that uses what Gemini's OpenAPI subset cannot express. */
+export class UnsupportedSchema extends GatewayError {
+  constructor(message: string, param: string) {
+    super(GW_ERR.INVALID_REQUEST, message, { param })
+  }
+}
+
+function unsupported(param: string, message: string): never {
+  throw new UnsupportedSchema(message, param)
+}
+
 export function toGeminiSchema(schema: unknown, param: string): Json {
   if (!schema || typeof schema !== 'object' || Array.isArray(schema)) refuse(param, `${param} must be a JSON Schema object.`)
   const root = schema as Json
@@ -38,14 +51,14 @@ export function toGeminiSchema(schema: unknown, param: string): Json {
 function resolveRef(ref: string, defs: Json, param: string): Json {
   const m = /^#\/(?:\$defs|definitions)\/([^/]+)$/.exec(ref)
   const target = m ? defs[decodeURIComponent(m[1]!)] : undefined
-  if (!target || typeof target !== 'object') refuse(param, `${param}.$ref "${ref.slice(0, 100)}" does not point into $defs or definitions of the same schema; Gemini schemas cannot reference.`)
+  if (!target || typeof target !== 'object') unsupported(param, `${param}.$ref "${ref.slice(0, 100)}" does not point into $defs or definitions of the same schema; Gemini schemas cannot reference.`)
   return target as Json
 }
 
 function convert(s: Json, param: string, defs: Json, refs: string[], depth: number): Json {
   if (depth > MAX_DEPTH) refuse(param, `${param} nests deeper than ${MAX_DEPTH} levels.`)
   if (typeof s.$ref === 'string') {
-    if (refs.includes(s.$ref)) refuse(`${param}.$ref`, `${param}.$ref "${s.$ref.slice(0, 100)}" is recursive; Gemini schemas cannot express recursion.`)
+    if (refs.includes(s.$ref)) unsupported(`${param}.$ref`, `${param}.$ref "${s.$ref.slice(0, 100)}" is recursive; Gemini schemas cannot express recursion.`)
     const { $ref: _r, ...rest } = s
     return convert({ ...resolveRef(s.$ref, defs, param), ...rest }, param, defs, [...refs, s.$ref], depth + 1)
   }
@@ -70,13 +83,13 @@ function convert(s: Json, param: string, defs: Json, refs: string[], depth: numb
         break
       }
       case 'enum':
-        if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' || x === null)) refuse(at, `${at}: Gemini enums hold strings only.`)
+        if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' || x === null)) unsupported(at, `${at}: Gemini enums hold strings only.`)
         out.enum = (v as unknown[]).filter((x) => x !== null)
         if ((v as unknown[]).includes(null)) out.nullable = true
         out.type ??= 'STRING'
         break
       case 'const':
-        if (typeof v !== 'string') refuse(at, `${at}: Gemini can only pin a string value (as a one-value enum).`)
+        if (typeof v !== 'string') unsupported(at, `${at}: Gemini can only pin a string value (as a one-value enum).`)
         out.enum = [v]
         out.type ??= 'STRING'
         break
@@ -97,7 +110,7 @@ function convert(s: Json, param: string, defs: Json, refs: string[], depth: numb
         out.required = v
         break
       case 'items':
-        if (Array.isArray(v)) refuse(at, `${at} as a tuple (an array of schemas) has no Gemini equivalent.`)
+        if (Array.isArray(v)) unsupported(at, `${at} as a tuple (an array of schemas) has no Gemini equivalent.`)
         out.items = convert(asSchema(v, at), at, defs, refs, depth + 1)
         break
       case 'anyOf':
@@ -113,9 +126,9 @@ function convert(s: Json, param: string, defs: Json, refs: string[], depth: numb
       }
       case 'additionalProperties':
         if (v === false) break
-        refuse(at, `${at} (a map of free-form keys) has no Gemini equivalent; declare the properties.`)
+        unsupported(at, `${at} (a map of free-form keys) has no Gemini equivalent; declare the properties.`)
       default:
-        refuse(at, `${at}: the JSON Schema keyword "${k.slice(0, 64)}" has no Gemini equivalent.`)
+        unsupported(at, `${at}: the JSON Schema keyword "${k.slice(0, 64)}" has no Gemini equivalent.`)
     }
   }
   return out
@@ -130,4 +143,10 @@ function typeName(t: unknown, param: string): string {
   const name = typeof t === 'string' ? TYPES[t] : undefined
   if (!name) refuse(param, `${param}: "${String(t).slice(0, 32)}" is not a JSON Schema type.`)
   return name
+}
+
+/** A JSON Schema for Gemini's JSON Schema fields: the `$schema` and `$comment` annotations dropped, the rest as given. */
+export function jsonSchemaForGemini(schema: Json): Json {
+  const { $schema: _s, $comment: _c, ...rest } = schema
+  return rest
 }
