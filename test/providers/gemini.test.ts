@@ -30,6 +30,7 @@ backends:
   - { id: gem-500, type: gemini, url: ${gem.url}, auth: { apiKey: AIza-test-key }, headers: { x-mock-status: "500" } }
   - { id: gem-503, type: gemini, url: ${gem.url}, auth: { apiKey: AIza-test-key }, headers: { x-mock-status: "503" } }
   - { id: gem-nokey, type: gemini, url: ${gem.url} }
+  - { id: gem-midstream, type: gemini, url: ${gem.url}, auth: { apiKey: AIza-test-key }, headers: { x-mock-error-after-tokens: "3" } }
   - { id: oai, type: mock }
 pools:
   - id: mixed
@@ -41,6 +42,7 @@ models:
   - { name: gemini-broken, target: gem-500, maxAttempts: 1 }
   - { name: gemini-overloaded, target: gem-503, maxAttempts: 1 }
   - { name: gemini-nokey, target: gem-nokey }
+  - { name: gemini-midstream, target: gem-midstream, maxAttempts: 1 }
   - { name: mixed-model, target: mixed }
 consumers:
   - { id: team-a, keys: [ { value: ${TEST_KEY} } ] }
@@ -336,4 +338,20 @@ test('a malformed backend event is a clean failure with a ledger row; the proces
   assert.equal(row.status, 502)
   const ok = await client.chat.completions.create({ model: 'gemini-2.5-flash', max_tokens: 2, messages: [{ role: 'user', content: 'still there?' }] })
   assert.equal(ok.usage!.completion_tokens, 2)
+})
+
+test('an error event from Gemini after content reached the client: the stream ends with the kernel\'s error event', async () => {
+  const res = await fetch(`${tg.url}/v1/chat/completions`, {
+    method: 'POST', headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json', 'x-request-id': 'gem-midstream' },
+    body: JSON.stringify({ model: 'gemini-midstream', stream: true, max_tokens: 10, messages: [{ role: 'user', content: 'x' }] }),
+  })
+  assert.equal(res.status, 200)
+  const text = await res.text()
+  const events = text.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => e.slice(6))
+  const contents = events.filter((e) => e.startsWith('{') && (JSON.parse(e) as { choices?: Array<{ delta?: { content?: string } }> }).choices?.[0]?.delta?.content)
+  assert.equal(contents.length, 3, 'the three tokens before the error')
+  assert.ok(events.some((e) => e.startsWith('{') && 'error' in (JSON.parse(e) as object)), 'an error event ends the stream')
+  assert.ok(!text.includes('AIza'), 'no key in the stream')
+  const row = await ledgerRow('gem-midstream')
+  assert.equal(row.backend, 'gem-midstream')
 })
