@@ -65,11 +65,13 @@ function signatureOf(part: Json): Json | undefined {
 export function geminiResponse(body: Json, tc: TranslateContext): Json {
   const candidates = Array.isArray(body.candidates) ? (body.candidates as Json[]) : []
   const choices = candidates.map((cand, pos) => {
+    if (!cand || typeof cand !== 'object') throw malformed('a candidate is not an object')
     const index = typeof cand.index === 'number' ? cand.index : pos
     let text = ''
     let reasoning = ''
     const toolCalls: Json[] = []
     for (const part of partsOf(cand)) {
+      if (!part || typeof part !== 'object') throw malformed('a part is not an object')
       if (typeof part.text === 'string') {
         if (part.thought === true) reasoning += part.text
         else text += part.text

@@ -140,3 +140,10 @@ test('tool choice, thinking controls and the generation knobs', () => {
   assert.deepEqual(omitted, ['metadata', 'messages[].content[].cache_control', 'tools[0]'])
   assert.equal(body.tools, undefined)
 })
+
+test('a malformed complete answer is a 502-class failure, not a crash', () => {
+  assert.throws(() => geminiCodec.response({ candidates: [null] }, tc), UpstreamFailure)
+  assert.throws(() => geminiCodec.response({ candidates: [{ content: { parts: [7] } }] }, tc), UpstreamFailure)
+  // Odd but well-formed: no candidates and no feedback is an empty answer.
+  assert.equal((geminiCodec.response({}, tc) as { choices: unknown[] }).choices.length, 1)
+})

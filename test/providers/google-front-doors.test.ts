@@ -31,10 +31,14 @@ ledger: { type: sqlite, path: ${join(dir, 'ledger.db')}, flushInterval: 20ms }
 backends:
   - { id: gem, type: gemini, url: ${mock.url}, auth: { apiKey: AIza-test-key } }
   - { id: vtx, type: vertex, url: ${mock.url}, project: my-proj, region: us-east5, auth: { google: { credentialsFile: ${sa} } } }
+  - { id: vtx-429, type: vertex, url: ${mock.url}, project: my-proj, region: us-east5, auth: { google: { credentialsFile: ${sa} } }, headers: { x-mock-status: "429", x-mock-retry-after: "9" }, models: { claude-limited: claude-sonnet-4-5 } }
+  - { id: vtx-529, type: vertex, url: ${mock.url}, project: my-proj, region: us-east5, auth: { google: { credentialsFile: ${sa} } }, headers: { x-mock-status: "529" }, models: { claude-overloaded: claude-sonnet-4-5 } }
 models:
   - { name: gemini-2.5-flash, target: gem }
   - { name: vertex-gemini, target: vtx }
   - { name: claude-sonnet-4-5, target: vtx }
+  - { name: claude-limited, target: vtx-429, maxAttempts: 1 }
+  - { name: claude-overloaded, target: vtx-529, maxAttempts: 1 }
 consumers:
   - { id: team-a, keys: [ { value: ${TEST_KEY} } ] }
 `)
@@ -154,4 +158,20 @@ test('Anthropic SDK → Claude on Vertex: the client\'s body passes through with
   const final = await stream.finalMessage()
   assert.equal(final.stop_reason, 'tool_use')
   assert.ok(mock.last().url.endsWith(':streamRawPredict'))
+})
+
+test('Claude on Vertex errors: a Vertex quota 429 (Google envelope) → 429 with retry-after for both SDKs; Anthropic\'s 529 overloaded → 5xx', async () => {
+  await assert.rejects(openai.chat.completions.create({ model: 'claude-limited', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }), (err: unknown) => {
+    assert.ok(err instanceof OpenAI.RateLimitError)
+    assert.equal(err.headers.get('retry-after'), '9')
+    return true
+  })
+  assert.equal((JSON.parse(mock.last().response) as { error: { status: string } }).error.status, 'RESOURCE_EXHAUSTED')
+  await assert.rejects(anthropic.messages.create({ model: 'claude-limited', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }), (err: unknown) => {
+    assert.ok(err instanceof Anthropic.RateLimitError)
+    assert.equal(err.headers.get('retry-after'), '9')
+    return true
+  })
+  await assert.rejects(openai.chat.completions.create({ model: 'claude-overloaded', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }), (err: unknown) => err instanceof OpenAI.APIError && (err.status ?? 0) >= 500)
+  assert.equal((JSON.parse(mock.last().response) as { error: { type: string } }).error.type, 'overloaded_error')
 })

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { GoogleAuth, JWT } from 'google-auth-library'
+import type { JWT } from 'google-auth-library'
 import type { BackendConfig } from '../../config/schema.ts'
 import { systemClock, type Clock } from '../../core/clock.ts'
 import { GW_ERR } from '../../core/errors.ts'
@@ -95,6 +95,8 @@ export class GoogleCredentials implements Credentials {
   /** How a token is fetched: a fresh JWT grant for a service account, google-auth-library's client otherwise. */
   private async makeSource(): Promise<() => Promise<{ token: string; expiresAt: number }>> {
     const env = this.opts.env ?? process.env
+    // Loaded on first use: a gateway without Google backends never pays for the library.
+    const { GoogleAuth, JWT } = await import('google-auth-library')
     const file = this.opts.credentialsFile ?? env.GOOGLE_APPLICATION_CREDENTIALS
     const json = file ? (JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>) : null
     if (json && json.type === 'service_account') {
