@@ -82,6 +82,8 @@ function countPrompt(body: Json): PromptCount {
   }
   for (const t of Array.isArray(body.tools) ? body.tools : []) add(countTextTokens(JSON.stringify({ ...t, cache_control: undefined })), !!t?.cache_control)
   const system = typeof body.system === 'string' ? [{ type: 'text', text: body.system }] : Array.isArray(body.system) ? body.system : []
+  // The seed is the OpenAI dialect's (promptSeedText): the same conversation gets the same words in every dialect.
+  if (system.length) seed += 'system\u0000' + system.map((b: Json) => String(b?.text ?? '')).join('') + '\u0001'
   for (const b of system) add(countTextTokens(String(b?.text ?? '')), !!b?.cache_control)
   for (const m of body.messages as Json[]) {
     seed += String(m?.role ?? '') + '\u0000'
