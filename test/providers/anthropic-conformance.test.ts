@@ -265,6 +265,27 @@ describe('OpenAI SDK → Sluice → mock Anthropic (translated)', () => {
     await assert.rejects(audio, (e: any) => e.status === 400 && e.param === 'messages[0].content[0].type')
   })
 
+  it('thinking comes back as reasoning_content + thinking_blocks, and the signature survives the next turn', async () => {
+    const thinking = { type: 'enabled', budget_tokens: 1024 }
+    const first = await openaiSdk().chat.completions.create({ ...params, thinking } as any)
+    const m = first.choices[0]!.message as any
+    assert.ok(m.reasoning_content)
+    assert.equal(m.thinking_blocks[0].thinking, m.reasoning_content)
+    const streamed = await openaiSdk().chat.completions.create({ ...params, thinking, stream: true } as any)
+    let reasoning = ''
+    let blocks: any[] = []
+    for await (const c of streamed as any) {
+      reasoning += c.choices[0]?.delta.reasoning_content ?? ''
+      if (c.choices[0]?.delta.thinking_blocks) blocks = c.choices[0].delta.thinking_blocks
+    }
+    assert.equal(reasoning, m.reasoning_content)
+    assert.deepEqual(blocks, m.thinking_blocks)
+    // The mock refuses a signature it did not give: the turn passing proves it came back unchanged.
+    const next = (b: any[]) => openaiSdk().chat.completions.create({ ...params, thinking, messages: [...params.messages, { role: 'assistant', content: m.content, thinking_blocks: b }, { role: 'user', content: 'go on' }] } as any)
+    assert.ok((await next(m.thinking_blocks)).choices[0]!.message.content)
+    await assert.rejects(next([{ ...m.thinking_blocks[0], signature: 'forged' }]), (e: any) => e.status === 400 && /signature/.test(e.message))
+  })
+
   it('JSON mode is emulated with a forced tool: the answer is the JSON text', async () => {
     const res = await openaiSdk().chat.completions.create({ ...params, response_format: { type: 'json_schema', json_schema: { name: 'weather', schema: WEATHER_SCHEMA } } })
     assert.deepEqual(JSON.parse(res.choices[0]!.message.content!), { city: 'mock' })
