@@ -170,6 +170,7 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
     const sig = b.auth?.awsSigV4
     if (sig && (sig.accessKeyId === undefined) !== (sig.secretAccessKey === undefined)) report(['backends', i, 'auth', 'awsSigV4'], 'static AWS keys need both accessKeyId and secretAccessKey')
     if (b.type === 'bedrock' && !b.region && !b.auth?.awsSigV4?.region && !(b.url && b.auth?.apiKey)) report(['backends', i, 'region'], 'a bedrock backend needs a region (for its URL and its SigV4 signature)')
+    if (b.type === 'vertex' && (!b.project || !b.region)) report(['backends', i], 'a vertex backend needs project and region')
     if (pools.has(b.id)) report(['backends', i, 'id'], `"${b.id}" is both a backend and a pool id; a model target would be ambiguous`)
   })
   c.pools.forEach((p, i) => {

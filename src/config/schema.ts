@@ -56,6 +56,8 @@ const backend = z.strictObject({
   /** Cloud placement: Vertex AI (project, region) and Bedrock (region). */
   project: text().optional(),
   region: text().optional(),
+  /** Vertex AI: the publisher of the models (default: `anthropic` for claude-* model ids, `google` otherwise). */
+  publisher: z.enum(['google', 'anthropic']).optional(),
   headers: z.record(z.string(), text()).optional(),
   /** Time to the response headers (first byte). */
   timeout: duration.default(60_000),

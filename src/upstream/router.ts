@@ -464,13 +464,13 @@ export class Router {
     // A provider of another schema gets the hub body translated (pure, so a failover translates again);
     // one of the hub's own schema gets the client's body with only the model replaced. A provider of the client's
     // own (non-hub) schema gets the client's original body: same-schema passthrough.
-    const codec = provider.codec
+    const codec = provider.codecFor?.(backend, upstreamModel) ?? provider.codec
     const passthrough = codec !== undefined && ctx.client !== undefined && ctx.client.schema === codec.schema
     const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000), backendId: backend.id } : null
     let body: Record<string, unknown>
     let omitted: readonly string[] = []
     if (passthrough) {
-      body = { ...ctx.client!.body, model: upstreamModel }
+      body = codec.native ? codec.native(ctx.client!.body, tc!) : { ...ctx.client!.body, model: upstreamModel }
     } else if (codec) {
       const translated = codec.request(ctx.body, tc!)
       body = translated.body
@@ -507,7 +507,8 @@ export class Router {
       if (sent.status >= 400) {
         if (!codec) throw statusFailure(backend.id, sent.status, sent.headers, sent.body)
         const e = codec.error(sent.status, sent.body, sent.headers)
-        const failure = statusFailure(backend.id, sent.status, sent.headers, hubErrorBody(e), e.retriable)
+        const headers = e.retryAfterMs != null && retryAfterMsFrom(sent.headers) === null ? { ...sent.headers, 'retry-after-ms': String(e.retryAfterMs) } : sent.headers
+        const failure = statusFailure(backend.id, sent.status, headers, hubErrorBody(e), e.retriable)
         if (passthrough && failure instanceof PassThroughError) failure.native = { schema: codec.schema, body: nativeErrorBody(codec.schema, sent.body, failure) }
         throw failure
       }

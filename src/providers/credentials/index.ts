@@ -1,5 +1,6 @@
 import type { BackendConfig } from '../../config/schema.ts'
 import { sigV4Credentials } from './sigv4.ts'
+import { googleCredentialsFor } from './google.ts'
 import type { Credentials } from './types.ts'
 import { entraCredentials } from './entra.ts'
 
@@ -16,6 +17,7 @@ const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']
   ['managedIdentity', entraCredentials],
   ['entra', entraCredentials],
   ['awsSigV4', sigV4Credentials],
+  ['google', googleCredentialsFor],
 ]
 
 export function credentialsFor(backend: BackendConfig): Credentials | null {
