@@ -7,6 +7,8 @@ import type { MetricsSink } from '../telemetry/sink.ts'
 import type { LedgerSink } from '../ledger/ledger.ts'
 import type { PolicyTelemetry } from '../telemetry/metrics.ts'
 import type { EmbedFn } from '../cache/backend-embeddings.ts'
+import type { AlertSink } from '../finops/alerts.ts'
+import type { ConsumerControl, PriceLookup } from '../finops/types.ts'
 
 export type PolicyScope = { readonly kind: 'global' } | { readonly kind: 'product'; readonly productId: string }
 
@@ -23,6 +25,12 @@ export interface PolicyDeps {
   /** Embeddings from a configured backend or pool through the gateway's routing (semantic-cache). */
   readonly embed?: EmbedFn
   readonly scope: PolicyScope
+  /** The configured price table (budget); absent only where a policy is built outside a gateway. */
+  readonly prices?: PriceLookup
+  /** Threshold alerts to the log and webhooks (budget, token quotas). */
+  readonly alerts?: AlertSink
+  /** Suspends consumers (budget `onExceeded: suspend`). */
+  readonly consumers?: ConsumerControl
 }
 
 export interface PolicyFactory<C = unknown> {

@@ -59,9 +59,11 @@ export class Authenticator {
     } catch {
       throw new GatewayError(GW_ERR.SERVICE_UNAVAILABLE, 'The key store is unavailable; retry shortly.')
     }
-    const consumerId = record && record.revokedAt === null ? record.consumerId : null
+    // A revocation may lie in the future (a rotated key's grace period): the key works until then, and is cached no longer.
+    const revokesAt = record?.revokedAt ? Date.parse(record.revokedAt) : Infinity
+    const consumerId = record && revokesAt > now ? record.consumerId : null
     if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!)
-    this.cache.set(digest, { consumerId, expires: now + (consumerId ? POSITIVE_TTL_MS : NEGATIVE_TTL_MS) })
+    this.cache.set(digest, { consumerId, expires: consumerId ? Math.min(now + POSITIVE_TTL_MS, revokesAt) : now + NEGATIVE_TTL_MS })
     return consumerId
   }
 }

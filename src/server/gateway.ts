@@ -28,6 +28,9 @@ import { createKeyStore } from '../stores/key-store.ts'
 import { createLedgerStore } from '../stores/ledger-store.ts'
 import type { LedgerStore } from '../stores/ledger.ts'
 import { batchingOf, Ledger } from '../ledger/ledger.ts'
+import { createFinops } from '../finops/wiring.ts'
+import { registerSelfService } from '../finops/self-service.ts'
+import type { ManagementStore } from '../control/management/store.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -42,6 +45,8 @@ export interface GatewayOptions {
   readonly metrics?: MetricsSink
   /** Overrides the ledger store the config names (null: no ledger). */
   readonly ledgerStore?: LedgerStore | null
+  /** Overrides where run-time consumers, products and the audit log are kept (default: beside the ledger). */
+  readonly managementStore?: ManagementStore
 }
 
 export interface Gateway {
@@ -88,8 +93,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     if (!url) throw new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${b.id}" has no address.`)
     return url
   }
+  const finops = await createFinops({ config: opts.config, stores, logger, clock, registry, keyStore, store: opts.managementStore })
+  let fileConfig = opts.config
   const makeRuntime = (config: GatewayConfig) => {
-    const rt = buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry, ledger: ledger ?? undefined })
+    const rt = buildRuntime(buildSnapshot(finops.effective(config), clock.now()), {
+      registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry, ledger: ledger ?? undefined,
+      alerts: finops.alerts, consumers: finops.directory, prelude: [finops.prelude],
+    })
     telemetry.prom.syncBackends(config.backends.map((b) => b.id))
     return rt
   }
@@ -101,10 +111,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     // A policy that cannot be built (e.g. a metric whose dimensions clash) fails start-up: release what was opened.
     clearInterval(logFlusher)
-    await Promise.allSettled([mocks.close(), ledger?.close(), stores.close(), keyStore?.close(), telemetry.close()])
+    await Promise.allSettled([mocks.close(), ledger?.close(), finops.close(), stores.close(), keyStore?.close(), telemetry.close()])
     throw err
   }
   const runtime = () => current
+  // A run-time consumer or product changed (here or on another replica): rebuild on the same file config.
+  finops.directory.onChange(() => {
+    try {
+      current = makeRuntime(fileConfig)
+    } catch (err) {
+      logger.error({ err }, 'management: the changed consumers/products could not be applied; the previous set keeps serving')
+    }
+    auth.invalidate()
+  })
+  finops.directory.onNotify(() => auth.invalidate())
+  const management = finops.service(runtime, () => auth.invalidate())
 
   const app = Fastify({
     logger: false,
@@ -160,6 +181,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     return reply.send({ object: 'list', data })
   }
   app.get('/v1/models', listModels)
+  registerSelfService(app, { runtime, auth, keyStore, consumers: finops.directory, service: management, ledger, now: () => clock.now() })
   app.get<{ Params: { model: string } }>('/v1/models/:model', async (req, reply) => {
     const rt = current
     const principal = await auth.resolve(rt.snapshot, req.headers)
@@ -188,13 +210,15 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     await mocks.sync(next.backends)
     const rt = makeRuntime(next)
     current = rt // the swap: requests already running keep the runtime they started with
+    fileConfig = next
+    finops.webhooks.setHooks(next.webhooks)
     clients.retain(next.backends)
     logger.info({ configVersion: rt.snapshot.version }, 'configuration reloaded')
     return rt.snapshot.version
   }
 
   const admin = Fastify({ logger: false, forceCloseConnections: true })
-  registerAdminRoutes(admin, { runtime, reload, keyStore, auth, token: opts.config.admin.token ?? null, logger, stores, telemetry, ledger })
+  registerAdminRoutes(admin, { runtime, reload, keyStore, auth, token: opts.config.admin.token ?? null, logger, stores, telemetry, ledger, management: { service: management, directory: finops.directory, now: () => clock.now() } })
 
   let listening = false
   return {
@@ -222,6 +246,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await telemetry.close()
       // Every request has ended: drain the ledger's queue (retrying an unreachable store up to its deadline).
       await ledger?.close()
+      await finops.close()
       await closeSharedStores(stores)
       await stores.close()
       await keyStore?.close()
