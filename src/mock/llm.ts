@@ -13,6 +13,7 @@
  *   x-mock-reset-after-tokens: N   streaming: TCP reset after N content tokens
  *   x-mock-error-after-tokens: N   streaming: in-stream error event after N content tokens, then end
  *   x-mock-no-usage: 1             streaming: never send the usage chunk
+ *   x-mock-cached-tokens: N        report N of the prompt tokens (at most all) as served from the prompt cache
  * Length: x-mock-completion-tokens, else max_tokens / max_completion_tokens / max_output_tokens,
  * else options.completionTokens (16); capped by the request's max; finish_reason "length" when the
  * cap is reached. Non-stream answers wait max(latency, ttft) + (tokens-1)/tps.
@@ -91,6 +92,7 @@ interface Effective {
   resetAfter: number | undefined;
   errorAfter: number | undefined;
   noUsage: boolean;
+  cachedTokens: number;
 }
 
 function header(req: http.IncomingMessage, name: string): string | undefined {
@@ -136,6 +138,7 @@ function effective(req: http.IncomingMessage, o: MockOptions): Effective {
     resetAfter: reset === undefined ? undefined : Math.trunc(reset),
     errorAfter: errAfter === undefined ? undefined : Math.trunc(errAfter),
     noUsage: hflag(req, 'x-mock-no-usage'),
+    cachedTokens: Math.trunc(nonNeg(hnum(req, 'x-mock-cached-tokens')) ?? 0),
   };
 }
 
@@ -231,12 +234,12 @@ function optInt(body: Record<string, unknown>, name: string, min: number, max = 
   return v;
 }
 
-function usageObj(prompt: number, completion: number) {
+function usageObj(prompt: number, completion: number, cached = 0) {
   return {
     prompt_tokens: prompt,
     completion_tokens: completion,
     total_tokens: prompt + completion,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: Math.min(cached, prompt), audio_tokens: 0 },
     completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
   };
 }
@@ -365,7 +368,7 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
           logprobs: null,
           finish_reason: finish,
         })),
-        usage: usageObj(promptTokens, count * n),
+        usage: usageObj(promptTokens, count * n, ctx.eff.cachedTokens),
         service_tier: 'default',
         system_fingerprint: FP,
       });
@@ -394,7 +397,7 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
       let s = '';
       for (let i = 0; i < n; i++)
         s += `${pre}{"index":${i},"delta":{},"logprobs":null,"finish_reason":"${finish}"}]${usageNull}}\n\n`;
-      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, count * n))}}\n\n`;
+      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, count * n, ctx.eff.cachedTokens))}}\n\n`;
       return s + 'data: [DONE]\n\n';
     },
     error: () => streamErrorData(),
@@ -442,7 +445,7 @@ function completions(ctx: Ctx, body: Body, deployment: string | undefined): void
         created,
         model,
         choices: comps.map((c, i) => ({ text: completionText(c), index: i, logprobs: null, finish_reason: finish })),
-        usage: usageObj(promptTokens, count * total),
+        usage: usageObj(promptTokens, count * total, ctx.eff.cachedTokens),
         system_fingerprint: FP,
       });
     });
@@ -462,7 +465,7 @@ function completions(ctx: Ctx, body: Body, deployment: string | undefined): void
       let s = '';
       for (let i = 0; i < total; i++) s += `${pre}{"text":"","index":${i},"logprobs":null,"finish_reason":"${finish}"}${suf}`;
       if (includeUsage && !ctx.eff.noUsage)
-        s += `data: {"id":"${id}","object":"text_completion","created":${created},"choices":[],"model":${modelJson},"system_fingerprint":"${FP}","usage":${JSON.stringify(usageObj(promptTokens, count * total))}}\n\n`;
+        s += `data: {"id":"${id}","object":"text_completion","created":${created},"choices":[],"model":${modelJson},"system_fingerprint":"${FP}","usage":${JSON.stringify(usageObj(promptTokens, count * total, ctx.eff.cachedTokens))}}\n\n`;
       return s + 'data: [DONE]\n\n';
     },
     error: () => streamErrorData(),

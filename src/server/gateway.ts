@@ -28,7 +28,7 @@ import { createKeyStore } from '../stores/key-store.ts'
 import { createLedgerStore } from '../stores/ledger-store.ts'
 import type { LedgerStore } from '../stores/ledger.ts'
 import { batchingOf, Ledger } from '../ledger/ledger.ts'
-import { createFinops } from '../finops/wiring.ts'
+import { createFinops, type Finops } from '../finops/wiring.ts'
 import { registerSelfService } from '../finops/self-service.ts'
 import type { ManagementStore } from '../control/management/store.ts'
 
@@ -65,6 +65,8 @@ export interface Gateway {
   readonly inflight: { count: number }
   /** The usage ledger, null with `ledger: { type: none }`. */
   readonly ledger: Ledger | null
+  /** Budgets' alerts and webhooks, run-time consumers/products and suspensions. */
+  readonly finops: Finops
 }
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -222,7 +224,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   let listening = false
   return {
-    app, admin, mocks, keyStore, auth, inflight, runtime, reload, ledger,
+    app, admin, mocks, keyStore, auth, inflight, runtime, reload, ledger, finops,
     async listen() {
       const url = await app.listen({ host: opts.config.listen.host, port: opts.config.listen.port })
       listening = true
