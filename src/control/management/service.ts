@@ -222,7 +222,8 @@ export class ManagementService {
   async revokeKey(id: string, actor: string): Promise<void> {
     const store = this.requireKeys()
     const before = (await store.list()).find((k) => k.id === id)
-    if (!(await store.revoke(id))) throw notFound(`No active key "${id}".`)
+    // Revoked as of the gateway's clock, the one key lookups compare against.
+    if (!(await store.revokeAt(id, new Date(this.d.now()).toISOString()))) throw notFound(`No active key "${id}".`)
     await this.d.directory.store.appendAudit(this.audit(actor, 'key.revoke', `key:${id}`, before ? publicKey(before) : null, { id, revoked: true }))
     this.d.invalidateKeys()
     await this.d.directory.changed()
