@@ -241,3 +241,34 @@ policies:
     assert.match(problems('{ usd: 10, period: monthly }', 'webhookDelivery: { allow: [not-a-range] }'), /CIDR/)
   })
 })
+
+describe('token quotas get the same alerts', () => {
+  it('fires 80 % and 100 % of a token quota once each, signed', async () => {
+    const receiver = await startReceiver(SECRET)
+    const clock = new ManualClock(DAY0)
+    const tg = await startTestGateway(`
+webhooks: [ { id: ops, url: ${receiver.url}, secret: ${SECRET} } ]
+webhookDelivery: { allow: [127.0.0.0/8], backoff: 20ms }
+backends: [ { id: m, type: mock } ]
+models: [ { name: gpt-4o-mini, target: m } ]
+consumers: [ { id: team-q, keys: [ { value: ${KEYS.f} } ] } ]
+policies:
+  - token-limit: { tokenQuota: 300, tokenQuotaPeriod: daily, alerts: [ { at: 80%, webhook: ops }, { at: 100%, webhook: ops } ] }
+`, { clock })
+    try {
+      let refused = 0
+      let served = 0
+      for (let i = 0; i < 40 && refused < 3; i++) {
+        const r = await chat(tg.url, KEYS.f, { max_tokens: 20 })
+        if (r.status === 403) { assert.equal(r.body.error.code, 'quota_exceeded'); refused++ } else { assert.equal(r.status, 200); served++ }
+        await eventually(async () => tg.gw.finops.webhooks.stats, (s) => s.delivered + s.gaveUp >= receiver.accepted.length, 'idle')
+      }
+      assert.ok(served > 3 && refused === 3)
+      await eventually(async () => receiver.accepted.length, (n) => n === 2, 'two quota alerts')
+      assert.deepEqual(receiver.accepted.map((h) => [h.body.type, h.body.data.thresholdPercent, h.body.data.unit, h.signatureValid]).sort(), [['token-quota.threshold', 100, 'tokens', true], ['token-quota.threshold', 80, 'tokens', true]])
+    } finally {
+      await tg.close()
+      await receiver.close()
+    }
+  })
+})

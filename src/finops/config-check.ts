@@ -28,10 +28,12 @@ export function checkFinopsConfig(c: GatewayConfig, report: Report): void {
   c.products.forEach((p, i) => lists.push([['products', i, 'policies'], p.policies]))
   for (const [base, list] of lists) {
     list.forEach((entry, i) => {
-      const opts = entry.budget as { alerts?: { webhook?: string }[] } | undefined
-      opts?.alerts?.forEach((a, j) => {
-        if (a.webhook !== undefined && !ids.has(a.webhook)) report([...base, i, 'budget', 'alerts', j, 'webhook'], `unknown webhook "${a.webhook}" (define it under webhooks)`)
-      })
+      for (const name of ['budget', 'token-limit']) {
+        const opts = entry[name] as { alerts?: { webhook?: string }[] } | undefined
+        opts?.alerts?.forEach((a, j) => {
+          if (a.webhook !== undefined && !ids.has(a.webhook)) report([...base, i, name, 'alerts', j, 'webhook'], `unknown webhook "${a.webhook}" (define it under webhooks)`)
+        })
+      }
     })
   }
 }
