@@ -98,6 +98,8 @@ consumers:
       [{ id: 'p2', policies: [{ budget: { usd: 10, period: 'daily', currency: 'EUR' } }] }, /invalid options/],
       [{ id: 'p3', policies: [{ 'no-such-policy': {} }] }, /unknown policy/],
       [{ id: 'p4', models: ['not-a-model'] }, /known model/],
+      [{ id: 'p5', policies: [{ budget: { usd: 10, period: 'daily', alerts: [{ at: '80%', webhook: 'nowhere' }] } }] }, /webhook "nowhere"/],
+      [{ id: 'p6', policies: 'budget' }, /list of at most/],
     ]
     for (const [body, msg] of badProducts) {
       const r = await post('/admin/products', body)

@@ -162,7 +162,15 @@ export class ManagementService {
       if (validatePolicies(policies, this.d.registry) === null) {
         throw bad(`"policies" holds an unknown policy or invalid options; available: ${[...this.d.registry.keys()].join(', ')}.`, 'policies')
       }
-      // Built once now, so an option only a policy's constructor can check (a webhook id) fails here, not at the next rebuild.
+      // Alerts name webhooks of the file's config: an unknown one would fail the runtime rebuild, so refuse it here.
+      const hooks = new Set(this.fileConfig().config.webhooks.map((w) => w.id))
+      for (const entry of policies) {
+        for (const name of ['budget', 'token-limit']) {
+          const alerts = (entry[name] as { alerts?: { webhook?: unknown }[] } | undefined)?.alerts
+          const unknown = Array.isArray(alerts) ? alerts.find((a) => typeof a?.webhook === 'string' && !hooks.has(a.webhook)) : undefined
+          if (unknown) throw bad(`"policies": the ${name} alert names webhook "${String(unknown.webhook)}", which is not in the configuration's webhooks.`, 'policies')
+        }
+      }
     }
     return { models, policies }
   }
