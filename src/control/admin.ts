@@ -100,6 +100,6 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
 
   if (deps.management) {
     registerManagementRoutes(app, { runtime: deps.runtime, keyStore: deps.keyStore, ...deps.management })
-    registerBudgetRoutes(app, deps.runtime, deps.management.directory)
+    registerBudgetRoutes(app, deps.runtime, deps.management.directory, deps.management.now)
   }
 }
