@@ -19,7 +19,10 @@ export class PostgresManagementStore implements ManagementStore {
   }
 
   static connect(url: string, prefix?: string): PostgresManagementStore {
-    return new PostgresManagementStore(new pg.Pool({ connectionString: url, max: 4 }), prefix)
+    const pool = new pg.Pool({ connectionString: url, max: 4 })
+    // An idle connection dropped by the server (a restart, an outage) must not crash the process: the next query reconnects.
+    pool.on('error', () => {})
+    return new PostgresManagementStore(pool, prefix)
   }
 
   async load(): Promise<ManagedState> {
