@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises'
+import { checkFinopsConfig } from '../finops/config-check.ts'
 import { createHash } from 'node:crypto'
 import { LineCounter, parseDocument, type Node } from 'yaml'
 import type { z } from 'zod'
@@ -87,6 +88,7 @@ export function loadConfigText(text: string, opts: { env?: Env; registry: Policy
       }
     })
   }
+  checkFinopsConfig(config, (path, message) => problems.push({ path: formatPath(path), line: lineOf(path), message }))
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) }
 }
 

@@ -135,7 +135,7 @@ const model = z.strictObject({
 })
 export type ModelConfig = z.infer<typeof model>
 
-const product = z.strictObject({
+export const productSchema = z.strictObject({
   id,
   /** Models its consumers may call; absent means all. */
   models: z.array(z.string()).optional(),
@@ -146,14 +146,14 @@ const product = z.strictObject({
   auth: z.enum(['key', 'jwt', 'any']).default('any'),
   ipFilter: ipFilterSchema.optional(),
 })
-export type ProductConfig = z.infer<typeof product>
+export type ProductConfig = z.infer<typeof productSchema>
 
 const consumerKey = z.union([
   z.strictObject({ sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 is 64 hex characters'), expires: expiryDate.optional() }),
   z.strictObject({ value: text().pipe(z.string().min(8, 'a key value has at least 8 characters')), expires: expiryDate.optional() }),
 ])
 
-const consumer = z.strictObject({
+export const consumerSchema = z.strictObject({
   id,
   product: z.string().optional(),
   keys: z.array(consumerKey).default([]),
@@ -161,7 +161,7 @@ const consumer = z.strictObject({
   /** Most requests this consumer may have in flight at once (overrides requestLimits.maxInflightPerConsumer). */
   maxInflight: z.number().int().positive().optional(),
 })
-export type ConsumerConfig = z.infer<typeof consumer>
+export type ConsumerConfig = z.infer<typeof consumerSchema>
 
 const store = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('memory') }),
@@ -211,6 +211,29 @@ const ledger = z.discriminatedUnion('type', [
 ])
 export type LedgerConfig = z.infer<typeof ledger>
 
+const webhookSchema = z.strictObject({
+  id,
+  url: z.string().url().refine((u) => /^https?:\/\//i.test(u), 'a webhook url is http:// or https://'),
+  secret: text().pipe(z.string().min(16, 'a webhook secret has at least 16 characters')),
+})
+export type WebhookConfig = z.infer<typeof webhookSchema>
+
+const webhookDeliverySchema = z.strictObject({
+  /**
+   * Addresses (CIDR or single IPs) webhooks may be sent to. Default: public addresses only — loopback,
+   * private, link-local and other reserved ranges are refused unless listed here (no SSRF into the network).
+   */
+  allow: z.array(z.string()).default([]),
+  /** Per attempt, headers and body. */
+  timeout: duration.default(5_000),
+  maxAttempts: z.number().int().min(1).max(20).default(8),
+  /** First retry delay; doubles each attempt (with jitter), capped at 5 minutes. */
+  backoff: duration.default(1_000),
+  /** Events held for delivery; past it the oldest are dropped (and logged). */
+  maxQueue: z.number().int().positive().default(10_000),
+})
+export type WebhookDeliveryConfig = z.infer<typeof webhookDeliverySchema>
+
 export const configSchema = z.strictObject({
   listen: z.strictObject({
     host: z.string().default('0.0.0.0'),
@@ -257,8 +280,8 @@ export const configSchema = z.strictObject({
   backends: z.array(backend).default([]),
   pools: z.array(pool).default([]),
   models: z.array(model).default([]),
-  products: z.array(product).default([]),
-  consumers: z.array(consumer).default([]),
+  products: z.array(productSchema).default([]),
+  consumers: z.array(consumerSchema).default([]),
   policies: z.array(policyEntry).default([]),
   /** Consumer identity besides gateway keys: JWT / OIDC issuers. */
   auth: authSchema,
@@ -275,6 +298,15 @@ export const configSchema = z.strictObject({
       serviceName: z.string().min(1).default('sluice'),
     }).optional(),
   }).default({ maxSeries: 2000 }),
+  /** Alert receivers (budget and quota thresholds), HMAC-signed with `secret` (src/finops/webhooks.ts). */
+  webhooks: z.array(webhookSchema).default([]),
+  /** How webhooks are delivered: which addresses they may reach, timeouts and retries. */
+  webhookDelivery: webhookDeliverySchema.default({ allow: [], timeout: 5_000, maxAttempts: 8, backoff: 1_000, maxQueue: 10_000 }),
+  /** Consumers and products managed at run time (stored beside the ledger), kept in step across replicas. */
+  management: z.strictObject({
+    /** Full re-read of the stored consumers and products, healing a missed change notification. */
+    resync: duration.default(5_000),
+  }).default({ resync: 5_000 }),
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
     models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional() })).default({}),

@@ -29,6 +29,8 @@ export interface Effective {
   /** x-mock-inject-text / x-mock-inject-at: a completion that "turns bad" at a known token. */
   injectText: string | undefined;
   injectAt: number;
+  /** x-mock-cached-tokens: report N of the prompt tokens (at most all) as served from the prompt cache. */
+  cachedTokens: number;
 }
 
 export function header(req: http.IncomingMessage, name: string): string | undefined {
@@ -76,6 +78,7 @@ export function effective(req: http.IncomingMessage, o: MockOptions): Effective 
     noUsage: hflag(req, 'x-mock-no-usage'),
     injectText: header(req, 'x-mock-inject-text'),
     injectAt: Math.trunc(nonNeg(hnum(req, 'x-mock-inject-at')) ?? 0),
+    cachedTokens: Math.trunc(nonNeg(hnum(req, 'x-mock-cached-tokens')) ?? 0),
   };
 }
 

@@ -19,6 +19,7 @@
  *   x-mock-inject-at: N            completion that "turns bad" at a known point)
  * Also served: Azure AI Content Safety and OpenAI moderation (see content-safety.ts). Every request's
  * path and parsed body is kept in `received` (the last 100), so tests can see what a backend was sent.
+ *   x-mock-cached-tokens: N        report N of the prompt tokens (at most all) as served from the prompt cache
  * Length: x-mock-completion-tokens, else max_tokens / max_completion_tokens / max_output_tokens,
  * else options.completionTokens (16); capped by the request's max; finish_reason "length" when the
  * cap is reached. Non-stream answers wait max(latency, ttft) + (tokens-1)/tps.
@@ -145,12 +146,12 @@ function optInt(body: Record<string, unknown>, name: string, min: number, max = 
   return v;
 }
 
-function usageObj(prompt: number, completion: number) {
+function usageObj(prompt: number, completion: number, cached = 0) {
   return {
     prompt_tokens: prompt,
     completion_tokens: completion,
     total_tokens: prompt + completion,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: Math.min(cached, prompt), audio_tokens: 0 },
     completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
   };
 }
@@ -291,7 +292,7 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
           logprobs: null,
           finish_reason: finish,
         })),
-        usage: usageObj(promptTokens, count * n),
+        usage: usageObj(promptTokens, count * n, ctx.eff.cachedTokens),
         service_tier: 'default',
         system_fingerprint: FP,
       });
@@ -320,7 +321,7 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
       let s = '';
       for (let i = 0; i < n; i++)
         s += `${pre}{"index":${i},"delta":{},"logprobs":null,"finish_reason":"${finish}"}]${usageNull}}\n\n`;
-      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, count * n))}}\n\n`;
+      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, count * n, ctx.eff.cachedTokens))}}\n\n`;
       return s + 'data: [DONE]\n\n';
     },
     error: () => streamErrorData(),
@@ -450,7 +451,7 @@ function completions(ctx: Ctx, body: Body, deployment: string | undefined): void
         created,
         model,
         choices: comps.map((c, i) => ({ text: completionText(c), index: i, logprobs: null, finish_reason: finish })),
-        usage: usageObj(promptTokens, count * total),
+        usage: usageObj(promptTokens, count * total, ctx.eff.cachedTokens),
         system_fingerprint: FP,
       });
     });
@@ -470,7 +471,7 @@ function completions(ctx: Ctx, body: Body, deployment: string | undefined): void
       let s = '';
       for (let i = 0; i < total; i++) s += `${pre}{"text":"","index":${i},"logprobs":null,"finish_reason":"${finish}"}${suf}`;
       if (includeUsage && !ctx.eff.noUsage)
-        s += `data: {"id":"${id}","object":"text_completion","created":${created},"choices":[],"model":${modelJson},"system_fingerprint":"${FP}","usage":${JSON.stringify(usageObj(promptTokens, count * total))}}\n\n`;
+        s += `data: {"id":"${id}","object":"text_completion","created":${created},"choices":[],"model":${modelJson},"system_fingerprint":"${FP}","usage":${JSON.stringify(usageObj(promptTokens, count * total, ctx.eff.cachedTokens))}}\n\n`;
       return s + 'data: [DONE]\n\n';
     },
     error: () => streamErrorData(),

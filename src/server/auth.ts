@@ -87,9 +87,11 @@ export class Authenticator {
     } catch {
       throw new GatewayError(GW_ERR.SERVICE_UNAVAILABLE, 'The key store is unavailable; retry shortly.')
     }
-    const consumerId = record && record.revokedAt === null ? record.consumerId : null
+    // A revocation may lie in the future (a rotated key's grace period): the key works until then, and is cached no longer.
+    const revokesAt = record?.revokedAt ? Date.parse(record.revokedAt) : Infinity
+    const consumerId = record && revokesAt > now ? record.consumerId : null
     if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!)
-    this.cache.set(digest, { consumerId, expires: now + (consumerId ? this.cacheTtlMs : this.negativeTtlMs) })
+    this.cache.set(digest, { consumerId, expires: consumerId ? Math.min(now + this.cacheTtlMs, revokesAt) : now + this.negativeTtlMs })
     return consumerId
   }
 }

@@ -37,6 +37,9 @@ import type { LedgerStore } from '../stores/ledger.ts'
 import { batchingOf, Ledger } from '../ledger/ledger.ts'
 import { Journal } from '../ledger/journal.ts'
 import { journalSettingsOf, journalSlotOf } from '../ledger/journal-config.ts'
+import { createFinops, type Finops } from '../finops/wiring.ts'
+import { registerSelfService } from '../finops/self-service.ts'
+import type { ManagementStore } from '../control/management/store.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -53,6 +56,8 @@ export interface GatewayOptions {
   readonly ledgerStore?: LedgerStore | null
   /** Process-level handlers that log and count errors thrown outside any request (default on). */
   readonly processGuards?: boolean
+  /** Overrides where run-time consumers, products and the audit log are kept (default: beside the ledger). */
+  readonly managementStore?: ManagementStore
 }
 
 export interface Gateway {
@@ -71,6 +76,8 @@ export interface Gateway {
   readonly inflight: { count: number }
   /** The usage ledger, null with `ledger: { type: none }`. */
   readonly ledger: Ledger | null
+  /** Budgets' alerts and webhooks, run-time consumers/products and suspensions. */
+  readonly finops: Finops
 }
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -110,8 +117,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     if (!url) throw new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${b.id}" has no address.`)
     return url
   }
+  const finops = await createFinops({ config: opts.config, stores, logger, clock, registry, keyStore, store: opts.managementStore })
+  let fileConfig = opts.config
   const makeRuntime = (config: GatewayConfig) => {
-    const rt = buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry, ledger: ledger ?? undefined })
+    const rt = buildRuntime(buildSnapshot(finops.effective(config), clock.now()), {
+      registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry, ledger: ledger ?? undefined,
+      alerts: finops.alerts, consumers: finops.directory, prelude: [finops.prelude],
+    })
     telemetry.prom.syncBackends(config.backends.map((b) => b.id))
     auth.warm(rt.snapshot) // JWT issuers' signing keys are fetched now, not by the first request
     return rt
@@ -124,10 +136,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     // A policy that cannot be built (e.g. a metric whose dimensions clash) fails start-up: release what was opened.
     clearInterval(logFlusher)
-    await Promise.allSettled([mocks.close(), ledger?.close(), stores.close(), keyStore?.close(), telemetry.close()])
+    await Promise.allSettled([mocks.close(), ledger?.close(), finops.close(), stores.close(), keyStore?.close(), telemetry.close()])
     throw err
   }
   const runtime = () => current
+  // A run-time consumer or product changed (here or on another replica): rebuild on the same file config.
+  finops.directory.onChange(() => {
+    try {
+      current = makeRuntime(fileConfig)
+    } catch (err) {
+      logger.error({ err }, 'management: the changed consumers/products could not be applied; the previous set keeps serving')
+    }
+    auth.invalidate()
+  })
+  finops.directory.onNotify(() => auth.invalidate())
+  const management = finops.service(runtime, () => auth.invalidate())
 
   const listenCfg = opts.config.listen
   const app = Fastify({
@@ -210,6 +233,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   }
   app.get('/v1/models', listModels)
   app.get('/openai/v1/models', listModels)
+  registerSelfService(app, { runtime, auth, keyStore, consumers: finops.directory, service: management, ledger, now: () => clock.now() })
   app.get<{ Params: { model: string } }>('/v1/models/:model', async (req, reply) => {
     const rt = current
     const principal = await auth.resolve(rt.snapshot, req.headers, req.ip)
@@ -244,6 +268,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     await mocks.sync(next.backends)
     const rt = makeRuntime(next)
     current = rt // the swap: requests already running keep the runtime they started with
+    fileConfig = next
+    finops.webhooks.setHooks(next.webhooks)
     clients.retain(next.backends)
     logger.info({ configVersion: rt.snapshot.version }, 'configuration reloaded')
     return rt.snapshot.version
@@ -261,12 +287,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   registerAdminRoutes(admin, {
     runtime, reload, keyStore, auth, token: adminCfg.token ?? null, logger, stores, telemetry, ledger,
     host: adminCfg.host, allowedHosts: adminCfg.allowedHosts, maxJsonDepth: maxDepth,
+    management: { service: management, directory: finops.directory, now: () => clock.now() },
   })
   const uninstallGuards = opts.processGuards === false ? () => {} : installProcessGuards(logger, telemetry)
 
   let listening = false
   return {
-    app, admin, mocks, keyStore, auth, inflight, runtime, reload, ledger,
+    app, admin, mocks, keyStore, auth, inflight, runtime, reload, ledger, finops,
     async listen() {
       const url = await app.listen({ host: opts.config.listen.host, port: opts.config.listen.port })
       listening = true
@@ -290,6 +317,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await telemetry.close()
       // Every request has ended: drain the ledger's queue (retrying an unreachable store up to its deadline).
       await ledger?.close()
+      await finops.close()
       await closeSharedStores(stores)
       await stores.close()
       await keyStore?.close()

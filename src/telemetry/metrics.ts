@@ -287,7 +287,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     this.storeFailures.get([store, action]).value++
   }
 
-  limitRejected(policy: string, reason: 'rate' | 'quota'): void {
+  limitRejected(policy: string, reason: 'rate' | 'quota' | 'budget'): void {
     this.limitRejections.get([policy, reason]).value++
   }
 

@@ -10,7 +10,7 @@ export interface MetricsSink {
   /** A distributed store failed and a local fallback (or refusal) was used. */
   storeFailure(store: string, action: 'fallback' | 'refused'): void
   /** A limit policy refused a request. */
-  limitRejected(policy: string, reason: 'rate' | 'quota'): void
+  limitRejected(policy: string, reason: 'rate' | 'quota' | 'budget'): void
   /** The usage ledger shed records because its bounded queue was full (store down or too slow). Optional so existing sinks stay valid. */
   ledgerDropped?(n: number): void
   /** A router, race or split model chose the model that served a request (`reason`: cheapest, fastest, race, split). */

@@ -90,7 +90,7 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
     this.prom.storeFailure(store, action)
   }
 
-  limitRejected(policy: string, reason: 'rate' | 'quota'): void {
+  limitRejected(policy: string, reason: 'rate' | 'quota' | 'budget'): void {
     this.prom.limitRejected(policy, reason)
   }
 

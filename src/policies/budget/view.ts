@@ -1,0 +1,36 @@
+import type { ExprContext } from '../expr.ts'
+
+/** What `/admin/budgets`, `/v1/sluice/me` and the dashboard show for one budget and one counter value. */
+export interface BudgetView {
+  readonly policy: string
+  readonly scope: string
+  readonly counterKey: string
+  readonly counter: string
+  readonly limitUsd: number
+  readonly usedUsd: number
+  readonly remainingUsd: number
+  readonly usedPercent: number
+  readonly period: string | number | { rolling: number }
+  readonly periodStart: string | null
+  readonly resetAt: string
+  readonly onExceeded: string
+  readonly alerts: readonly { atPercent: number; webhook: string | null }[]
+}
+
+export interface BudgetInspector {
+  readonly isBudgetInspector: true
+  /** The counter value this budget uses for a consumer (null when the key needs request fields). */
+  counterValueFor(e: ExprContext): string | null
+  inspectBudget(counterValue: string): Promise<BudgetView>
+}
+
+export function isBudgetInspector(p: unknown): p is BudgetInspector {
+  return typeof p === 'object' && p !== null && (p as { isBudgetInspector?: unknown }).isBudgetInspector === true
+}
+
+/** `80%` or 80 → 80; thresholds from just above 0 up to 1000 % (alerting on overspend is allowed). */
+export function parseThreshold(v: string | number): number | null {
+  const n = typeof v === 'number' ? v : /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v)?.[1]
+  const pct = n === undefined ? NaN : Number(n)
+  return Number.isFinite(pct) && pct > 0 && pct <= 1000 ? pct : null
+}
