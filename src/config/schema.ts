@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { parseDuration } from '../core/duration.ts'
+import { mcpSection, productMcp } from '../mcp/config.ts'
 
 /** `250ms`, `10s`, `5m`… or a plain number of milliseconds. */
 export const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
@@ -132,6 +133,8 @@ const product = z.strictObject({
   policies: z.array(policyEntry).default([]),
   /** Most requests all of this product's consumers together may have in flight (overrides requestLimits.maxInflightPerProduct). */
   maxInflight: z.number().int().positive().optional(),
+  /** MCP governance: tools its consumers may see and call (globs over `<server>.<tool>`), per-tool limits. */
+  mcp: productMcp.optional(),
 })
 export type ProductConfig = z.infer<typeof product>
 
@@ -246,6 +249,8 @@ export const configSchema = z.strictObject({
       serviceName: z.string().min(1).default('sluice'),
     }).optional(),
   }).default({ maxSeries: 2000 }),
+  /** MCP gateway: REST APIs as MCP servers, passthrough and aggregation (src/mcp/). */
+  mcp: mcpSection,
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
     models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional() })).default({}),

@@ -72,6 +72,11 @@ export class Ledger implements LedgerSink {
     this.messageQueue.append(record)
   }
 
+  /** A record built elsewhere (an MCP tool call: src/mcp/governance.ts), queued like any other. */
+  recordUsage(record: UsageRecord): void {
+    this.usageQueue.append(record)
+  }
+
   /** Writes everything queued so far; false if `timeoutMs` passed first (nothing is lost: writes go on). */
   async flush(timeoutMs = Infinity): Promise<boolean> {
     const [a, b] = await Promise.all([this.usageQueue.flush(timeoutMs), this.messageQueue.flush(timeoutMs)])

@@ -33,6 +33,7 @@ import { createKeyStore } from '../stores/key-store.ts'
 import { createLedgerStore } from '../stores/ledger-store.ts'
 import type { LedgerStore } from '../stores/ledger.ts'
 import { batchingOf, Ledger } from '../ledger/ledger.ts'
+import { registerMcp } from '../mcp/routes.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -208,6 +209,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     const ready = !closing && storesUp
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', configVersion: current.snapshot.version, stores: storesUp ? 'up' : 'down' })
   })
+  registerMcp(app, { runtime, auth, stores, clients, baseUrlOf, ledger, telemetry, clock, logger, inflight })
   registerMethodNotAllowed(app, routes, (reply, err) => sendError(reply, err, null))
 
   const reload = async (config?: GatewayConfig): Promise<number> => {
