@@ -24,7 +24,10 @@ export const MCP_ERR = {
 } as const
 
 export function mcpError(code: number, message: string, data: Record<string, unknown>): McpError {
-  return new McpError(code, message, data)
+  const err = new McpError(code, message, data)
+  // The SDK prefixes "MCP error <code>:" to the message, and the client prefixes it again on its side.
+  err.message = message
+  return err
 }
 
 /** A JSON-RPC error envelope answered without the SDK (before a message reaches it). */
