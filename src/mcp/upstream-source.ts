@@ -54,7 +54,7 @@ export class UpstreamSource implements ToolSource {
   }
 
   /** fetch over the gateway's pooled connections, every body read through the result cap. */
-  private fetcher(): (url: string | URL, init?: RequestInit) => Promise<Response> {
+  private fetcher(guard?: { tooLarge: boolean; abort: AbortController }): (url: string | URL, init?: RequestInit) => Promise<Response> {
     const origin = new URL(this.cfg.upstream.url).origin
     const max = this.cfg.maxResultBytes
     return async (url, init) => {
@@ -66,8 +66,14 @@ export class UpstreamSource implements ToolSource {
       const capped = body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, controller) {
           seen += chunk.byteLength
-          if (seen > max) controller.error(new ResultTooLarge(max))
-          else controller.enqueue(chunk)
+          if (seen > max) {
+            controller.error(new ResultTooLarge(max))
+            // The SDK only logs a broken stream; the request waiting on it must fail now, not at its timeout.
+            if (guard) {
+              guard.tooLarge = true
+              guard.abort.abort()
+            }
+          } else controller.enqueue(chunk)
         },
       }))
       return new Response(capped as ReadableStream, { status: res.status, statusText: res.statusText, headers: res.headers as unknown as Headers })
@@ -78,13 +84,15 @@ export class UpstreamSource implements ToolSource {
    * Runs `fn` with a client on the upstream session of `binding` (initialising one when there is none, and
    * once more when the server says the stored session is gone).
    */
-  async withClient<T>(ctx: Pick<CallContext, 'signal'> & { binding: UpstreamBinding | null }, fn: (client: Client, hello: UpstreamHello | null) => Promise<T>): Promise<T> {
+  async withClient<T>(ctx: Pick<CallContext, 'signal'> & { binding: UpstreamBinding | null }, fn: (client: Client, hello: UpstreamHello | null, signal: AbortSignal) => Promise<T>): Promise<T> {
     const binding = ctx.binding ?? this.sharedBinding
     for (let attempt = 0; ; attempt++) {
       const saved = binding.get(this.cfg.id)
+      const guard = { tooLarge: false, abort: new AbortController() }
+      const signal = AbortSignal.any([ctx.signal, guard.abort.signal])
       const transport = new StreamableHTTPClientTransport(new URL(this.cfg.upstream.url), {
         sessionId: saved?.sessionId ?? undefined,
-        fetch: this.fetcher(),
+        fetch: this.fetcher(guard),
         requestInit: { headers: this.headers() },
         reconnectionOptions: { maxReconnectionDelay: 1000, initialReconnectionDelay: 100, reconnectionDelayGrowFactor: 2, maxRetries: 0 },
       })
@@ -95,12 +103,13 @@ export class UpstreamSource implements ToolSource {
         if (saved?.sessionId) {
           await client.connect(transport)
         } else {
-          await client.connect(transport, { timeout: this.cfg.upstream.timeout, signal: ctx.signal })
+          await client.connect(transport, { timeout: this.cfg.upstream.timeout, signal })
           hello = { capabilities: client.getServerCapabilities() ?? {}, instructions: client.getInstructions(), protocolVersion: transport.protocolVersion ?? null }
           await binding.set(this.cfg.id, { sessionId: transport.sessionId ?? null, protocolVersion: transport.protocolVersion ?? null })
         }
-        return await fn(client, hello)
+        return await fn(client, hello, signal)
       } catch (err) {
+        if (guard.tooLarge) throw this.translate(new ResultTooLarge(this.cfg.maxResultBytes), ctx.signal)
         if (attempt === 0 && saved?.sessionId && sessionGone(err)) {
           await binding.set(this.cfg.id, null)
           continue
@@ -132,11 +141,11 @@ export class UpstreamSource implements ToolSource {
   }
 
   async listTools(ctx: CallContext): Promise<ExposedTool[]> {
-    return this.withClient(ctx, async (client) => {
+    return this.withClient(ctx, async (client, _hello, signal) => {
       const out: ExposedTool[] = []
       let cursor: string | undefined
       for (let page = 0; page < MAX_PAGES; page++) {
-        const res = await client.request({ method: 'tools/list', params: cursor ? { cursor } : {} }, ListToolsResultSchema, { timeout: this.cfg.upstream.timeout, signal: ctx.signal })
+        const res = await client.request({ method: 'tools/list', params: cursor ? { cursor } : {} }, ListToolsResultSchema, { timeout: this.cfg.upstream.timeout, signal })
         for (const tool of res.tools) out.push({ tool, origin: { server: this.cfg.id, tool: tool.name, backend: this.cfg.id } })
         cursor = res.nextCursor
         if (!cursor) break
@@ -150,22 +159,22 @@ export class UpstreamSource implements ToolSource {
   }
 
   async callTool(ctx: CallContext, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
-    return this.withClient(ctx, async (client) => {
+    return this.withClient(ctx, async (client, _hello, signal) => {
       // Log messages the server sends while it works are relayed on the consumer's stream.
       client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => ctx.notify(n as never))
       const onprogress = ctx.progressToken === undefined ? undefined : (p: { progress: number; total?: number; message?: string }) => {
         void ctx.notify({ method: 'notifications/progress', params: { ...p, progressToken: ctx.progressToken } })
       }
       return (await client.request({ method: 'tools/call', params: { name, arguments: args } }, CallToolResultSchema, {
-        timeout: this.cfg.upstream.timeout, signal: ctx.signal, onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: this.cfg.upstream.timeout * 10,
+        timeout: this.cfg.upstream.timeout, signal, onprogress, resetTimeoutOnProgress: true, maxTotalTimeout: this.cfg.upstream.timeout * 10,
       })) as CallToolResult
     })
   }
 
   /** Any other request (resources, prompts, completion, logging level, ping), relayed as it is. */
   async forward(ctx: CallContext, method: string, params: Record<string, unknown> | undefined): Promise<Record<string, unknown>> {
-    return this.withClient(ctx, async (client) =>
-      (await client.request({ method, params } as never, ResultSchema, { timeout: this.cfg.upstream.timeout, signal: ctx.signal })) as Record<string, unknown>)
+    return this.withClient(ctx, async (client, _hello, signal) =>
+      (await client.request({ method, params } as never, ResultSchema, { timeout: this.cfg.upstream.timeout, signal })) as Record<string, unknown>)
   }
 
   /** Ends the upstream session bound to a gateway session that is being deleted. */
