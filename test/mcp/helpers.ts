@@ -121,6 +121,10 @@ export interface UpstreamMcp {
   readonly sessions: Map<string, StreamableHTTPServerTransport>
   /** Resolves the `hang` tool's wait (so a test can let it finish). */
   release(): void
+  /** Sends a log message outside any request: it travels on each session's standalone GET stream. */
+  broadcast(data: string): Promise<void>
+  /** Sessions with a standalone GET stream open. */
+  readonly getStreams: Set<string>
   close(): Promise<void>
 }
 
@@ -133,6 +137,8 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[] }
   const authSeen = new Set<string>()
   const sessions = new Map<string, StreamableHTTPServerTransport>()
   const waiters: Array<() => void> = []
+  const servers: McpServer[] = []
+  const getStreams = new Set<string>()
   const build = () => {
     const s = new McpServer({ name: opts.name ?? 'upstream', version: '1.0.0' }, { capabilities: { logging: {} } })
     const want = (n: string) => !opts.tools || opts.tools.includes(n)
@@ -152,6 +158,7 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[] }
     })
     if (want('huge')) s.registerTool('huge', { description: 'Too large', inputSchema: {} }, async () => ({ content: [{ type: 'text', text: 'y'.repeat(600_000) }] }))
     s.registerResource('readme', 'docs://readme', { mimeType: 'text/plain', description: 'The readme' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'read me' }] }))
+    servers.push(s)
     s.registerPrompt('greet', { description: 'A greeting', argsSchema: { who: z.string() } }, ({ who }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Hello ${who}` } }] }))
     return s
   }
@@ -175,12 +182,17 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[] }
       await build().connect(t)
       transport = t
     }
+    if (req.method === 'GET' && sid) {
+      getStreams.add(sid)
+      res.once('close', () => getStreams.delete(sid))
+    }
     await transport.handleRequest(req, res, body)
   })
   const url = `${await listen(server)}/mcp`
   return {
-    url, authSeen, sessions,
+    url, authSeen, sessions, getStreams,
     release: () => { for (const w of waiters.splice(0)) w() },
+    broadcast: async (data) => { for (const s of servers) if (s.isConnected()) await s.server.sendLoggingMessage({ level: 'info', data }).catch(() => {}) },
     close: async () => {
       for (const w of waiters.splice(0)) w()
       for (const t of sessions.values()) await t.close().catch(() => {})

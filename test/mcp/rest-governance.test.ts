@@ -27,8 +27,13 @@ mcp:
     - id: pets-limited
       openapi: { spec: ${spec}, backend: pets-api, operations: [getPet] }
       limits: [ { tools: "pets-limited.getPet", requests: 3, per: 1m } ]
+    - { id: pets-quota, openapi: { spec: ${spec}, backend: pets-api, operations: [getPet] } }
 products:
-  - { id: standard, mcp: { deny: ["pets.deletePet", "pets.bigAnswer"] } }
+  - id: standard
+    mcp:
+      deny: ["pets.deletePet", "pets.bigAnswer"]
+      limits: [ { tools: "pets-quota.*", quota: 2, quotaPeriod: daily } ]
+      log: { redact: ['PETSECRET-\\d+'] }
   - { id: readers, mcp: { allow: ["pets.get*", "pets-limited.*"] } }
 consumers:
   - { id: team-a, product: standard, keys: [ { value: ${TEST_KEY} } ] }
@@ -164,6 +169,36 @@ test('a per-tool rate limit admits exactly its number of calls, then answers JSO
   const prom = parseProm(await (await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text())
   assert.equal(sumOf(prom, 'sluice_mcp_tool_calls_total', { server: 'pets-limited', tool: 'getPet', status: 'ok' }), 4)
   assert.equal(sumOf(prom, 'sluice_mcp_tool_calls_total', { server: 'pets-limited', tool: 'getPet', status: 'rate_limited' }), 1)
+})
+
+test('a per-tool quota admits its number of calls per period, then answers -32030 quota_exceeded', async () => {
+  const { client } = await mcpClient(`${gw.url}/mcp/pets-quota`, TEST_KEY)
+  try {
+    for (const id of ['q1', 'q2']) assert.equal(((await client.callTool({ name: 'getPet', arguments: { petId: id } })).structuredContent as { id: string }).id, id)
+    await assert.rejects(client.callTool({ name: 'getPet', arguments: { petId: 'q3' } }), (e: unknown) => {
+      const data = (e as McpError).data as { code: string; limit: number; retryAfterMs: number }
+      // retryAfterMs runs to the end of the UTC day: more than 0, at most 24 h.
+      return e instanceof McpError && e.code === -32030 && data.code === 'quota_exceeded' && data.limit === 2 && data.retryAfterMs > 0 && data.retryAfterMs <= 86_400_000
+    })
+  } finally {
+    await client.close()
+  }
+})
+
+test('tool arguments and results are logged for a product with mcp.log, redacted', async () => {
+  const { client } = await mcpClient(`${gw.url}/mcp/pets`, TEST_KEY)
+  try {
+    await client.callTool({ name: 'getPet', arguments: { petId: 'PETSECRET-4242', verbose: false } })
+  } finally {
+    await client.close()
+  }
+  assert.equal(await gw.gw.ledger!.flush(5000), true)
+  const logs = (await gw.gw.ledger!.store.messages()).filter((m) => m.model === 'mcp:pets/getPet' && m.prompt?.includes('REDACTED'))
+  assert.equal(logs.length, 1)
+  assert.ok(!logs[0]!.prompt!.includes('PETSECRET-4242') && !logs[0]!.completion!.includes('PETSECRET-4242'))
+  assert.equal(logs[0]!.consumer, 'team-a')
+  // The unredacted parts are kept.
+  assert.match(logs[0]!.prompt!, /"verbose":false/)
 })
 
 test('without a key: 401 with WWW-Authenticate pointing at the RFC 9728 metadata, which names the resource', async () => {
