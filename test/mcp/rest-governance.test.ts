@@ -21,8 +21,10 @@ admin: { host: 127.0.0.1, port: 0, token: ${ADMIN_TOKEN} }
 ledger: { type: sqlite, path: ${join(dir, 'ledger.db')} }
 backends:
   - { id: pets-api, type: openai-compatible, url: ${api.url}/v1, auth: { apiKey: ${API_SECRET} }, timeout: 2s }
+  - { id: dead-api, type: openai-compatible, url: http://127.0.0.1:1/v1, connectTimeout: 1s, circuitBreaker: { failures: 1, window: 1m, tripDuration: 1m } }
 mcp:
   servers:
+    - { id: pets-dead, openapi: { spec: ${spec}, backend: dead-api, operations: [getPet] } }
     - { id: pets, openapi: { spec: ${spec}, backend: pets-api } }
     - id: pets-limited
       openapi: { spec: ${spec}, backend: pets-api, operations: [getPet] }
@@ -199,6 +201,23 @@ test('tool arguments and results are logged for a product with mcp.log, redacted
   assert.equal(logs[0]!.consumer, 'team-a')
   // The unredacted parts are kept.
   assert.match(logs[0]!.prompt!, /"verbose":false/)
+})
+
+test('an unreachable API is a JSON-RPC bad_gateway; once its backend\'s breaker trips, calls are refused without trying', async () => {
+  const { client } = await mcpClient(`${gw.url}/mcp/pets-dead`, TEST_KEY)
+  try {
+    const codes: Array<[number, string]> = []
+    for (let i = 0; i < 2; i++) {
+      try {
+        await client.callTool({ name: 'getPet', arguments: { petId: 'x' } })
+      } catch (e) {
+        codes.push([(e as McpError).code, ((e as McpError).data as { code: string }).code])
+      }
+    }
+    assert.deepEqual(codes, [[-32010, 'bad_gateway'], [-32010, 'no_healthy_backend']])
+  } finally {
+    await client.close()
+  }
 })
 
 test('without a key: 401 with WWW-Authenticate pointing at the RFC 9728 metadata, which names the resource', async () => {
