@@ -51,7 +51,7 @@ type Req = FastifyRequest<{ Params: { id: string } }>
  * start a local process: servers are REST APIs or remote MCP servers named in the configuration.
  */
 export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): Promise<void> } {
-  const metrics = new McpMetrics(d.telemetry.prom.registry, 2000)
+  const metrics = new McpMetrics(d.telemetry.prom.registry, d.runtime().snapshot.config.telemetry.maxSeries)
   const runtimes = new WeakMap<Snapshot, McpRuntime>()
   const sessions: McpSessionStore = d.sessions ?? (d.stores.type === 'redis' && d.stores.redis ? new RedisSessionStore(d.stores.redis, d.stores.keyPrefix ?? 'sluice:') : new MemorySessionStore(() => d.clock.now()))
   const logger = d.logger.child({ component: 'mcp' })
