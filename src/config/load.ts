@@ -5,6 +5,7 @@ import { LineCounter, parseDocument, type Node } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type GatewayConfig, type PolicyEntry } from './schema.ts'
 import { hasProvider } from '../providers/index.ts'
+import { checkMcpReferences } from '../mcp/config.ts'
 import type { PolicyRegistry } from '../policies/types.ts'
 
 export interface ConfigProblem {
@@ -210,6 +211,7 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
       if (!models.has(m)) report(['products', i, 'models', j], `unknown model "${m}"`)
     })
   })
+  checkMcpReferences(c.mcp, backends, report)
   const digests = new Map<string, string>()
   c.consumers.forEach((cons, i) => {
     if (cons.product !== undefined && !products.has(cons.product)) report(['consumers', i, 'product'], `unknown product "${cons.product}"`)

@@ -2,6 +2,8 @@ import { z } from 'zod'
 import { duration, byteSize, text } from './schema-units.ts'
 import { authSchema } from '../auth/jwt/config.ts'
 import { expiryDate, ipFilterSchema } from '../auth/schema.ts'
+import { parseDuration } from '../core/duration.ts'
+import { mcpSection, productMcp } from '../mcp/config.ts'
 
 export { duration, byteSize, text } from './schema-units.ts'
 
@@ -145,6 +147,8 @@ export const productSchema = z.strictObject({
   /** Which credentials its consumers may present: gateway keys, JWTs (`auth.jwt`), or either. */
   auth: z.enum(['key', 'jwt', 'any']).default('any'),
   ipFilter: ipFilterSchema.optional(),
+  /** MCP governance: tools its consumers may see and call (globs over `<server>.<tool>`), per-tool limits. */
+  mcp: productMcp.optional(),
 })
 export type ProductConfig = z.infer<typeof productSchema>
 
@@ -307,6 +311,8 @@ export const configSchema = z.strictObject({
     /** Full re-read of the stored consumers and products, healing a missed change notification. */
     resync: duration.default(5_000),
   }).default({ resync: 5_000 }),
+  /** MCP gateway: REST APIs as MCP servers, passthrough and aggregation (src/mcp/). */
+  mcp: mcpSection,
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
     models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional() })).default({}),

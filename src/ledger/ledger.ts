@@ -111,6 +111,12 @@ export class Ledger implements LedgerSink {
     this.push('messages', this.messageQueue, { ...record, recordId: this.nextId() }, messageRecordSize(record))
   }
 
+  /** A record built elsewhere (an MCP tool call: src/mcp/governance.ts): journalled and queued like any other. */
+  recordUsage(record: UsageRecord): void {
+    const rec = { ...record, recordId: this.nextId() }
+    this.push('usage', this.usageQueue, rec, usageRecordSize(rec))
+  }
+
   /** Journal, then queue; a record neither can hold is shed and counted (never blocks, never throws). */
   private push<T>(kind: JournalKind, queue: BatchQueue<Entry<T>>, rec: T, size: number): void {
     if (!queue.hasRoom(size)) { queue.append({ rec, pos: null }); return } // counted as shed by the queue

@@ -40,6 +40,7 @@ import { journalSettingsOf, journalSlotOf } from '../ledger/journal-config.ts'
 import { createFinops, type Finops } from '../finops/wiring.ts'
 import { registerSelfService } from '../finops/self-service.ts'
 import type { ManagementStore } from '../control/management/store.ts'
+import { registerMcp } from '../mcp/routes.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -255,6 +256,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       ...(replay ? { ledger: { replay: replay.state, replayedRecords: replay.records } } : {}),
     })
   })
+  registerMcp(app, { runtime, auth, stores, clients, baseUrlOf, ledger, telemetry, clock, logger, inflight })
   registerMethodNotAllowed(app, routes, (reply, err) => sendError(reply, err, null))
 
   const reload = async (config?: GatewayConfig): Promise<number> => {
