@@ -13,7 +13,8 @@ import { periodBounds, QUOTA_PERIODS, type QuotaPeriod } from '../limits-common/
 import { expectedCompletionTokens } from '../token-limit/index.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 import { costMicros, estimateMicros, MICROS_PER_USD, usdText } from './money.ts'
-import { parseThreshold, type BudgetInspector, type BudgetView } from './view.ts'
+import { type BudgetInspector, type BudgetView } from './view.ts'
+import { alertThresholds } from '../../finops/thresholds.ts'
 
 /** A budget above a billion dollars is a typo (and would leave the exact integer range of the stores). */
 const MAX_USD = 1e9
@@ -36,15 +37,7 @@ const schema = z.strictObject({
   period: periodSchema.optional(),
   /** A rolling window instead of a period: spending of the last `window` (e.g. `30d`). */
   window: duration.pipe(z.number().int().min(1_000, 'a budget window is at least 1s')).optional(),
-  alerts: z.array(z.strictObject({
-    /** `80%`, or a number of percent (80). */
-    at: z.union([z.string(), z.number()]).transform((v, ctx) => {
-      const pct = parseThreshold(v)
-      if (pct === null) { ctx.addIssue({ code: 'custom', message: `"${v}" is not a threshold (use 50%, 80%, 100%)` }); return z.NEVER }
-      return pct
-    }),
-    webhook: z.string().min(1).optional(),
-  })).max(20).default([]),
+  alerts: alertThresholds,
   /** `refuse` answers 403 budget_exceeded; `suspend` also suspends the consumer until the period ends. */
   onExceeded: z.enum(['refuse', 'suspend']).default('refuse'),
   /** A model missing from the price table: refused (default), or allowed and logged (charged nothing). */

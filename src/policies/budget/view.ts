@@ -28,9 +28,4 @@ export function isBudgetInspector(p: unknown): p is BudgetInspector {
   return typeof p === 'object' && p !== null && (p as { isBudgetInspector?: unknown }).isBudgetInspector === true
 }
 
-/** `80%` or 80 → 80; thresholds from just above 0 up to 1000 % (alerting on overspend is allowed). */
-export function parseThreshold(v: string | number): number | null {
-  const n = typeof v === 'number' ? v : /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v)?.[1]
-  const pct = n === undefined ? NaN : Number(n)
-  return Number.isFinite(pct) && pct > 0 && pct <= 1000 ? pct : null
-}
+export { parseThreshold } from '../../finops/thresholds.ts'

@@ -4,6 +4,8 @@
  * a scan backtrack. A match is confirmed by a checksum where one exists (Luhn for cards, mod-97 for
  * IBANs) so digit runs that merely look like cards are not flagged.
  */
+import { luhnValid } from '../../core/checksums.ts'
+
 export const PII_KINDS = ['email', 'phone', 'card', 'iban', 'nationalId', 'apiKey'] as const
 export type PiiKind = (typeof PII_KINDS)[number]
 
@@ -17,17 +19,7 @@ interface Detector {
 
 const digitsOf = (s: string) => s.replace(/[^0-9]/g, '')
 
-export function luhnValid(digits: string): boolean {
-  let sum = 0
-  let double = false
-  for (let i = digits.length - 1; i >= 0; i--) {
-    let d = digits.charCodeAt(i) - 48
-    if (double) { d *= 2; if (d > 9) d -= 9 }
-    sum += d
-    double = !double
-  }
-  return sum % 10 === 0
-}
+export { luhnValid } from '../../core/checksums.ts'
 
 /** ISO 13616: move the first four characters to the end, letters to numbers, the remainder mod 97 is 1. */
 export function ibanValid(raw: string): boolean {

@@ -11,7 +11,7 @@ import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
 import { HEADER_NAME, heldBy, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
 import { periodBounds, QUOTA_PERIODS } from '../limits-common/periods.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
-import { parseThreshold } from '../budget/view.ts'
+import { alertThresholds } from '../../finops/thresholds.ts'
 
 const headerName = z.string().regex(HEADER_NAME, 'a header name is letters, digits and - (an HTTP token)')
 
@@ -33,14 +33,7 @@ const schema = z.strictObject({
   remainingQuotaTokensHeaderName: headerName.optional(),
   tokensConsumedHeaderName: headerName.optional(),
   /** Thresholds of the token quota (`80%`), each fired once per period to the log and a webhook, as budgets do. */
-  alerts: z.array(z.strictObject({
-    at: z.union([z.string(), z.number()]).transform((v, ctx) => {
-      const pct = parseThreshold(v)
-      if (pct === null) { ctx.addIssue({ code: 'custom', message: `"${v}" is not a threshold (use 50%, 80%, 100%)` }); return z.NEVER }
-      return pct
-    }),
-    webhook: z.string().min(1).optional(),
-  })).max(20).default([]),
+  alerts: alertThresholds,
 }).superRefine((o, ctx) => {
   if (o.tokensPerMinute === undefined && o.tokenQuota === undefined) {
     ctx.addIssue({ code: 'custom', message: 'token-limit needs tokensPerMinute, tokenQuota (with tokenQuotaPeriod), or both' })
