@@ -22,6 +22,8 @@ async function chat(url: string) {
 
 describe('circuit breakers shared through Redis by several gateway processes', { skip: !redisUp }, () => {
   let upstream: SwitchableUpstream
+  // The admin plane always has a token (a generated one when the config names none).
+  const ADMIN_TOKEN = 'test-admin-token-breakers'
   const procs: GatewayProcess[] = []
   const admins: string[] = []
   const prefix = `sluice-test-brk-${randomBytes(6).toString('hex')}:`
@@ -34,7 +36,7 @@ describe('circuit breakers shared through Redis by several gateway processes', {
       const file = join(dir, `gw${i}.yaml`)
       writeFileSync(file, `
 listen: { host: 127.0.0.1, port: ${port} }
-admin: { host: 127.0.0.1, port: ${adminPort} }
+admin: { host: 127.0.0.1, port: ${adminPort}, token: ${ADMIN_TOKEN} }
 logging: { level: warn }
 ledger: { type: none }
 store: { type: redis, url: "redis://127.0.0.1:6379", keyPrefix: "${prefix}" }
@@ -84,7 +86,7 @@ consumers:
     assert.equal(other.backend, 'spare')
     assert.equal(other.attempts, 1, 'process B never tried the PTU')
     assert.equal(upstream.hits, hits)
-    const state = (await (await fetch(`${admins[1]}/admin/backends`)).json()) as { backends: { id: string; state: string; lastFailure: { reason: string } }[] }
+    const state = (await (await fetch(`${admins[1]}/admin/backends`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { backends: { id: string; state: string; lastFailure: { reason: string } }[] }
     const ptu = state.backends.find((x) => x.id === 'ptu')!
     assert.equal(ptu.state, 'open')
     assert.equal(ptu.lastFailure.reason, 'status 429')
@@ -93,7 +95,7 @@ consumers:
     upstream.behave = null
     await until(async () => (await chat(b.url)).backend === 'ptu', 15_000)
     assert.equal((await chat(a.url)).backend, 'ptu')
-    const after = (await (await fetch(`${admins[0]}/admin/backends`)).json()) as { backends: { id: string; state: string }[] }
+    const after = (await (await fetch(`${admins[0]}/admin/backends`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { backends: { id: string; state: string }[] }
     assert.equal(after.backends.find((x) => x.id === 'ptu')!.state, 'closed')
   })
 })

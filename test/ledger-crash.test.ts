@@ -30,7 +30,7 @@ const ROUNDS = [
 
 const yaml = (port: number, adminPort: number, ledger: string) => `
 listen: { host: 127.0.0.1, port: ${port}, shutdownGrace: 5s }
-admin: { host: 127.0.0.1, port: ${adminPort} }
+admin: { host: 127.0.0.1, port: ${adminPort}, token: test-admin-token-crash }
 logging: { level: warn }
 ${ledger}
 backends:
@@ -140,7 +140,7 @@ async function crashRounds(engine: Engine, dir: string): Promise<void> {
     for (const id of extra) answered.push(id) // billed, and from now on expected
     assert.equal(ids.length, answered.length)
     // The report agrees with the rows.
-    const report = (await (await fetch(`http://127.0.0.1:${adminPort}/admin/usage?by=consumer`)).json()) as { rows: { key: string; requests: number }[] }
+    const report = (await (await fetch(`http://127.0.0.1:${adminPort}/admin/usage?by=consumer`, { headers: { authorization: 'Bearer test-admin-token-crash' } })).json()) as { rows: { key: string; requests: number }[] }
     assert.deepEqual(report.rows.map((x) => [x.key, x.requests]), [['team-a', answered.length]])
   }
   gp.child.kill('SIGTERM')
