@@ -125,7 +125,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     http: { headersTimeout: Math.min(listenCfg.headersTimeout, listenCfg.requestTimeout), connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(listenCfg.headersTimeout / 4))) },
     clientErrorHandler: clientErrorHandler(logger),
     // Path parameters are model and deployment names: longer ones are refused (414) by the router itself.
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     frameworkErrors: (err, req, reply) => { void reply.header('x-request-id', req.id); sendError(reply, frameworkError(err), null) },
     genReqId: (req) => {
       const given = req.headers['x-request-id']
