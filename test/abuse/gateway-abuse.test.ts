@@ -69,6 +69,31 @@ function send(url: string, method: string, path: string, opts: { headers?: Recor
   })
 }
 
+/** Sends only the headers of a POST declaring `length` bytes, and reads the answer off the raw socket. */
+function declaredOnly(url: string, path: string, length: number, headers: Record<string, string>): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url)
+    const socket = net.connect(Number(u.port), u.hostname)
+    let text = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (d: string) => {
+      text += d
+      const end = text.indexOf('\r\n\r\n')
+      const len = /content-length: (\d+)/i.exec(text)?.[1]
+      if (end > 0 && len && text.length >= end + 4 + Number(len)) {
+        socket.destroy()
+        const head = text.slice(0, end).split('\r\n')
+        const hs: http.IncomingHttpHeaders = {}
+        for (const line of head.slice(1)) { const i = line.indexOf(':'); hs[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim() }
+        resolve({ status: Number(head[0]!.split(' ')[1]), headers: hs, text: text.slice(end + 4, end + 4 + Number(len)) })
+      }
+    })
+    socket.on('error', reject)
+    const lines = Object.entries({ host: 'x', ...headers, 'content-length': String(length) }).map(([k, v]) => `${k}: ${v}`).join('\r\n')
+    socket.write(`POST ${path} HTTP/1.1\r\n${lines}\r\n\r\n`)
+  })
+}
+
 /** An error answer as the contract has it: OpenAI-shaped, bounded, with an x-request-id and nothing secret. */
 function assertErrorShape(a: Answer, status: number, code: string | null, what: string): void {
   assert.equal(a.status, status, `${what}: status (body ${a.text.slice(0, 200)})`)
@@ -175,7 +200,8 @@ consumers:
       }
       await check(`${path} nested 2000`, send(url, 'POST', path, { headers: auth(), body: deep(2000) }), 400, 'invalid_request_error')
       await check(`${path} 65 levels, over maxJsonDepth 64`, send(url, 'POST', path, { headers: auth(), body: deep(65) }), 400, 'invalid_request_error')
-      await check(`${path} over the body limit`, send(url, 'POST', path, { headers: auth(), body: chat({ pad: 'x'.repeat(BODY_LIMIT) }) }), 413, 'request_too_large')
+      // Declared over the limit: refused from the headers (the gateway closes the connection, so no body is sent).
+      await check(`${path} over the body limit`, declaredOnly(url, path, BODY_LIMIT + 1, auth()), 413, 'request_too_large')
       await check(`${path} wrong method`, send(url, 'GET', path, { headers: auth() }), 405, 'method_not_allowed')
       await check(`${path} DELETE`, send(url, 'DELETE', path, { headers: auth() }), 405, 'method_not_allowed')
     }
@@ -267,7 +293,8 @@ consumers:
   })
 
   it('kept /healthz under 100 ms throughout the corpus', { todo: 'outliers of 100-1700 ms seen on the shared 2-core machine (load 10-19): not yet told apart from scheduling noise' }, () => {
-    const p = probes[0]!
+    const p = probes[0]
+    assert.ok(p, 'the corpus ran to its end')
     assert.ok(p.max < 100, `/healthz answered within 100 ms throughout (max ${p.max.toFixed(1)} ms; over: ${p.samples.join(',')})`)
   })
 
