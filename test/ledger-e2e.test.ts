@@ -57,10 +57,10 @@ consumers:
   - { id: team-b, product: standard, keys: [ { value: ${KEY_B} } ] }
 `
 
-interface Sent { id: string; consumer: string | null; model: string; stream: boolean; status: number; prompt: number; completion: number; backend: string | null; cacheHit: boolean }
+interface Sent { id: string; consumer: string | null; model: string | null; stream: boolean; status: number; prompt: number; completion: number; backend: string | null; cacheHit: boolean }
 
 const costOf = (s: Sent): number => {
-  if (s.cacheHit) return 0
+  if (s.cacheHit || s.model === null) return 0
   const p = PRICE[s.model as keyof typeof PRICE]
   return (s.prompt * p.input + s.completion * p.output) / 1e6
 }
@@ -129,13 +129,14 @@ describe('usage ledger end to end', () => {
       const body = (await res.json()) as { usage: { prompt_tokens: number } }
       sent.push({ id, consumer: 'team-a', model: 'text-embedding-3-small', stream: false, status: 200, prompt: body.usage.prompt_tokens, completion: 0, backend: res.headers.get('x-sluice-backend'), cacheHit: false })
     }
-    // Refused: a bad key (401) still gets its row, with no consumer.
+    // Refused: a bad key (401) still gets its row, with no consumer and no model: it is refused from its
+    // headers before its body (and the model in it) is read.
     {
       const id = `e2e-${++n}`
       const res = await fetch(`${tg.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer sk-wrong-key-0000', 'content-type': 'application/json', 'x-request-id': id }, body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }) })
       assert.equal(res.status, 401)
       await res.arrayBuffer()
-      sent.push({ id, consumer: null, model: 'gpt-4o', stream: false, status: 401, prompt: 0, completion: 0, backend: null, cacheHit: false })
+      sent.push({ id, consumer: null, model: null, stream: false, status: 401, prompt: 0, completion: 0, backend: null, cacheHit: false })
     }
   })
 
@@ -165,14 +166,16 @@ describe('usage ledger end to end', () => {
       assert.equal(r.completionTokens, s.completion, `${s.id} completion tokens`)
       assert.equal(r.backend, s.backend, s.id)
       assert.equal(r.cacheHit, s.cacheHit, s.id)
-      assert.ok(r.costUsd !== null && Math.abs(r.costUsd - costOf(s)) < 1e-12, `${s.id} cost ${r.costUsd} vs ${costOf(s)}`)
+      // A row with no model (refused before the body was read) has no price to apply: no cost, not zero.
+      if (s.model === null) assert.equal(r.costUsd, null, `${s.id} cost`)
+      else assert.ok(r.costUsd !== null && Math.abs(r.costUsd - costOf(s)) < 1e-12, `${s.id} cost ${r.costUsd} vs ${costOf(s)}`)
       assert.ok(r.latencyMs >= 0)
       if (s.status === 200 && !s.cacheHit) assert.equal(r.attempts, 1, s.id)
       if (s.stream) assert.ok(r.ttftMs !== null && r.ttftMs <= r.latencyMs, `${s.id} ttft`)
       if (s.status === 401) assert.equal(r.errorCode, 'invalid_api_key')
       else assert.equal(r.errorCode, null)
     }
-    assert.ok(sent.filter((s) => s.stream).length >= 3 && new Set(sent.map((s) => s.model)).size === 3)
+    assert.ok(sent.filter((s) => s.stream).length >= 3 && new Set(sent.flatMap((s) => s.model ?? [])).size === 3)
   })
 
   const expectedRows = (key: (s: Sent) => string): UsageRow[] => {
@@ -201,7 +204,7 @@ describe('usage ledger end to end', () => {
     assert.deepEqual(Object.keys(body), ['rows'])
     assert.deepEqual(Object.keys(body.rows[0]!), ['key', 'requests', 'promptTokens', 'completionTokens', 'totalTokens', 'costUsd', 'cacheHits', 'errors'])
     sameRows(body.rows, expectedRows((s) => s.consumer ?? '(none)'))
-    sameRows((JSON.parse((await getUsage('?by=model')).text) as { rows: UsageRow[] }).rows, expectedRows((s) => s.model))
+    sameRows((JSON.parse((await getUsage('?by=model')).text) as { rows: UsageRow[] }).rows, expectedRows((s) => s.model ?? '(none)'))
     sameRows((JSON.parse((await getUsage('?by=backend&since=24h')).text) as { rows: UsageRow[] }).rows, expectedRows((s) => s.backend ?? '(none)'))
     const byDay = (JSON.parse((await getUsage('?by=day')).text) as { rows: UsageRow[] }).rows
     // The run may straddle midnight UTC: compare the totals over the days.

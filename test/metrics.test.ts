@@ -80,12 +80,13 @@ describe('Prometheus metrics at /metrics', () => {
       assert.equal(u.completion, n)
       sent.push({ consumer, model, backend: model === 'gpt-4o' ? 'mock-b' : 'mock-a', user, stream, ...u })
     }
-    // Refused requests are counted too: an unknown key (no consumer) and an unknown model.
+    // Refused requests are counted too, but never as series of their own: an unknown key (no consumer) and an
+    // unknown model each add to one fixed counter, so callers without a key cannot fill the series cap.
     const bad = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: 'Bearer sk-nobody-at-all', 'content-type': 'application/json' }, body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }) })
     assert.equal(bad.status, 401)
     const unknown = await fetch(`${g.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${KEY_A}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'no-such-model-9f2', messages: [{ role: 'user', content: 'x' }] }) })
     assert.equal(unknown.status, 404)
-    samples = await scrapeUntil(g.adminUrl, (s) => sumOf(s, 'sluice_requests_total') >= plan.length + 2)
+    samples = await scrapeUntil(g.adminUrl, (s) => sumOf(s, 'sluice_requests_total') >= plan.length && sumOf(s, 'sluice_unattributed_requests_total') >= 2)
   })
   after(() => g.close())
 
@@ -109,17 +110,20 @@ describe('Prometheus metrics at /metrics', () => {
     assert.equal(sumOf(samples, 'sluice_requests_total', { status: '200', consumer: 'team-a', model: 'gpt-4o', backend: 'mock-b' }), 1)
     assert.equal(sumOf(samples, 'sluice_requests_total', { status: '200', consumer: 'team-b', model: 'gpt-4o', backend: 'mock-b' }), 2)
     assert.equal(sumOf(samples, 'sluice_requests_total', { status: '200', consumer: 'team-b', model: 'gpt-4o-mini', backend: 'mock-a' }), 1)
-    assert.equal(sumOf(samples, 'sluice_requests_total', { status: '401', consumer: '', backend: '' }), 1)
-    // A model nobody configured is the client's free text: it never becomes a label value of its own.
-    assert.equal(sumOf(samples, 'sluice_requests_total', { status: '404', consumer: 'team-a', model: '__unknown__' }), 1)
-    assert.equal(samplesOf(samples, 'sluice_requests_total').some((s) => s.labels.model === 'no-such-model-9f2'), false)
+    // No principal, or a model nobody configured: no series (the client's free text is never a label value).
+    assert.equal(sumOf(samples, 'sluice_requests_total', { status: '401' }), 0)
+    assert.equal(sumOf(samples, 'sluice_requests_total', { status: '404' }), 0)
+    assert.equal(samplesOf(samples, 'sluice_requests_total').some((s) => s.labels.model === 'no-such-model-9f2' || s.labels.model === '__unknown__'), false)
+    assert.equal(sumOf(samples, 'sluice_unattributed_requests_total', { reason: 'unauthenticated' }), 1)
+    assert.equal(sumOf(samples, 'sluice_unattributed_requests_total', { reason: 'unknown_model' }), 1)
+    assert.equal(sumOf(samples, 'sluice_requests_total'), sent.length)
   })
 
   it('has latency histograms, and time to first token for streams only', () => {
-    assert.equal(sumOf(samples, 'sluice_request_duration_seconds_count'), sent.length + 2)
+    assert.equal(sumOf(samples, 'sluice_request_duration_seconds_count'), sent.length)
     assert.equal(sumOf(samples, 'sluice_request_duration_seconds_count', { consumer: 'team-b', model: 'gpt-4o' }), 2)
     const inf = samplesOf(samples, 'sluice_request_duration_seconds_bucket', { le: '+Inf' })
-    assert.equal(inf.reduce((a, s) => a + s.value, 0), sent.length + 2)
+    assert.equal(inf.reduce((a, s) => a + s.value, 0), sent.length)
     assert.equal(sumOf(samples, 'sluice_time_to_first_token_seconds_count'), sent.filter((s) => s.stream).length)
     assert.equal(sumOf(samples, 'sluice_time_to_first_token_seconds_count', { consumer: 'team-b', model: 'gpt-4o', backend: 'mock-b' }), 2)
     assert.ok(sumOf(samples, 'sluice_time_to_first_token_seconds_sum') > 0)
@@ -152,7 +156,7 @@ describe('Prometheus metrics at /metrics', () => {
     assert.equal(res.status, 200)
     const body = (await res.json()) as { buckets: Array<{ requests: number; totalTokens: number; byConsumer: Record<string, number> }>; totals: { byConsumer: Array<{ key: string; totalTokens: number }> }; circuit: Record<string, number> }
     assert.equal(body.buckets.length, 10)
-    assert.equal(body.buckets.reduce((a, b) => a + b.requests, 0), sent.length + 2)
+    assert.equal(body.buckets.reduce((a, b) => a + b.requests, 0), sent.length)
     const teamA = sent.filter((s) => s.consumer === 'team-a').reduce((a, s) => a + s.prompt + s.completion, 0)
     assert.equal(body.buckets.reduce((a, b) => a + (b.byConsumer['team-a'] ?? 0), 0), teamA)
     assert.equal(body.totals.byConsumer.find((r) => r.key === 'team-a')?.totalTokens, teamA)

@@ -71,7 +71,8 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   })
   const boundHost = deps.host ?? '127.0.0.1'
   const allowedHosts = deps.allowedHosts ?? []
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id)
     // A DNS-rebinding page reaches this listener under its own name: only loopback names, the bound address and
     // the configured names are answered, before anything else (public dashboard files included).
     if (!adminHostAllowed(req.headers.host, boundHost, allowedHosts)) {

@@ -36,6 +36,7 @@ export const GW_ERR = {
   SERVER_BUSY: { status: 503, type: 'service_unavailable', code: 'server_busy' },
   REQUEST_TIMEOUT: { status: 408, type: 'invalid_request_error', code: 'request_timeout' },
   HEADERS_TOO_LARGE: { status: 431, type: 'invalid_request_error', code: 'request_header_fields_too_large' },
+  URI_TOO_LONG: { status: 414, type: 'invalid_request_error', code: 'uri_too_long' },
   HOST_NOT_ALLOWED: { status: 403, type: 'permission_error', code: 'host_not_allowed' },
   STREAM_DURATION_EXCEEDED: { status: 504, type: 'timeout_error', code: 'stream_duration_exceeded' },
 } as const satisfies Record<string, ErrorSpec>

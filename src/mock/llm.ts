@@ -161,6 +161,8 @@ function usageObj(prompt: number, completion: number, cached = 0) {
  * memory, and `max_tokens: 1e12` must not size an allocation (answers past it end with finish_reason "length").
  */
 export const MOCK_MAX_COMPLETION_TOKENS = 32_768;
+/** Largest request body the mock reads. */
+const MOCK_MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** Prompt characters the mock counts exactly per request (the rest estimated), so no prompt stalls its process. */
 const MOCK_EXACT_PROMPT_CHARS = 16_384;
 const requestCounter = () => budgetedCounter('gpt-4o', MOCK_EXACT_PROMPT_CHARS);
@@ -773,10 +775,19 @@ export function createMockHandler(opts: MockOptions = {}): MockHandler {
       if (!res.writableFinished && !ctx.selfReset) stats.aborted++;
     });
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    let bytesRead = 0;
+    let tooLarge = false;
+    req.on('data', (c: Buffer) => {
+      if (tooLarge) return;
+      bytesRead += c.length;
+      // The mock keeps what it reads in memory: past the cap the body is dropped and refused, not stored.
+      if (bytesRead > MOCK_MAX_BODY_BYTES) { tooLarge = true; chunks.length = 0; return; }
+      chunks.push(c);
+    });
     req.on('error', () => {});
     req.on('end', () => {
       if (ctx.closed) return;
+      if (tooLarge) return sendError(ctx, 413, `Mock: request bodies are limited to ${MOCK_MAX_BODY_BYTES} bytes.`);
       try {
         dispatch(ctx, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
       } catch (e) {

@@ -162,6 +162,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     requestTimeout: listenCfg.requestTimeout,
     http: { headersTimeout: Math.min(listenCfg.headersTimeout, listenCfg.requestTimeout), connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(listenCfg.headersTimeout / 4))) },
     clientErrorHandler: clientErrorHandler(logger),
+    // Path parameters are model and deployment names: longer ones are refused (414) by the router itself.
+    routerOptions: { maxParamLength: 256 },
+    frameworkErrors: (err, req, reply) => { void reply.header('x-request-id', req.id); sendError(reply, frameworkError(err), null, doorOf(req.url)) },
     genReqId: (req) => {
       const given = req.headers['x-request-id']
       return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
@@ -176,6 +179,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const maxDepth = listenCfg.maxJsonDepth
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: listenCfg.bodyLimit }, (req, text, done) => {
     req.sluice?.bodyDone() // the upload is in memory as one string now; its reservation is freed
+    // A wrong method is answered 405 whatever it carried (a DELETE with a JSON content type and no body).
+    if ((req.routeOptions.config as { methodNotAllowed?: boolean } | undefined)?.methodNotAllowed) return done(null, undefined)
     try {
       done(null, parseJsonBody((text as string | undefined) ?? '', maxDepth))
     } catch (err) {
@@ -280,11 +285,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const adminCfg = opts.config.admin
   const admin = Fastify({
     logger: false,
+    genReqId: () => randomUUID(),
     forceCloseConnections: true,
     bodyLimit: adminCfg.bodyLimit,
     requestTimeout: listenCfg.requestTimeout,
     http: { headersTimeout: Math.min(listenCfg.headersTimeout, listenCfg.requestTimeout), connectionsCheckingInterval: 1000 },
     clientErrorHandler: clientErrorHandler(logger),
+    frameworkErrors: (err, req, reply) => { void reply.header('x-request-id', req.id); sendError(reply, frameworkError(err), null, doorOf(req.url)) },
   })
   registerAdminRoutes(admin, {
     runtime, reload, keyStore, auth, token: adminCfg.token ?? null, logger, stores, telemetry, ledger,
@@ -333,6 +340,12 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 /** The front door a URL belongs to, for errors raised outside the request path. */
 function doorOf(url: string) {
   return url === '/v1/messages' || url.startsWith('/v1/messages/') || url.startsWith('/v1/messages?') ? anthropicDoor : openaiDoor
+}
+
+/** The router's own refusals (a path parameter too long, a malformed URL), in the gateway's error shape. */
+function frameworkError(err: { code?: string }): GatewayError {
+  if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') return new GatewayError(GW_ERR.URI_TOO_LONG, 'A name in the request path is longer than the gateway accepts.')
+  return new GatewayError(GW_ERR.INVALID_REQUEST, 'The request URL is not valid.')
 }
 
 function fastifyErrorToGateway(err: unknown, logger: Logger, reqId: string): GatewayError {

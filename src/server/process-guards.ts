@@ -3,7 +3,11 @@ import { clipText } from '../core/bounded.ts'
 
 /** What is logged of an error: its kind and a cut message, never its stack (a log is no place for internals). */
 export function errorSummary(err: unknown): Record<string, unknown> {
-  if (!(err instanceof Error)) return { type: typeof err, message: clipText(String(err), 200) }
+  if (!(err instanceof Error)) {
+    // Already summarised (a logger whose serializer is this function, given a summary): keep it.
+    if (err && typeof err === 'object' && typeof (err as { type?: unknown }).type === 'string' && typeof (err as { message?: unknown }).message === 'string') return err as Record<string, unknown>
+    return { type: typeof err, message: clipText(String(err), 200) }
+  }
   const code = (err as { code?: unknown }).code
   return { type: err.name, message: clipText(err.message, 200), ...(typeof code === 'string' ? { code } : {}) }
 }

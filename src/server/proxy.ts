@@ -249,6 +249,9 @@ async function drained(res: ServerResponse, signal: AbortSignal): Promise<void> 
   await once(res, 'drain', { signal }).catch(() => { throw new ClientAbortError() })
 }
 
+/** How long a connection refused before its body was read stays open for the client to read the answer. */
+const REFUSED_LINGER_MS = 1000
+
 /**
  * Answers a request refused before its body was read (no key, over its concurrency, body budget spent) and
  * records it like any other: the ledger row has no model (the body was never read) and no metrics series is
@@ -267,6 +270,10 @@ export function refuseBeforeBody(deps: ProxyDeps, req: FastifyRequest, reply: Fa
     clientWantsStreamUsage: false,
   })
   void reply.header('connection', 'close')
+  // Node would go on reading (and discarding) the unread upload until the request timeout: once the answer
+  // is out, the connection gets a short linger for the client to read it, then it is closed.
+  const socket = req.raw.socket
+  reply.raw.once('finish', () => { setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref() })
   sendError(reply, err, null, door)
   settle(deps, ctx, null, { status: err.status, usage: null, error: err, aborted: false, endedAt: deps.now(), completionText: null, servedBy: null })
 }

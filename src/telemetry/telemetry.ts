@@ -1,3 +1,4 @@
+import { UNKNOWN_MODEL } from '../core/bounded.ts'
 import { addUsage } from '../core/usage.ts'
 import type { RequestContext } from '../core/context.ts'
 import type { Outcome } from '../core/pipeline.ts'
@@ -25,7 +26,6 @@ export interface RequestRecorder {
   recordRequest(ctx: RequestContext, outcome: Outcome): void
 }
 
-import { UNKNOWN_MODEL } from '../core/bounded.ts'
 const SERVED_BY_POLICY: BackendDescription = { provider: 'sluice', address: null }
 
 /**

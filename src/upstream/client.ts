@@ -79,26 +79,38 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
   // undici's own headersTimeout starts only once the request is on a socket, so a backend whose connections
   // are all taken by one consumer's long streams would otherwise keep everyone else waiting without a 504.
   const attempt = new AbortController()
-  let timedOut = false
-  const timer = setTimeout(() => { timedOut = true; attempt.abort() }, backend.timeout)
-  const onCallerAbort = () => attempt.abort()
-  signal.addEventListener('abort', onCallerAbort, { once: true })
-  let res
+  const pending = pool.request({
+    method: 'POST',
+    path: target.path,
+    headers: { ...target.headers, 'content-type': 'application/json', accept: opts.stream ? (opts.streamContentType ?? 'text/event-stream') : 'application/json' },
+    body: opts.body,
+    signal: attempt.signal,
+    headersTimeout: backend.timeout,
+    bodyTimeout: backend.idleTimeout,
+  })
+  // A request still queued in the pool is only dropped by undici once a connection frees up, so the timer and
+  // the caller's abort settle the attempt themselves rather than waiting for undici to notice.
+  let timer: NodeJS.Timeout | undefined
+  let onCallerAbort: (() => void) | undefined
+  let res: Awaited<typeof pending>
   try {
-    res = await pool.request({
-      method: 'POST',
-      path: target.path,
-      headers: { ...target.headers, 'content-type': 'application/json', accept: opts.stream ? (opts.streamContentType ?? 'text/event-stream') : 'application/json' },
-      body: opts.body,
-      signal: attempt.signal,
-      headersTimeout: backend.timeout,
-      bodyTimeout: backend.idleTimeout,
+    res = await new Promise<Awaited<typeof pending>>((resolve, reject) => {
+      let settled = false
+      const fail = (err: Error) => { if (!settled) { settled = true; reject(err) } }
+      timer = setTimeout(() => {
+        attempt.abort()
+        fail(new UpstreamFailure(GW_ERR.GATEWAY_TIMEOUT, `Backend "${backend.id}" did not answer within ${backend.timeout} ms (waiting for a connection included).`, 'timeout', backend.id))
+      }, backend.timeout)
+      onCallerAbort = () => { attempt.abort(); fail(abortError()) }
+      signal.addEventListener('abort', onCallerAbort, { once: true })
+      pending.then(
+        (r) => { if (settled) r.body.destroy(); else { settled = true; resolve(r) } },
+        (err: unknown) => fail(signal.aborted ? abortError() : failureFromError(err, backend.id)),
+      )
     })
   } catch (err) {
-    signal.removeEventListener('abort', onCallerAbort)
-    if (signal.aborted) throw abortError()
-    if (timedOut) throw new UpstreamFailure(GW_ERR.GATEWAY_TIMEOUT, `Backend "${backend.id}" did not answer within ${backend.timeout} ms (waiting for a connection included).`, 'timeout', backend.id)
-    throw failureFromError(err, backend.id)
+    signal.removeEventListener('abort', onCallerAbort!)
+    throw err
   } finally {
     clearTimeout(timer)
   }
