@@ -32,6 +32,12 @@ describe('semantic-cache guard', () => {
     assert.deepEqual(check('Tokyo is in which country?', 'Osaka is in which country?'), { ok: false, reason: 'entity', detail: 'tokyo → osaka' })
     assert.equal((check('Forgot my password, what now?', 'Forgot my username, what now?') as { reason: string }).reason, 'substitution')
     assert.ok(check('Tokyo is in which country?', 'Tokyo is in which country, please?').ok)
+    assert.equal((check('Apple stock price today', 'Tesla stock price today') as { reason: string }).reason, 'entity')
+    // A sentence-initial name swapped for a mid-sentence one is still caught by the mid-sentence rule.
+    assert.equal((check('Paris or London: which is bigger?', 'Which is bigger, London or Rome?') as { reason: string }).reason, 'entity')
+    assert.ok(check('Forgot my password, what now?', 'Lost my password, what now?').ok)
+    assert.equal((check('Forgot my password, what now?', 'Changed my password, what now?') as { reason: string }).reason, 'substitution')
+    assert.equal((check('Berlin weather this weekend', 'What is the weather in Madrid this weekend?') as { reason: string }).reason, 'entity')
   })
 
   it('treats equivalent support phrasings as one wording, and only those', () => {
