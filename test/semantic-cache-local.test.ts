@@ -6,10 +6,12 @@ import { join } from 'node:path'
 import OpenAI from 'openai'
 import { startTestGateway, TEST_KEY, TEST_KEY_B, type TestGateway } from './helpers/gateway.ts'
 import { chat, eventually, type Answer } from './helpers/cache.ts'
+import { acquireLocalEmbedder } from '../src/cache/local-embedder.ts'
+import type { Embedder } from '../src/cache/types.ts'
 
 /**
- * The seeds' prompts through the gateway with the local USE-Lite embedder and every other semantic-cache
- * setting at its default (team-a). team-b's product runs the same policy with a stricter scoreThreshold
+ * The seeds' prompts through the gateway with the local USE-Lite embedder and every semantic-cache setting
+ * at its default (team-a). team-b's product runs the same policy with a stricter scoreThreshold
  * (0.15): what hits for team-a because of the default threshold misses there. Each hit is contrasted with a
  * miss, each miss with a hit. The ledger records what every hit saved.
  */
@@ -27,12 +29,12 @@ products:
   - id: standard
     policies:
       - semantic-cache:
-          embeddings: { local: use-lite, timeout: 60s }
+          embeddings: { local: use-lite }
           ttl: 1h
   - id: strict
     policies:
       - semantic-cache:
-          embeddings: { local: use-lite, timeout: 60s }
+          embeddings: { local: use-lite }
           ttl: 1h
           scoreThreshold: 0.15
 consumers:
@@ -50,13 +52,20 @@ describe('semantic cache with the default local embedder: the seeds\' prompts', 
   /** Usage of every hit served, per consumer: what the ledger must report as saved. */
   const hits = new Map<OpenAI, Usage[]>()
 
+  let warm: Embedder
+
   before(async () => {
+    // The model is process-wide: load it once here, with room for a loaded machine, so the policy's default
+    // 5 s per-call timeout measures lookups, not the model load (a lookup that times out is a bypass).
+    warm = acquireLocalEmbedder({ timeoutMs: 120_000 })
+    await warm.embed(['warm up'])
     t = await startTestGateway(yaml)
     a = new OpenAI({ apiKey: TEST_KEY, baseURL: `${t.url}/v1`, maxRetries: 0, timeout: 90_000 })
     b = new OpenAI({ apiKey: TEST_KEY_B, baseURL: `${t.url}/v1`, maxRetries: 0, timeout: 90_000 })
   })
   after(async () => {
     await t.close()
+    await warm.close()
     rmSync(dir, { recursive: true, force: true })
   })
 
