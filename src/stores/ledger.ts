@@ -27,7 +27,8 @@ export interface UsageRecord {
   readonly cacheHit: boolean
   /**
    * USD a cache hit avoided: the price of the usage it served, at the model's price; 0 for a miss, null when a
-   * hit's model has no price. Optional so writers that predate it (and older rows) read as 0.
+   * hit's model has no price (stored as 0: nothing known was saved). Optional, so records built before it
+   * existed still type-check; they and rows written before the column existed read back as 0.
    */
   readonly savedUsd?: number | null
   readonly stream: boolean
