@@ -57,6 +57,14 @@ const USAGE_FRAME = `data: ${JSON.stringify({
 })}\n\n`
 const REST_PLAIN = Buffer.from(REST + 'data: [DONE]\n\n')
 const REST_USAGE = Buffer.from(REST + USAGE_FRAME + 'data: [DONE]\n\n')
+// The same answer in Anthropic's Messages shape (POST /v1/messages), for translated-vs-untranslated runs:
+// message_start goes out with the headers, the rest (one text block, 12 deltas, message_delta, message_stop) next tick.
+const aev = (type, o) => `event: ${type}\ndata: ${JSON.stringify({ type, ...o })}\n\n`
+const A_FIRST = Buffer.from(aev('message_start', { message: { id: 'msg_bench', type: 'message', role: 'assistant', model: 'claude-bench', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 24, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 } } }))
+const A_REST = Buffer.from(aev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }) + aev('ping', {}) +
+  PIECES.map((p) => aev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: p } })).join('') +
+  aev('content_block_stop', { index: 0 }) + aev('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: PIECES.length } }) + aev('message_stop', {}))
+const A_JSON = Buffer.from(JSON.stringify({ id: 'msg_bench', type: 'message', role: 'assistant', model: 'claude-bench', content: [{ type: 'text', text: PIECES.join('') }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 24, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: PIECES.length } }))
 const COMPLETION = fixedCompletion()
 const JSON_HEADERS = { 'content-type': 'application/json', 'content-length': String(COMPLETION.length) }
 const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' }
@@ -70,6 +78,18 @@ function handle(req, res) {
     if (req.method === 'GET') {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.end('{"status":"ok"}')
+      return
+    }
+    const anthropic = req.url.startsWith('/v1/messages')
+    if (anthropic && !/"stream"\s*:\s*true/.test(text)) {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(A_JSON.length) })
+      res.end(A_JSON)
+      return
+    }
+    if (anthropic) {
+      res.writeHead(200, SSE_HEADERS)
+      res.write(A_FIRST)
+      setImmediate(() => res.end(A_REST))
       return
     }
     if (!/"stream"\s*:\s*true/.test(text)) {

@@ -7,7 +7,7 @@ const TOKEN_KEY = 'sluice.adminToken'
 const REFRESH_MS = 5000
 const MAX_SERIES = 8 // per stacked chart; the rest is summed as "other"
 
-const state = { paused: false, timer: null, last: null, ledger: null }
+const state = { paused: false, timer: null, last: null, ledger: null, ledgerBusy: false }
 const $ = (sel) => document.querySelector(sel)
 
 function takeTokenFromUrl() {
@@ -56,9 +56,12 @@ async function ledgerReport(by) {
   const since = new Date(Date.now() - rangeMs[$('#range').value]).toISOString()
   try {
     const body = await api(`/admin/usage?by=${by}&since=${encodeURIComponent(since)}&format=json`)
+    state.ledgerBusy = false
     return Array.isArray(body.rows) ? body.rows : null
   } catch (err) {
     if (err instanceof Unauthorized) throw err
+    // 503: the ledger is unreachable, or replaying its journal after a restart (its totals would be low).
+    state.ledgerBusy = err.status === 503
     return null
   }
 }
@@ -109,7 +112,7 @@ function renderLive(summary) {
 
 function renderLedger(summary, byConsumer, byModel, byDay) {
   const note = (name, fromLedger) => {
-    document.querySelector(`[data-source="${name}"]`).textContent = fromLedger ? `· ledger, ${$('#range').value}` : '· this instance since start (no ledger)'
+    document.querySelector(`[data-source="${name}"]`).textContent = fromLedger ? `· ledger, ${$('#range').value}` : state.ledgerBusy ? '· this instance since start (the ledger is unreachable or replaying its journal; retrying)' : '· this instance since start (no ledger)'
   }
   if (byConsumer) {
     hbars($('[data-chart="top-consumers"]'), { rows: byConsumer.map((r) => ({ label: r.key, value: r.totalTokens, note: `${usd(r.costUsd)} · ${compact(r.requests)} req` })).sort((a, b) => b.value - a.value) })

@@ -9,6 +9,8 @@ import { createGateway } from './server/gateway.ts'
 import { randomBytes } from 'node:crypto'
 import { createKeyStore } from './stores/key-store.ts'
 import { newKey } from './control/keys.ts'
+import { CliError, MANAGEMENT_USAGE, runManagementCommand } from './control/management/cli.ts'
+import { createManagementStore } from './finops/wiring.ts'
 
 const USAGE = `Usage:
   sluice start  [--config FILE] [--port N] [--admin-port N]
@@ -17,7 +19,8 @@ const USAGE = `Usage:
   sluice keys   create --consumer ID [--label TEXT] [--config FILE]
   sluice keys   list [--consumer ID] [--config FILE]
   sluice keys   revoke KEY_ID [--config FILE]
-  sluice usage  [--by consumer|model|backend|day] [--since 24h|ISO] [--until ISO] [--format table|json|csv] [--config FILE]
+${MANAGEMENT_USAGE}  sluice usage  [--by consumer|model|backend|day] [--since 24h|ISO] [--until ISO] [--format table|json|csv] [--config FILE]
+  sluice ledger recover --journal DIR [--config FILE]
 `
 
 async function loadFor(configFlag: string | undefined): Promise<{ result: LoadResult; file: string | undefined }> {
@@ -88,6 +91,7 @@ async function check(argv: string[]): Promise<void> {
 
 async function keys(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv
+  if (sub === 'rotate') return management('keys', argv)
   const { values, positionals } = parseArgs({
     args: rest, allowPositionals: true,
     options: { config: { type: 'string' }, consumer: { type: 'string' }, label: { type: 'string' } },
@@ -98,7 +102,13 @@ async function keys(argv: string[]): Promise<void> {
   try {
     if (sub === 'create') {
       if (!values.consumer) fail('sluice keys create needs --consumer ID')
-      if (!result.config.consumers.some((c) => c.id === values.consumer)) fail(`no consumer "${values.consumer}" in the configuration`)
+      if (!result.config.consumers.some((c) => c.id === values.consumer)) {
+        // A consumer created at run time lives in the management store beside the keys.
+        const mgmt = await createManagementStore(result.config)
+        const known = (await mgmt.load()).consumers.some((c) => c.id === values.consumer)
+        await mgmt.close()
+        if (!known) fail(`no consumer "${values.consumer}" in the configuration or created at run time`)
+      }
       const { key, record } = newKey(values.consumer, values.label ?? null)
       await store.add(record)
       process.stdout.write(`created ${record.id} for consumer ${record.consumerId}\n${key}\n(this key is shown once; only its SHA-256 digest is stored)\n`)
@@ -117,6 +127,15 @@ async function keys(argv: string[]): Promise<void> {
   }
 }
 
+async function management(kind: 'consumers' | 'products' | 'keys' | 'audit', argv: string[]): Promise<void> {
+  try {
+    await runManagementCommand(kind, argv, loadFor)
+  } catch (err) {
+    if (err instanceof CliError) fail(err.message)
+    throw err
+  }
+}
+
 export async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   switch (command) {
@@ -127,9 +146,14 @@ export async function main(argv: string[]): Promise<void> {
       return runMockCommand(rest)
     }
     case 'keys': return keys(rest)
+    case 'consumers': case 'products': case 'audit': return management(command, rest)
     case 'usage': {
       const { runUsageCommand } = await import('./ledger/usage-command.ts')
       return runUsageCommand(rest, loadFor)
+    }
+    case 'ledger': {
+      const { runLedgerCommand } = await import('./ledger/recover-command.ts')
+      return runLedgerCommand(rest, loadFor)
     }
     case undefined: return start([])
     case '--help': case '-h': case 'help':

@@ -128,10 +128,10 @@ policies:
     assert.equal(sumOf(m, 'sluice_tokens_total', { consumer: 'c-responses', type: 'completion' }), 2 * OUT)
     assert.equal(sumOf(m, 'sluice_requests_total', { consumer: 'c-responses', status: '200', model: 'gpt-4o-mini', backend: 'fast' }), 2)
 
-    // The limit reads max_output_tokens: asking for more than the whole minute is refused, charged nothing,
+    // The limit reads max_output_tokens: asking for the whole minute (the request ceiling, 1M) plus a prompt is refused, charged nothing,
     // and still leaves its ledger row and its metrics (the contrast: the two requests above were admitted).
     const c = rid()
-    const refused = await client.responses.create({ model: 'gpt-4o-mini', input: TEXT, max_output_tokens: 2_000_000 }, { headers: { 'x-request-id': c } }).then(() => null, (e: unknown) => e)
+    const refused = await client.responses.create({ model: 'gpt-4o-mini', input: TEXT, max_output_tokens: 1_000_000 }, { headers: { 'x-request-id': c } }).then(() => null, (e: unknown) => e)
     assert.ok(refused instanceof OpenAI.RateLimitError, `got ${String(refused)}`)
     assert.equal(refused.code, 'rate_limit_exceeded')
     const [rc] = await rows([c])

@@ -1,9 +1,11 @@
 import { readFile } from 'node:fs/promises'
+import { checkFinopsConfig } from '../finops/config-check.ts'
 import { createHash } from 'node:crypto'
 import { LineCounter, parseDocument, type Node } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type GatewayConfig, type PolicyEntry } from './schema.ts'
 import { hasProvider } from '../providers/index.ts'
+import { checkMcpReferences } from '../mcp/config.ts'
 import type { PolicyRegistry } from '../policies/types.ts'
 
 export interface ConfigProblem {
@@ -87,6 +89,7 @@ export function loadConfigText(text: string, opts: { env?: Env; registry: Policy
       }
     })
   }
+  checkFinopsConfig(config, (path, message) => problems.push({ path: formatPath(path), line: lineOf(path), message }))
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) }
 }
 
@@ -167,6 +170,10 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
   c.backends.forEach((b, i) => {
     if (!hasProvider(b.type)) report(['backends', i, 'type'], `backend type "${b.type}" has no provider in this build`)
     if ((b.type === 'azure-openai' || b.type === 'openai-compatible') && !b.url) report(['backends', i], `a ${b.type} backend needs a url`)
+    const sig = b.auth?.awsSigV4
+    if (sig && (sig.accessKeyId === undefined) !== (sig.secretAccessKey === undefined)) report(['backends', i, 'auth', 'awsSigV4'], 'static AWS keys need both accessKeyId and secretAccessKey')
+    if (b.type === 'bedrock' && !b.region && !b.auth?.awsSigV4?.region && !(b.url && b.auth?.apiKey)) report(['backends', i, 'region'], 'a bedrock backend needs a region (for its URL and its SigV4 signature)')
+    if (b.type === 'vertex' && (!b.project || !b.region)) report(['backends', i], 'a vertex backend needs project and region')
     if (pools.has(b.id)) report(['backends', i, 'id'], `"${b.id}" is both a backend and a pool id; a model target would be ambiguous`)
   })
   c.pools.forEach((p, i) => {
@@ -204,6 +211,7 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
       if (!models.has(m)) report(['products', i, 'models', j], `unknown model "${m}"`)
     })
   })
+  checkMcpReferences(c.mcp, backends, report)
   const digests = new Map<string, string>()
   c.consumers.forEach((cons, i) => {
     if (cons.product !== undefined && !products.has(cons.product)) report(['consumers', i, 'product'], `unknown product "${cons.product}"`)

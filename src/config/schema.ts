@@ -1,32 +1,11 @@
 import { z } from 'zod'
+import { duration, byteSize, text } from './schema-units.ts'
+import { authSchema } from '../auth/jwt/config.ts'
+import { expiryDate, ipFilterSchema } from '../auth/schema.ts'
 import { parseDuration } from '../core/duration.ts'
+import { mcpSection, productMcp } from '../mcp/config.ts'
 
-/** `250ms`, `10s`, `5m`… or a plain number of milliseconds. */
-export const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v
-  const ms = parseDuration(v)
-  if (ms === null) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use a number with a unit: 250ms, 10s, 5m, 1h, 7d)` })
-    return z.NEVER
-  }
-  return ms
-})
-
-const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 }
-/** `10MiB`, `512KB`, or a plain number of bytes. */
-export const byteSize = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/i.exec(v.trim())
-  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined
-  if (!m || unit === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a size (e.g. 10MiB, 512KB, 1048576)` })
-    return z.NEVER
-  }
-  return Math.round(Number(m[1]) * unit)
-})
-
-/** A string that may come from `${ENV}`: an all-digit secret parses as a YAML number and is taken back as text. */
-export const text = () => z.preprocess((v) => (typeof v === 'number' || typeof v === 'boolean' ? String(v) : v), z.string())
+export { duration, byteSize, text } from './schema-units.ts'
 
 const id = z.string().min(1).regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'ids use letters, digits, ".", "_", ":" and "-"')
 
@@ -79,6 +58,8 @@ const backend = z.strictObject({
   /** Cloud placement: Vertex AI (project, region) and Bedrock (region). */
   project: text().optional(),
   region: text().optional(),
+  /** Vertex AI: the publisher of the models (default: `anthropic` for claude-* model ids, `google` otherwise). */
+  publisher: z.enum(['google', 'anthropic']).optional(),
   headers: z.record(z.string(), text()).optional(),
   /** Time to the response headers (first byte). */
   timeout: duration.default(60_000),
@@ -156,22 +137,27 @@ const model = z.strictObject({
 })
 export type ModelConfig = z.infer<typeof model>
 
-const product = z.strictObject({
+export const productSchema = z.strictObject({
   id,
   /** Models its consumers may call; absent means all. */
   models: z.array(z.string()).optional(),
   policies: z.array(policyEntry).default([]),
   /** Most requests all of this product's consumers together may have in flight (overrides requestLimits.maxInflightPerProduct). */
   maxInflight: z.number().int().positive().optional(),
+  /** Which credentials its consumers may present: gateway keys, JWTs (`auth.jwt`), or either. */
+  auth: z.enum(['key', 'jwt', 'any']).default('any'),
+  ipFilter: ipFilterSchema.optional(),
+  /** MCP governance: tools its consumers may see and call (globs over `<server>.<tool>`), per-tool limits. */
+  mcp: productMcp.optional(),
 })
-export type ProductConfig = z.infer<typeof product>
+export type ProductConfig = z.infer<typeof productSchema>
 
 const consumerKey = z.union([
-  z.strictObject({ sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 is 64 hex characters') }),
-  z.strictObject({ value: text().pipe(z.string().min(8, 'a key value has at least 8 characters')) }),
+  z.strictObject({ sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'sha256 is 64 hex characters'), expires: expiryDate.optional() }),
+  z.strictObject({ value: text().pipe(z.string().min(8, 'a key value has at least 8 characters')), expires: expiryDate.optional() }),
 ])
 
-const consumer = z.strictObject({
+export const consumerSchema = z.strictObject({
   id,
   product: z.string().optional(),
   keys: z.array(consumerKey).default([]),
@@ -179,7 +165,7 @@ const consumer = z.strictObject({
   /** Most requests this consumer may have in flight at once (overrides requestLimits.maxInflightPerConsumer). */
   maxInflight: z.number().int().positive().optional(),
 })
-export type ConsumerConfig = z.infer<typeof consumer>
+export type ConsumerConfig = z.infer<typeof consumerSchema>
 
 const store = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('memory') }),
@@ -204,12 +190,53 @@ const ledgerBatching = {
   maxQueueBytes: byteSize.optional(),
 }
 
+/**
+ * The ledger's crash journal (issue 18): every record is appended here before the client sees the answer
+ * and replayed at start from the last checkpoint. On by default (`false` turns it off); `dir` defaults to
+ * `journal/` beside the SQLite file (`.sluice/journal` with PostgreSQL).
+ */
+const ledgerJournal = z.union([
+  z.literal(false),
+  z.strictObject({
+    dir: z.string().min(1).optional(),
+    /** Bound on the journal's files; past it new records are shed and counted, as the queue does. */
+    maxBytes: byteSize.optional(),
+    /** Size at which a journal segment is closed and a new one started. */
+    segmentBytes: byteSize.optional(),
+    /** fdatasync interval (survives a machine crash, not just a process crash); 0: never, the default. */
+    fsyncInterval: duration.optional(),
+  }),
+]).optional()
+
 const ledger = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('sqlite'), path: z.string().default('.sluice/ledger.db'), ...ledgerBatching }),
-  z.strictObject({ type: z.literal('postgres'), url: z.string(), tablePrefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/, 'a table prefix is letters, digits and "_"').optional(), ...ledgerBatching }),
+  z.strictObject({ type: z.literal('sqlite'), path: z.string().default('.sluice/ledger.db'), ...ledgerBatching, journal: ledgerJournal }),
+  z.strictObject({ type: z.literal('postgres'), url: z.string(), tablePrefix: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/, 'a table prefix is letters, digits and "_"').optional(), ...ledgerBatching, journal: ledgerJournal }),
   z.strictObject({ type: z.literal('none') }),
 ])
 export type LedgerConfig = z.infer<typeof ledger>
+
+const webhookSchema = z.strictObject({
+  id,
+  url: z.string().url().refine((u) => /^https?:\/\//i.test(u), 'a webhook url is http:// or https://'),
+  secret: text().pipe(z.string().min(16, 'a webhook secret has at least 16 characters')),
+})
+export type WebhookConfig = z.infer<typeof webhookSchema>
+
+const webhookDeliverySchema = z.strictObject({
+  /**
+   * Addresses (CIDR or single IPs) webhooks may be sent to. Default: public addresses only — loopback,
+   * private, link-local and other reserved ranges are refused unless listed here (no SSRF into the network).
+   */
+  allow: z.array(z.string()).default([]),
+  /** Per attempt, headers and body. */
+  timeout: duration.default(5_000),
+  maxAttempts: z.number().int().min(1).max(20).default(8),
+  /** First retry delay; doubles each attempt (with jitter), capped at 5 minutes. */
+  backoff: duration.default(1_000),
+  /** Events held for delivery; past it the oldest are dropped (and logged). */
+  maxQueue: z.number().int().positive().default(10_000),
+})
+export type WebhookDeliveryConfig = z.infer<typeof webhookDeliverySchema>
 
 export const configSchema = z.strictObject({
   listen: z.strictObject({
@@ -249,10 +276,6 @@ export const configSchema = z.strictObject({
     maxStreamDuration: duration.optional(),
   }).default({ maxInflightPerConsumer: 100, maxOutputTokens: 1_000_000, maxChoices: 128 }),
   /** Keys created at run time (`/admin/keys`, `sluice keys`) are looked up in the key store and cached per process. */
-  auth: z.strictObject({
-    /** How long a process trusts a stored key it looked up: the bound on seeing a revocation made elsewhere. Read at start. */
-    keyCacheTtl: duration.default(30_000),
-  }).default({ keyCacheTtl: 30_000 }),
   logging: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   }).default({ level: 'info' }),
@@ -261,9 +284,11 @@ export const configSchema = z.strictObject({
   backends: z.array(backend).default([]),
   pools: z.array(pool).default([]),
   models: z.array(model).default([]),
-  products: z.array(product).default([]),
-  consumers: z.array(consumer).default([]),
+  products: z.array(productSchema).default([]),
+  consumers: z.array(consumerSchema).default([]),
   policies: z.array(policyEntry).default([]),
+  /** Consumer identity besides gateway keys: JWT / OIDC issuers. */
+  auth: authSchema,
   /** Metrics exposition and export; read at start (a reload keeps the running telemetry). */
   telemetry: z.strictObject({
     /** Most distinct label combinations per metric; past it new ones are recorded under `__overflow__`. */
@@ -277,6 +302,17 @@ export const configSchema = z.strictObject({
       serviceName: z.string().min(1).default('sluice'),
     }).optional(),
   }).default({ maxSeries: 2000 }),
+  /** Alert receivers (budget and quota thresholds), HMAC-signed with `secret` (src/finops/webhooks.ts). */
+  webhooks: z.array(webhookSchema).default([]),
+  /** How webhooks are delivered: which addresses they may reach, timeouts and retries. */
+  webhookDelivery: webhookDeliverySchema.default({ allow: [], timeout: 5_000, maxAttempts: 8, backoff: 1_000, maxQueue: 10_000 }),
+  /** Consumers and products managed at run time (stored beside the ledger), kept in step across replicas. */
+  management: z.strictObject({
+    /** Full re-read of the stored consumers and products, healing a missed change notification. */
+    resync: duration.default(5_000),
+  }).default({ resync: 5_000 }),
+  /** MCP gateway: REST APIs as MCP servers, passthrough and aggregation (src/mcp/). */
+  mcp: mcpSection,
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
     models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional() })).default({}),

@@ -16,6 +16,8 @@ export interface Snapshot {
   readonly consumers: ReadonlyMap<string, ConsumerConfig>
   /** sha256 hex of a key → consumer id. */
   readonly keyDigests: ReadonlyMap<string, string>
+  /** sha256 hex of a key → the epoch ms after which it no longer authenticates (keys with `expires`). */
+  readonly keyExpiry: ReadonlyMap<string, number>
   /** product id → the models its consumers may call (absent = all). */
   readonly allowedModels: ReadonlyMap<string, ReadonlySet<string>>
 }
@@ -24,8 +26,13 @@ let versions = 0
 
 export function buildSnapshot(config: GatewayConfig, loadedAt = Date.now()): Snapshot {
   const keyDigests = new Map<string, string>()
+  const keyExpiry = new Map<string, number>()
   for (const c of config.consumers) {
-    for (const k of c.keys) keyDigests.set('sha256' in k ? k.sha256.toLowerCase() : sha256Hex(k.value), c.id)
+    for (const k of c.keys) {
+      const digest = 'sha256' in k ? k.sha256.toLowerCase() : sha256Hex(k.value)
+      keyDigests.set(digest, c.id)
+      if (k.expires !== undefined) keyExpiry.set(digest, k.expires)
+    }
   }
   const allowedModels = new Map<string, ReadonlySet<string>>()
   for (const p of config.products) if (p.models) allowedModels.set(p.id, new Set(p.models))
@@ -39,6 +46,7 @@ export function buildSnapshot(config: GatewayConfig, loadedAt = Date.now()): Sna
     products: new Map(config.products.map((p) => [p.id, p])),
     consumers: new Map(config.consumers.map((c) => [c.id, c])),
     keyDigests,
+    keyExpiry,
     allowedModels,
   })
 }

@@ -7,7 +7,10 @@ import type { KeyStore } from '../stores/keys.ts'
 import type { Stores } from '../stores/types.ts'
 import type { Authenticator } from '../server/auth.ts'
 import type { Runtime } from '../server/runtime.ts'
-import { newKey } from './keys.ts'
+import { registerManagementRoutes } from './management/routes.ts'
+import type { ManagementService } from './management/service.ts'
+import type { ManagementDirectory } from './management/directory.ts'
+import { registerBudgetRoutes } from './budgets.ts'
 import { limitsForKey } from '../policies/limits-common/admin-view.ts'
 import type { Telemetry } from '../telemetry/telemetry.ts'
 import { registerTelemetryRoutes } from './telemetry-routes.ts'
@@ -33,6 +36,8 @@ export interface AdminDeps {
   readonly host?: string
   readonly allowedHosts?: readonly string[]
   readonly maxJsonDepth?: number
+  /** Run-time consumers, products, keys, suspensions, budgets and the audit log. */
+  readonly management?: { readonly service: ManagementService; readonly directory: ManagementDirectory; readonly now: () => number }
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest()
@@ -118,48 +123,9 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   // Circuit state is read fresh from the breaker store, so with Redis it shows trips made by any process.
   app.get('/admin/backends', async () => ({ backends: await deps.runtime().router.backendStatus() }))
 
-  app.get('/admin/consumers', async () => {
-    const s = deps.runtime().snapshot
-    const stored = deps.keyStore ? await deps.keyStore.list() : []
-    return {
-      consumers: [...s.consumers.values()].map((c) => ({
-        id: c.id,
-        product: c.product ?? null,
-        metadata: c.metadata,
-        configKeys: c.keys.length,
-        storedKeys: stored.filter((k) => k.consumerId === c.id && k.revokedAt === null).length,
-      })),
-    }
-  })
-
-  app.get<{ Querystring: { consumer?: string } }>('/admin/keys', async (req) => {
-    const store = requireStore(deps.keyStore)
-    const keys = await store.list(req.query.consumer)
-    return { keys: keys.map(({ digest: _d, ...rest }) => rest) }
-  })
-  app.post<{ Body: { consumer?: string; label?: string } }>('/admin/keys', async (req, reply) => {
-    const store = requireStore(deps.keyStore)
-    const consumer = req.body?.consumer
-    if (typeof consumer !== 'string' || !deps.runtime().snapshot.consumers.has(consumer)) {
-      throw new GatewayError(GW_ERR.INVALID_REQUEST, 'Give an existing consumer id as "consumer".', { param: 'consumer' })
-    }
-    const { key, record } = newKey(consumer, typeof req.body?.label === 'string' ? clipText(req.body.label, 200) : null)
-    await store.add(record)
-    deps.auth.invalidate()
-    const { digest: _d, ...rest } = record
-    return reply.code(201).send({ ...rest, key })
-  })
-  app.delete<{ Params: { id: string } }>('/admin/keys/:id', async (req) => {
-    const store = requireStore(deps.keyStore)
-    const ok = await store.revoke(req.params.id)
-    if (!ok) throw new GatewayError(GW_ERR.NOT_FOUND, `No active key "${clipText(req.params.id)}".`)
-    deps.auth.invalidate()
-    return { id: req.params.id, revoked: true }
-  })
+  if (deps.management) {
+    registerManagementRoutes(app, { runtime: deps.runtime, keyStore: deps.keyStore, ...deps.management })
+    registerBudgetRoutes(app, deps.runtime, deps.management.directory, deps.management.now)
+  }
   registerMethodNotAllowed(app, routes, send)
-}
-
-function requireStore(store: KeyStore | null): KeyStore {
-  if (!store) throw new GatewayError(GW_ERR.SERVICE_UNAVAILABLE, 'No key store is configured.')
-  return store
 }

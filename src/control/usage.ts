@@ -7,6 +7,8 @@ import { parseUsageQuery, usageCsv, UsageParamError } from '../ledger/report.ts'
 export interface UsageSource {
   readonly store: LedgerStore
   flush(timeoutMs?: number): Promise<boolean>
+  /** True while the crash journal's replay is still bringing back records an earlier life answered. */
+  readonly replaying?: boolean
 }
 
 /** How long a report waits for queued records to land before answering from what is stored. */
@@ -26,7 +28,11 @@ export function registerUsageRoutes(app: FastifyInstance, source: UsageSource | 
       throw err
     }
     // Read-your-writes: records of requests already answered are still in the write-behind queue.
-    await source.flush(FLUSH_WAIT_MS)
+    const flushed = await source.flush(FLUSH_WAIT_MS)
+    // During replay the store lacks records that were answered before the restart: no report beats a low one.
+    if (!flushed && source.replaying) {
+      throw new GatewayError(GW_ERR.SERVICE_UNAVAILABLE, 'The usage ledger is replaying its journal after a restart; try again shortly.', { headers: { 'retry-after': '2' } })
+    }
     let rows
     try {
       rows = await source.store.usage(query)

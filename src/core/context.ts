@@ -1,3 +1,4 @@
+import type { ApiSchema } from '../translate/types.ts'
 import type { Usage } from './usage.ts'
 
 /** Who is calling, resolved by auth. */
@@ -5,6 +6,8 @@ export interface Principal {
   readonly consumerId: string
   readonly productId: string | null
   readonly metadata: Readonly<Record<string, string>>
+  /** How the caller proved who it is: a gateway key or a JWT (products may require one or the other). */
+  readonly via?: 'key' | 'jwt'
 }
 
 /** Which front door the request came through; the body shape follows from it. */
@@ -44,10 +47,24 @@ export interface RequestContext {
   firstTokenAt: number | null
   readonly responseHeaders: Record<string, string>
   readonly slots: Map<symbol, unknown>
+  /**
+   * Set when the request came through a front door of another schema than the hub's (e.g. `/v1/messages`):
+   * the client's own body, so a backend of that same schema gets it untouched (model mapped), and what the
+   * door's translation to the hub omitted (reported only when the request is translated).
+   */
+  readonly client?: ClientRequest
+}
+
+export interface ClientRequest {
+  readonly schema: ApiSchema
+  readonly body: Record<string, unknown>
+  readonly omitted: readonly string[]
+  /** Client headers that go up with a passthrough request (e.g. `anthropic-beta`: the body may need them). */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /** What a new request context is made from; everything else starts empty (no principal, usage or attempts). */
-export type RequestInit = Pick<RequestContext, 'id' | 'startedAt' | 'operation' | 'info' | 'signal' | 'model' | 'body' | 'stream' | 'clientWantsStreamUsage'>
+export type RequestInit = Pick<RequestContext, 'id' | 'startedAt' | 'operation' | 'info' | 'signal' | 'model' | 'body' | 'stream' | 'clientWantsStreamUsage' | 'client'>
 
 export function createRequestContext(init: RequestInit): RequestContext {
   return {

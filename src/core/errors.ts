@@ -10,8 +10,14 @@ export interface ErrorSpec {
 
 export const GW_ERR = {
   INVALID_API_KEY: { status: 401, type: 'invalid_request_error', code: 'invalid_api_key' },
+  /** A JWT that did not validate; the message names the reason class, never the token. */
+  INVALID_TOKEN: { status: 401, type: 'invalid_request_error', code: 'invalid_token' },
+  IP_NOT_ALLOWED: { status: 403, type: 'permission_error', code: 'ip_not_allowed' },
   MODEL_NOT_ALLOWED: { status: 403, type: 'permission_error', code: 'model_not_allowed' },
   QUOTA_EXCEEDED: { status: 403, type: 'insufficient_quota', code: 'quota_exceeded' },
+  BUDGET_EXCEEDED: { status: 403, type: 'insufficient_quota', code: 'budget_exceeded' },
+  CONSUMER_SUSPENDED: { status: 403, type: 'permission_error', code: 'consumer_suspended' },
+  CONFLICT: { status: 409, type: 'invalid_request_error', code: 'conflict' },
   RATE_LIMIT_EXCEEDED: { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' },
   INVALID_REQUEST: { status: 400, type: 'invalid_request_error', code: 'invalid_request_error' },
   REQUEST_TOO_LARGE: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
@@ -43,8 +49,10 @@ export class GatewayError extends Error {
   readonly param: string | null
   /** Extra response headers (retry-after, rate-limit headers…). */
   readonly headers: Record<string, string>
+  /** Extra fields of the error object (Azure's `innererror` for content filtering). */
+  readonly details: Readonly<Record<string, unknown>> | null
 
-  constructor(spec: ErrorSpec, message: string, opts: { param?: string | null; headers?: Record<string, string> } = {}) {
+  constructor(spec: ErrorSpec, message: string, opts: { param?: string | null; headers?: Record<string, string>; details?: Record<string, unknown> } = {}) {
     super(message)
     this.name = 'GatewayError'
     this.status = spec.status
@@ -52,10 +60,11 @@ export class GatewayError extends Error {
     this.code = spec.code
     this.param = opts.param ?? null
     this.headers = opts.headers ?? {}
+    this.details = opts.details ?? null
   }
 
-  toJSON(): { error: { message: string; type: string; param: string | null; code: string } } {
-    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } }
+  toJSON(): { error: { message: string; type: string; param: string | null; code: string; [extra: string]: unknown } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code, ...this.details } }
   }
 
   /** Anthropic's error envelope, for the `/v1/messages` front door. */
@@ -77,7 +86,15 @@ function anthropicType(status: number): string {
   }
 }
 
-export function gatewayError(spec: ErrorSpec, message: string, opts?: { param?: string | null; headers?: Record<string, string> }): GatewayError {
+/** The error envelope a front door speaks: OpenAI's (also Azure OpenAI's) or Anthropic's (`/v1/messages`). */
+export type ErrorShape = 'openai' | 'anthropic'
+
+/** The one place an error becomes a response body, for JSON answers and in-stream error events alike. */
+export function errorBody(err: GatewayError, shape: ErrorShape = 'openai'): Record<string, unknown> {
+  return shape === 'anthropic' ? err.toAnthropicJSON() : err.toJSON()
+}
+
+export function gatewayError(spec: ErrorSpec, message: string, opts?: { param?: string | null; headers?: Record<string, string>; details?: Record<string, unknown> }): GatewayError {
   return new GatewayError(spec, message, opts)
 }
 

@@ -2,6 +2,7 @@ import type { RequestContext } from './context.ts'
 import type { GatewayError } from './errors.ts'
 import type { SseFrame } from './sse.ts'
 import type { Usage } from './usage.ts'
+import type { ApiSchema } from '../translate/types.ts'
 
 /** A complete (non-streamed) answer, from a backend or produced by a policy (e.g. a cache hit). */
 export interface JsonResult {
@@ -13,6 +14,11 @@ export interface JsonResult {
   /** The body text as received; forwarded verbatim unless an outbound policy set `modified`. */
   text: string | null
   modified?: boolean
+  /**
+   * Same-schema passthrough: the backend's own answer text, in the client's schema, forwarded verbatim by the
+   * front door of that schema unless a policy modified the (hub) body.
+   */
+  native?: { readonly schema: ApiSchema; readonly text: string }
 }
 
 /** A streamed answer: SSE frames pulled one by one, never buffered whole. */

@@ -106,6 +106,17 @@ export class BatchQueue<T> {
     return true
   }
 
+  /** Whether `append` would accept a record of `size` now (so a caller can refuse it before journaling it). */
+  hasRoom(size: number): boolean {
+    return !this.closed && this.buf.length - this.head + this.inflight < this.opts.maxQueue && this.bytes + size <= this.opts.maxQueueBytes
+  }
+
+  /** Counts records shed before they reached the queue (e.g. refused by a full journal). */
+  shed(n: number): void {
+    this.dropped += n
+    this.hooks.onDrop?.(n)
+  }
+
   stats(): QueueStats {
     return {
       queued: this.buf.length - this.head,

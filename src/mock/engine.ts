@@ -6,7 +6,7 @@
 import type http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import type { MockOptions, MockStats } from './llm.ts';
+import type { MockOptions, MockStats, ReceivedRequest } from './llm.ts';
 import type { MockIdentity } from './identity.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -26,6 +26,11 @@ export interface Effective {
   resetAfter: number | undefined;
   errorAfter: number | undefined;
   noUsage: boolean;
+  /** x-mock-inject-text / x-mock-inject-at: a completion that "turns bad" at a known token. */
+  injectText: string | undefined;
+  injectAt: number;
+  /** x-mock-cached-tokens: report N of the prompt tokens (at most all) as served from the prompt cache. */
+  cachedTokens: number;
 }
 
 export function header(req: http.IncomingMessage, name: string): string | undefined {
@@ -71,6 +76,9 @@ export function effective(req: http.IncomingMessage, o: MockOptions): Effective 
     resetAfter: reset === undefined ? undefined : Math.trunc(reset),
     errorAfter: errAfter === undefined ? undefined : Math.trunc(errAfter),
     noUsage: hflag(req, 'x-mock-no-usage'),
+    injectText: header(req, 'x-mock-inject-text'),
+    injectAt: Math.trunc(nonNeg(hnum(req, 'x-mock-inject-at')) ?? 0),
+    cachedTokens: Math.trunc(nonNeg(hnum(req, 'x-mock-cached-tokens')) ?? 0),
   };
 }
 
@@ -93,6 +101,8 @@ export interface Ctx {
   timers: Set<NodeJS.Timeout>;
   requestId: string;
   promptTokens: number | undefined;
+  /** The server's log of recent requests (tests read what a backend was sent). */
+  received: ReceivedRequest[];
 }
 
 export const elapsed = (ctx: Ctx): number => performance.now() - ctx.t0;

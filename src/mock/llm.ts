@@ -13,6 +13,13 @@
  *   x-mock-reset-after-tokens: N   streaming: TCP reset after N content tokens
  *   x-mock-error-after-tokens: N   streaming: in-stream error event after N content tokens, then end
  *   x-mock-no-usage: 1             streaming: never send the usage chunk
+ *   x-mock-tool-call: NAME         answer with a call of the tool NAME (also a prompt marker, or tool_choice
+ *                                  required / a named function): see tools.ts
+ *   x-mock-inject-text: TEXT       chat: token number x-mock-inject-at (default 0) is TEXT instead (a
+ *   x-mock-inject-at: N            completion that "turns bad" at a known point)
+ * Also served: Azure AI Content Safety and OpenAI moderation (see content-safety.ts). Every request's
+ * path and parsed body is kept in `received` (the last 100), so tests can see what a backend was sent.
+ *   x-mock-cached-tokens: N        report N of the prompt tokens (at most all) as served from the prompt cache
  * Length: x-mock-completion-tokens, else max_tokens / max_completion_tokens / max_output_tokens,
  * else options.completionTokens (16); capped by the request's max; finish_reason "length" when the
  * cap is reached. Non-stream answers wait max(latency, ttft) + (tokens-1)/tps.
@@ -26,6 +33,7 @@ import {
   countChatPromptTokens,
   countTextTokens,
   completionText,
+  pieceText,
   embed,
   embeddingToBase64,
   fnv1a,
@@ -38,6 +46,8 @@ import { errorBody } from './errors.ts';
 import { after, commonHeaders, effective, elapsed, header, rid, sendJson, type Ctx, type Effective } from './engine.ts';
 import { MOCK_DIALECTS } from './dialects/index.ts';
 import { MockIdentity } from './identity.ts';
+import { argumentPieces, callId, planToolCalls, toolCallTokens, type PlannedCall, type ToolRequest } from './tools.ts';
+import { handleSafety, isSafetyPath } from './content-safety.ts';
 
 export interface MockOptions {
   /** Delay before the response headers (non-stream: before the whole body); default 0. */
@@ -64,6 +74,8 @@ export interface MockOptions {
   identityRefusedClientIds?: string[];
   /** Client credentials the Entra token endpoint accepts; default: any non-empty pair. */
   entraClient?: { clientId: string; clientSecret: string };
+  /** The Anthropic dialect accepts only this `x-api-key` (default: any non-empty key). */
+  anthropicApiKey?: string;
 }
 
 export interface MockStats {
@@ -75,6 +87,11 @@ export interface MockStats {
   entraRequests: number;
 }
 
+export interface ReceivedRequest {
+  path: string;
+  body: Record<string, unknown>;
+}
+
 export interface MockServer {
   url: string;
   port: number;
@@ -82,9 +99,12 @@ export interface MockServer {
   stats: MockStats;
   /** Bearer tokens issued by the identity endpoints (counted, checked on the Azure paths). */
   identity: MockIdentity;
+  /** The last 100 requests' paths and bodies, oldest first. */
+  received: ReceivedRequest[];
 }
 
-export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats; identity: MockIdentity };
+export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats; identity: MockIdentity; received: ReceivedRequest[] };
+const RECEIVED_MAX = 100;
 
 export const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'gpt-4.1-mini', 'gpt-4.1', 'o4-mini', 'text-embedding-3-small', 'text-embedding-3-large'];
 const FP = 'fp_sluicemock';
@@ -126,12 +146,12 @@ function optInt(body: Record<string, unknown>, name: string, min: number, max = 
   return v;
 }
 
-function usageObj(prompt: number, completion: number) {
+function usageObj(prompt: number, completion: number, cached = 0) {
   return {
     prompt_tokens: prompt,
     completion_tokens: completion,
     total_tokens: prompt + completion,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: Math.min(cached, prompt), audio_tokens: 0 },
     completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
   };
 }
@@ -249,6 +269,8 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
   const promptTokens = countChatPromptTokens(messages, body.tools, requestCounter());
   ctx.promptTokens = promptTokens;
   const seed = fnv1a(promptSeedText(messages));
+  const calls = planToolCalls(ctx.req, openaiToolRequest(body, messages));
+  if (calls.length) return chatToolCalls(ctx, body, model, promptTokens, seed, calls);
   const { count, truncated } = planLength(ctx.eff, maxTokens);
   const finish = truncated ? 'length' : 'stop';
   const comps: Completion[] = [];
@@ -266,11 +288,11 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
         model,
         choices: comps.map((c, i) => ({
           index: i,
-          message: { role: 'assistant', content: completionText(c), refusal: null, annotations: [] },
+          message: { role: 'assistant', content: injectedText(ctx.eff, c), refusal: null, annotations: [] },
           logprobs: null,
           finish_reason: finish,
         })),
-        usage: usageObj(promptTokens, count * n),
+        usage: usageObj(promptTokens, count * n, ctx.eff.cachedTokens),
         service_tier: 'default',
         system_fingerprint: FP,
       });
@@ -294,16 +316,97 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
         s += `${pre}{"index":${i},"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]${usageNull}}\n\n`;
       return s;
     },
-    token: (c, step) => tokPre[c] + pieceJson(comps[c]!, step) + tokSuf,
+    token: (c, step) => tokPre[c] + (ctx.eff.injectText !== undefined && step === ctx.eff.injectAt ? JSON.stringify(ctx.eff.injectText) : pieceJson(comps[c]!, step)) + tokSuf,
     tail() {
       let s = '';
       for (let i = 0; i < n; i++)
         s += `${pre}{"index":${i},"delta":{},"logprobs":null,"finish_reason":"${finish}"}]${usageNull}}\n\n`;
-      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, count * n))}}\n\n`;
+      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, count * n, ctx.eff.cachedTokens))}}\n\n`;
       return s + 'data: [DONE]\n\n';
     },
     error: () => streamErrorData(),
   });
+}
+
+/** The request's tools and tool_choice in the neutral terms of tools.ts. */
+function openaiToolRequest(body: Body, messages: unknown[]): ToolRequest {
+  const tools = Array.isArray(body.tools)
+    ? (body.tools as Body[]).flatMap((t) => {
+        const fn = t?.function as Body | undefined;
+        return t?.type === 'function' && fn && typeof fn.name === 'string' ? [{ name: fn.name, schema: (fn.parameters as Body | undefined) ?? {} }] : [];
+      })
+    : [];
+  const c = body.tool_choice;
+  const choice: ToolRequest['choice'] =
+    c === 'required' ? 'any' : c === 'none' ? 'none' : c && typeof c === 'object' && typeof (c as any).function?.name === 'string' ? { name: (c as any).function.name } : 'auto';
+  // The last turn that is not a system message (agents append system reminders after the user's text).
+  const last = [...messages].reverse().find((m: any) => m?.role !== 'system' && m?.role !== 'developer') as Body | undefined;
+  let lastUserText: string | null = null;
+  if (last && last.role === 'user') {
+    const content = last.content;
+    lastUserText = typeof content === 'string' ? content : Array.isArray(content) ? content.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('\n') : '';
+  }
+  return { tools, choice, lastUserText };
+}
+
+/** An answer that is tool calls (x-mock-tool-call, a prompt marker, or a tool_choice that demands one). */
+function chatToolCalls(ctx: Ctx, body: Body, model: string, promptTokens: number, seed: number, calls: PlannedCall[]): void {
+  const id = 'chatcmpl-' + rid(12);
+  const created = Math.floor(Date.now() / 1000);
+  const completion = toolCallTokens(calls);
+  const ids = calls.map((_, i) => callId('call_', seed, i));
+  if (body.stream !== true) {
+    after(ctx, nonStreamDelay(ctx.eff, 1) - elapsed(ctx), () => {
+      ctx.stats.completionTokensSent += completion;
+      sendJson(ctx, 200, {
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [{
+          index: 0,
+          message: { role: 'assistant', content: null, refusal: null, annotations: [], tool_calls: calls.map((c, i) => ({ id: ids[i], type: 'function', function: { name: c.name, arguments: c.arguments } })) },
+          logprobs: null,
+          finish_reason: 'tool_calls',
+        }],
+        usage: usageObj(promptTokens, completion),
+        service_tier: 'default',
+        system_fingerprint: FP,
+      });
+    });
+    return;
+  }
+  const so = body.stream_options as Body | undefined;
+  const includeUsage = !!so && so.include_usage === true;
+  const usageNull = includeUsage ? ',"usage":null' : '';
+  const pre = `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"${FP}","choices":[`;
+  const ev = (delta: unknown, finish: string | null = null) => `${pre}{"index":0,"delta":${JSON.stringify(delta)},"logprobs":null,"finish_reason":${finish === null ? 'null' : `"${finish}"`}}]${usageNull}}\n\n`;
+  // OpenAI's shape: the first fragment of each call has its id and name, later ones argument pieces only.
+  const events: string[] = [];
+  calls.forEach((c, i) => {
+    events.push(ev({ tool_calls: [{ index: i, id: ids[i], type: 'function', function: { name: c.name, arguments: '' } }] }));
+    for (const piece of argumentPieces(c.arguments)) events.push(ev({ tool_calls: [{ index: i, function: { arguments: piece } }] }));
+  });
+  runStream(ctx, {
+    steps: events.length,
+    choices: 1,
+    head: () => ev({ role: 'assistant', content: null, refusal: null }),
+    token: (_c, step) => events[step]!,
+    tail() {
+      let s = ev({}, 'tool_calls');
+      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, completion))}}\n\n`;
+      return s + 'data: [DONE]\n\n';
+    },
+    error: () => streamErrorData(),
+  });
+}
+
+/** A completion's text with token `injectAt` replaced by `x-mock-inject-text`. */
+function injectedText(eff: Effective, c: Completion): string {
+  if (eff.injectText === undefined) return completionText(c);
+  let s = '';
+  for (let i = 0; i < c.count; i++) s += i === eff.injectAt ? eff.injectText : pieceText(c, i);
+  return s;
 }
 
 function streamErrorData(): string {
@@ -348,7 +451,7 @@ function completions(ctx: Ctx, body: Body, deployment: string | undefined): void
         created,
         model,
         choices: comps.map((c, i) => ({ text: completionText(c), index: i, logprobs: null, finish_reason: finish })),
-        usage: usageObj(promptTokens, count * total),
+        usage: usageObj(promptTokens, count * total, ctx.eff.cachedTokens),
         system_fingerprint: FP,
       });
     });
@@ -368,7 +471,7 @@ function completions(ctx: Ctx, body: Body, deployment: string | undefined): void
       let s = '';
       for (let i = 0; i < total; i++) s += `${pre}{"text":"","index":${i},"logprobs":null,"finish_reason":"${finish}"}${suf}`;
       if (includeUsage && !ctx.eff.noUsage)
-        s += `data: {"id":"${id}","object":"text_completion","created":${created},"choices":[],"model":${modelJson},"system_fingerprint":"${FP}","usage":${JSON.stringify(usageObj(promptTokens, count * total))}}\n\n`;
+        s += `data: {"id":"${id}","object":"text_completion","created":${created},"choices":[],"model":${modelJson},"system_fingerprint":"${FP}","usage":${JSON.stringify(usageObj(promptTokens, count * total, ctx.eff.cachedTokens))}}\n\n`;
       return s + 'data: [DONE]\n\n';
     },
     error: () => streamErrorData(),
@@ -585,7 +688,8 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
   const path = q === -1 ? url : url.slice(0, q);
   for (const d of MOCK_DIALECTS) if (d.matches(method, path)) return d.handle(ctx, raw, path);
   const r = route(method, path);
-  if (!r) return sendError(ctx, 404, `Invalid URL (${method} ${path})`, { code: null });
+  const safety = method === 'POST' && isSafetyPath(path);
+  if (!r && !safety) return sendError(ctx, 404, `Invalid URL (${method} ${path})`, { code: null });
   if (path.startsWith('/openai/') && !azureAuthorized(ctx)) return;
   let body: Body = {};
   if (method === 'POST') {
@@ -603,12 +707,15 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
       return sendError(ctx, 400, 'The request body must be a JSON object.', { code: null });
     body = parsed as Body;
+    ctx.received.push({ path, body });
+    if (ctx.received.length > RECEIVED_MAX) ctx.received.shift();
   }
   if (eff.hang) return; // accept and never answer; 'close' handler accounts for the abort
   if (eff.fail !== undefined) {
     const status = eff.fail;
     return after(ctx, eff.latencyMs - elapsed(ctx), () => sendError(ctx, status));
   }
+  if (safety || !r) return after(ctx, eff.latencyMs - elapsed(ctx), () => handleSafety(path, req, body, (status, b) => sendJson(ctx, status, b)));
   try {
     switch (r.kind) {
       case 'chat':
@@ -639,6 +746,7 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
 export function createMockHandler(opts: MockOptions = {}): MockHandler {
   const stats: MockStats = { requests: 0, active: 0, aborted: 0, completionTokensSent: 0, entraRequests: 0 };
   const identity = new MockIdentity();
+  const received: ReceivedRequest[] = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     stats.requests++;
     stats.active++;
@@ -655,6 +763,7 @@ export function createMockHandler(opts: MockOptions = {}): MockHandler {
       timers: new Set(),
       requestId: header(req, 'x-request-id') || 'req_' + rid(16),
       promptTokens: undefined,
+      received,
     };
     res.on('close', () => {
       stats.active--;
@@ -676,7 +785,7 @@ export function createMockHandler(opts: MockOptions = {}): MockHandler {
       }
     });
   };
-  return Object.assign(handler, { stats, identity });
+  return Object.assign(handler, { stats, identity, received });
 }
 
 export async function startMockServer(opts: MockOptions & { port?: number; host?: string } = {}): Promise<MockServer> {
@@ -700,6 +809,7 @@ export async function startMockServer(opts: MockOptions & { port?: number; host?
     port: addr.port,
     stats: handler.stats,
     identity: handler.identity,
+    received: handler.received,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

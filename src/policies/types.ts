@@ -7,6 +7,9 @@ import type { MetricsSink } from '../telemetry/sink.ts'
 import type { LedgerSink } from '../ledger/ledger.ts'
 import type { PolicyTelemetry } from '../telemetry/metrics.ts'
 import type { EmbedFn } from '../cache/backend-embeddings.ts'
+import type { EndpointResolver } from './content-safety/types.ts'
+import type { AlertSink } from '../finops/alerts.ts'
+import type { ConsumerControl, PriceLookup } from '../finops/types.ts'
 
 export type PolicyScope = { readonly kind: 'global' } | { readonly kind: 'product'; readonly productId: string }
 
@@ -22,7 +25,15 @@ export interface PolicyDeps {
   readonly ledger?: LedgerSink
   /** Embeddings from a configured backend or pool through the gateway's routing (semantic-cache). */
   readonly embed?: EmbedFn
+  /** A `backends` entry as a service endpoint (url, key or managed identity, headers): content-safety's remote engines. */
+  readonly backendEndpoint?: EndpointResolver
   readonly scope: PolicyScope
+  /** The configured price table (budget); absent only where a policy is built outside a gateway. */
+  readonly prices?: PriceLookup
+  /** Threshold alerts to the log and webhooks (budget, token quotas). */
+  readonly alerts?: AlertSink
+  /** Suspends consumers (budget `onExceeded: suspend`). */
+  readonly consumers?: ConsumerControl
 }
 
 export interface PolicyFactory<C = unknown> {

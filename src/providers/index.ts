@@ -1,11 +1,15 @@
 import type { BackendConfig } from '../config/schema.ts'
+import { anthropic } from './anthropic.ts'
 import { azureOpenai } from './azure-openai.ts'
+import { bedrock } from './bedrock.ts'
+import { gemini } from './gemini.ts'
+import { vertex } from './vertex.ts'
 import { mock, openai, openaiCompatible } from './openai.ts'
 import { presetProviders } from './presets.ts'
 import type { Provider } from './types.ts'
 
 /** Every provider this build can call, by backend `type`. New providers are one entry here. */
-const PROVIDERS: ReadonlyMap<string, Provider> = new Map([openai, openaiCompatible, azureOpenai, mock, ...presetProviders].map((p) => [p.type, p]))
+const PROVIDERS: ReadonlyMap<string, Provider> = new Map([openai, openaiCompatible, azureOpenai, mock, anthropic, bedrock, gemini, vertex, ...presetProviders].map((p) => [p.type, p]))
 
 export function providerFor(type: BackendConfig['type']): Provider {
   const p = PROVIDERS.get(type)

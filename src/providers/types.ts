@@ -26,6 +26,8 @@ export interface Provider {
   target(backend: BackendConfig, operation: Operation, upstreamModel: string, baseUrl: string, stream: boolean): UpstreamTarget
   /** Hub ⇄ provider schema; absent when the provider speaks the hub's schema (bytes pass through). */
   readonly codec?: BackendCodec
+  /** The codec for one model when it depends on the model (Vertex AI: Gemini or Anthropic publishers); else `codec`. */
+  codecFor?(backend: BackendConfig, upstreamModel: string): BackendCodec | undefined
   /** The content type of a streamed answer (default `text/event-stream`). */
   readonly streamContentType?: string
   /** Splits a streamed body into events (default: the SSE parser). */

@@ -3,6 +3,8 @@ import type { Snapshot } from '../config/snapshot.ts'
 import type { Principal } from '../core/context.ts'
 import { GatewayError, GW_ERR } from '../core/errors.ts'
 import type { KeyStore } from '../stores/keys.ts'
+import { Admission } from '../auth/admission.ts'
+import { JwtIssuers, looksLikeJwt } from '../auth/jwt/index.ts'
 
 type Headers = Readonly<Record<string, string | string[] | undefined>>
 
@@ -33,20 +35,40 @@ const NEGATIVE_TTL_MS = 5_000
 export class Authenticator {
   private readonly cache = new Map<string, { consumerId: string | null; expires: number }>()
   private readonly negativeTtlMs: number
+  private readonly jwt: JwtIssuers
+  private readonly admission = new Admission()
 
   /** `cacheTtlMs` bounds how long a revocation made by another process goes unseen here. */
   constructor(private readonly keys: KeyStore | null, private readonly now: () => number = Date.now, private readonly cacheTtlMs = DEFAULT_KEY_CACHE_TTL_MS) {
     this.negativeTtlMs = Math.min(NEGATIVE_TTL_MS, cacheTtlMs)
+    this.jwt = new JwtIssuers(now)
   }
 
-  /** Synchronous for keys in the configuration (the hot path: no promise, no microtask); async for stored keys. */
-  resolve(snapshot: Snapshot, headers: Headers): Principal | Promise<Principal> {
+  /**
+   * Synchronous for keys in the configuration (the hot path: no promise, no microtask); async for stored
+   * keys and JWTs. `remoteIp` is the socket's peer address, for products with an `ipFilter`.
+   */
+  resolve(snapshot: Snapshot, headers: Headers, remoteIp?: string): Principal | Promise<Principal> {
     const key = presentedKey(headers)
     if (key === null) throw unauthorized('Missing API key. Pass it as "Authorization: Bearer KEY" or in an api-key header.')
+    const admit = (p: Principal) => this.admission.admit(snapshot, p, headers, remoteIp)
+    if (looksLikeJwt(key)) {
+      const validator = this.jwt.forSnapshot(snapshot)
+      if (validator !== null) return validator.resolve(snapshot, key).then(admit)
+    }
     const digest = createHash('sha256').update(key).digest('hex')
     const configured = snapshot.keyDigests.get(digest)
-    if (configured !== undefined) return principalOf(snapshot, configured)
-    return this.lookup(digest).then((consumerId) => principalOf(snapshot, consumerId))
+    if (configured !== undefined) {
+      const expires = snapshot.keyExpiry.get(digest)
+      if (expires !== undefined && this.now() > expires) throw unauthorized('The API key has expired.')
+      return admit(principalOf(snapshot, configured))
+    }
+    return this.lookup(digest).then((consumerId) => admit(principalOf(snapshot, consumerId)))
+  }
+
+  /** Starts fetching the signing keys of a configuration's JWT issuers (at start and after a reload). */
+  warm(snapshot: Snapshot): void {
+    this.jwt.forSnapshot(snapshot)
   }
 
   /** Forgets cached store answers (after a key is created or revoked through this process). */
@@ -65,9 +87,11 @@ export class Authenticator {
     } catch {
       throw new GatewayError(GW_ERR.SERVICE_UNAVAILABLE, 'The key store is unavailable; retry shortly.')
     }
-    const consumerId = record && record.revokedAt === null ? record.consumerId : null
+    // A revocation may lie in the future (a rotated key's grace period): the key works until then, and is cached no longer.
+    const revokesAt = record?.revokedAt ? Date.parse(record.revokedAt) : Infinity
+    const consumerId = record && revokesAt > now ? record.consumerId : null
     if (this.cache.size >= CACHE_MAX) this.cache.delete(this.cache.keys().next().value!)
-    this.cache.set(digest, { consumerId, expires: now + (consumerId ? this.cacheTtlMs : this.negativeTtlMs) })
+    this.cache.set(digest, { consumerId, expires: consumerId ? Math.min(now + this.cacheTtlMs, revokesAt) : now + this.negativeTtlMs })
     return consumerId
   }
 }
@@ -75,7 +99,7 @@ export class Authenticator {
 function principalOf(snapshot: Snapshot, consumerId: string | null): Principal {
   const consumer = consumerId === null ? undefined : snapshot.consumers.get(consumerId)
   if (!consumer) throw unauthorized('Incorrect API key provided.')
-  return { consumerId: consumer.id, productId: consumer.product ?? null, metadata: consumer.metadata }
+  return { consumerId: consumer.id, productId: consumer.product ?? null, metadata: consumer.metadata, via: 'key' }
 }
 
 function unauthorized(message: string): GatewayError {

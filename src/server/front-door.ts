@@ -71,7 +71,7 @@ export function admissionHook(deps: AdmissionDeps): onRequestHookHandler {
     }
     let principal: Principal | Promise<Principal>
     try {
-      principal = deps.auth.resolve(rt.snapshot, req.headers)
+      principal = deps.auth.resolve(rt.snapshot, req.headers, req.ip)
     } catch (err) {
       return refuse(err)
     }

@@ -27,12 +27,20 @@ import { admissionHook, clientErrorHandler, registerMethodNotAllowed, trackRoute
 import { InflightLimits } from './inflight-limits.ts'
 import { errorSummary, installProcessGuards } from './process-guards.ts'
 import { clipText } from '../core/bounded.ts'
+import { anthropicDoor, countTokens } from './front-doors/anthropic.ts'
+import { openaiDoor } from './front-doors/openai.ts'
 import { buildRuntime, type Runtime } from './runtime.ts'
 import { modelAllowed } from '../config/snapshot.ts'
 import { createKeyStore } from '../stores/key-store.ts'
 import { createLedgerStore } from '../stores/ledger-store.ts'
 import type { LedgerStore } from '../stores/ledger.ts'
 import { batchingOf, Ledger } from '../ledger/ledger.ts'
+import { Journal } from '../ledger/journal.ts'
+import { journalSettingsOf, journalSlotOf } from '../ledger/journal-config.ts'
+import { createFinops, type Finops } from '../finops/wiring.ts'
+import { registerSelfService } from '../finops/self-service.ts'
+import type { ManagementStore } from '../control/management/store.ts'
+import { registerMcp } from '../mcp/routes.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -49,6 +57,8 @@ export interface GatewayOptions {
   readonly ledgerStore?: LedgerStore | null
   /** Process-level handlers that log and count errors thrown outside any request (default on). */
   readonly processGuards?: boolean
+  /** Overrides where run-time consumers, products and the audit log are kept (default: beside the ledger). */
+  readonly managementStore?: ManagementStore
 }
 
 export interface Gateway {
@@ -67,6 +77,8 @@ export interface Gateway {
   readonly inflight: { count: number }
   /** The usage ledger, null with `ledger: { type: none }`. */
   readonly ledger: Ledger | null
+  /** Budgets' alerts and webhooks, run-time consumers/products and suspensions. */
+  readonly finops: Finops
 }
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -90,16 +102,31 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const inflight = { count: 0 }
 
   const ledgerStore = opts.ledgerStore !== undefined ? opts.ledgerStore : await createLedgerStore(opts.config.ledger, { writerThread: true })
-  const ledger = ledgerStore ? new Ledger({ store: ledgerStore, snapshot: () => current.snapshot, batching: batchingOf(opts.config.ledger), metrics, logger }) : null
+  // The crash journal (one per process, in its own slot of the directory) only for a ledger the config names.
+  const journalSettings = ledgerStore && opts.ledgerStore === undefined ? journalSettingsOf(opts.config.ledger) : null
+  let journal: Journal | null = null
+  try {
+    if (journalSettings) journal = Journal.open({ ...journalSettings, slot: journalSlotOf(opts.env ?? process.env), logger })
+  } catch (err) {
+    await ledgerStore?.close().catch(() => {})
+    throw err
+  }
+  const ledger = ledgerStore ? new Ledger({ store: ledgerStore, snapshot: () => current.snapshot, batching: batchingOf(opts.config.ledger), metrics, logger, journal }) : null
 
   const baseUrlOf = (b: GatewayConfig['backends'][number]): string => {
     const url = b.url ?? defaultBaseUrl(b) ?? mocks.urlOf(b.id)
     if (!url) throw new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${b.id}" has no address.`)
     return url
   }
+  const finops = await createFinops({ config: opts.config, stores, logger, clock, registry, keyStore, store: opts.managementStore })
+  let fileConfig = opts.config
   const makeRuntime = (config: GatewayConfig) => {
-    const rt = buildRuntime(buildSnapshot(config, clock.now()), { registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry, ledger: ledger ?? undefined })
+    const rt = buildRuntime(buildSnapshot(finops.effective(config), clock.now()), {
+      registry, clients, baseUrlOf, clock, logger, stores, metrics, telemetry, ledger: ledger ?? undefined,
+      alerts: finops.alerts, consumers: finops.directory, prelude: [finops.prelude],
+    })
     telemetry.prom.syncBackends(config.backends.map((b) => b.id))
+    auth.warm(rt.snapshot) // JWT issuers' signing keys are fetched now, not by the first request
     return rt
   }
 
@@ -110,10 +137,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     // A policy that cannot be built (e.g. a metric whose dimensions clash) fails start-up: release what was opened.
     clearInterval(logFlusher)
-    await Promise.allSettled([mocks.close(), ledger?.close(), stores.close(), keyStore?.close(), telemetry.close()])
+    await Promise.allSettled([mocks.close(), ledger?.close(), finops.close(), stores.close(), keyStore?.close(), telemetry.close()])
     throw err
   }
   const runtime = () => current
+  // A run-time consumer or product changed (here or on another replica): rebuild on the same file config.
+  finops.directory.onChange(() => {
+    try {
+      current = makeRuntime(fileConfig)
+    } catch (err) {
+      logger.error({ err }, 'management: the changed consumers/products could not be applied; the previous set keeps serving')
+    }
+    auth.invalidate()
+  })
+  finops.directory.onNotify(() => auth.invalidate())
+  const management = finops.service(runtime, () => auth.invalidate())
 
   const listenCfg = opts.config.listen
   const app = Fastify({
@@ -148,21 +186,22 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     reply.header('x-request-id', req.id)
     done()
   })
+  // Errors raised before a route runs (body parsing, auth on the helper routes) answer in the shape of the door they came to.
   app.setErrorHandler((err, req, reply) => {
     req.sluice?.bodyDone()
-    sendError(reply, fastifyErrorToGateway(err, logger, req.id), null)
+    sendError(reply, fastifyErrorToGateway(err, logger, req.id), null, doorOf(req.url))
   })
   app.setNotFoundHandler((req, reply) => {
-    sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${clipText(req.url.split('?')[0]!)}.`), null)
+    sendError(reply, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint ${req.method} ${clipText(req.url.split('?')[0]!)}.`), null, doorOf(req.url))
   })
   const routes = trackRoutes(app)
 
   const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight, telemetry, ledger: ledger ?? undefined }
   const budget = new BodyBudget(listenCfg.maxBodyBytesInFlight)
   const inflightLimits = new InflightLimits()
-  const admit = (op: Operation) => admissionHook({
+  const admit = (op: Operation, door = openaiDoor) => admissionHook({
     runtime, auth, budget, inflight: inflightLimits, bodyLimit: listenCfg.bodyLimit,
-    refuse: (req, reply, err) => refuseBeforeBody(deps, req, reply, op, err),
+    refuse: (req, reply, err) => refuseBeforeBody(deps, req, reply, op, err, door),
   })
   const route = (path: string, op: Operation) =>
     app.post(path, { onRequest: admit(op) }, (req, reply) => proxyRequest(deps, req, reply, op, null))
@@ -175,6 +214,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   route('/openai/v1/completions', 'completions')
   route('/openai/v1/embeddings', 'embeddings')
   route('/openai/v1/responses', 'responses')
+  // Anthropic's Messages API, served from any backend (front-doors/anthropic.ts), admitted like the others.
+  app.post('/v1/messages', { onRequest: admit('chat.completions', anthropicDoor) }, (req, reply) => proxyRequest(deps, req, reply, 'chat.completions', null, anthropicDoor))
+  app.post('/v1/messages/count_tokens', { onRequest: admit('chat.completions', anthropicDoor) }, (req, reply) => countTokens(deps, req, reply))
   const azureRoute = (suffix: string, op: Operation) =>
     app.post<{ Params: { deployment: string } }>(`/openai/deployments/:deployment/${suffix}`, { onRequest: admit(op) }, (req, reply) => proxyRequest(deps, req, reply, op, req.params.deployment))
   azureRoute('chat/completions', 'chat.completions')
@@ -184,7 +226,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const listModels = async (req: FastifyRequest, reply: FastifyReply) => {
     const rt = current
-    const principal = await auth.resolve(rt.snapshot, req.headers)
+    const principal = await auth.resolve(rt.snapshot, req.headers, req.ip)
     const data = [...rt.snapshot.models.keys()]
       .filter((m) => modelAllowed(rt.snapshot, principal.productId, m))
       .map((id) => ({ id, object: 'model', created: Math.floor(rt.snapshot.loadedAt / 1000), owned_by: 'sluice' }))
@@ -192,9 +234,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   }
   app.get('/v1/models', listModels)
   app.get('/openai/v1/models', listModels)
+  registerSelfService(app, { runtime, auth, keyStore, consumers: finops.directory, service: management, ledger, now: () => clock.now() })
   app.get<{ Params: { model: string } }>('/v1/models/:model', async (req, reply) => {
     const rt = current
-    const principal = await auth.resolve(rt.snapshot, req.headers)
+    const principal = await auth.resolve(rt.snapshot, req.headers, req.ip)
     const id = req.params.model
     if (!rt.snapshot.models.has(id) || !modelAllowed(rt.snapshot, principal.productId, id)) {
       throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${clipText(id)}" does not exist or you do not have access to it.`, { param: 'model' })
@@ -206,8 +249,14 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   app.get('/readyz', async (_req, reply) => {
     const storesUp = await stores.ping().catch(() => false)
     const ready = !closing && storesUp
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', configVersion: current.snapshot.version, stores: storesUp ? 'up' : 'down' })
+    // Replay of the crash journal is reported, not gated on: the gateway serves (and journals) meanwhile.
+    const replay = ledger?.replayStatus()
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'not ready', configVersion: current.snapshot.version, stores: storesUp ? 'up' : 'down',
+      ...(replay ? { ledger: { replay: replay.state, replayedRecords: replay.records } } : {}),
+    })
   })
+  registerMcp(app, { runtime, auth, stores, clients, baseUrlOf, ledger, telemetry, clock, logger, inflight })
   registerMethodNotAllowed(app, routes, (reply, err) => sendError(reply, err, null))
 
   const reload = async (config?: GatewayConfig): Promise<number> => {
@@ -221,6 +270,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     await mocks.sync(next.backends)
     const rt = makeRuntime(next)
     current = rt // the swap: requests already running keep the runtime they started with
+    fileConfig = next
+    finops.webhooks.setHooks(next.webhooks)
     clients.retain(next.backends)
     logger.info({ configVersion: rt.snapshot.version }, 'configuration reloaded')
     return rt.snapshot.version
@@ -238,12 +289,13 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   registerAdminRoutes(admin, {
     runtime, reload, keyStore, auth, token: adminCfg.token ?? null, logger, stores, telemetry, ledger,
     host: adminCfg.host, allowedHosts: adminCfg.allowedHosts, maxJsonDepth: maxDepth,
+    management: { service: management, directory: finops.directory, now: () => clock.now() },
   })
   const uninstallGuards = opts.processGuards === false ? () => {} : installProcessGuards(logger, telemetry)
 
   let listening = false
   return {
-    app, admin, mocks, keyStore, auth, inflight, runtime, reload, ledger,
+    app, admin, mocks, keyStore, auth, inflight, runtime, reload, ledger, finops,
     async listen() {
       const url = await app.listen({ host: opts.config.listen.host, port: opts.config.listen.port })
       listening = true
@@ -267,6 +319,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await telemetry.close()
       // Every request has ended: drain the ledger's queue (retrying an unreachable store up to its deadline).
       await ledger?.close()
+      await finops.close()
       await closeSharedStores(stores)
       await stores.close()
       await keyStore?.close()
@@ -275,6 +328,11 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await new Promise<void>((resolve) => logger.flush(() => resolve()))
     },
   }
+}
+
+/** The front door a URL belongs to, for errors raised outside the request path. */
+function doorOf(url: string) {
+  return url === '/v1/messages' || url.startsWith('/v1/messages/') || url.startsWith('/v1/messages?') ? anthropicDoor : openaiDoor
 }
 
 function fastifyErrorToGateway(err: unknown, logger: Logger, reqId: string): GatewayError {

@@ -5,20 +5,20 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { createRequestContext, type Operation, type RequestContext } from '../core/context.ts'
 import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
 import { runInbound, type CompiledPipeline, type JsonResult, type Outcome, type StreamChunk, type StreamResult } from '../core/pipeline.ts'
-import { encodeSse, SSE_DONE } from '../core/sse.ts'
+
 import { addUsage, usageFromOpenAI, type Usage } from '../core/usage.ts'
 import { modelAllowed } from '../config/snapshot.ts'
 import { countPromptTokens, countTextTokensAsync } from '../tokens/count.ts'
 import { ClientAbortError } from '../upstream/client.ts'
-import { PassThroughError } from '../upstream/router.ts'
 import { attemptsOf } from '../upstream/attempts.ts'
 import type { Runtime } from './runtime.ts'
 import type { RequestRecorder } from '../telemetry/telemetry.ts'
 import type { LedgerSink } from '../ledger/ledger.ts'
 import type { Authenticator } from './auth.ts'
 import { isUsageOnlyChunk, StreamAccounting } from './stream-usage.ts'
-import { validateBody } from './validate.ts'
 import { clipText, UNKNOWN_MODEL } from '../core/bounded.ts'
+import { openaiDoor } from './front-doors/openai.ts'
+import type { FrontDoor } from './front-doors/types.ts'
 
 export interface ProxyDeps {
   readonly runtime: () => Runtime
@@ -33,11 +33,12 @@ export interface ProxyDeps {
 }
 
 /**
- * The request path for every OpenAI-shaped operation: authenticate, route the model, run inbound policies,
- * dispatch through the backend chain, relay the answer (streams frame by frame), then hand the outcome to
- * `complete` hooks off the client's path.
+ * The request path for every operation and every front door: parse the client's body into the hub schema (the
+ * door), authenticate, route the model, run inbound policies, dispatch through the backend chain, relay the
+ * answer in the door's shape (streams frame by frame), then hand the outcome to `complete` hooks off the
+ * client's path.
  */
-export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply, operation: Operation, modelFromPath: string | null): Promise<void> {
+export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply, operation: Operation, modelFromPath: string | null, door: FrontDoor = openaiDoor): Promise<void> {
   // Authenticated from the headers before the body was read (front-door.ts); the runtime it was checked
   // against is the one snapshot for the whole request, even if a reload lands meanwhile.
   const admitted = req.sluice
@@ -57,11 +58,9 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     if (ctx) settle(deps, ctx, pipeline, { status, usage, error, aborted: controller.signal.aborted, endedAt: deps.now(), completionText, servedBy })
   }
   try {
-    const body = req.body
-    const limits = rt.snapshot.config.requestLimits
-    validateBody(operation, body, modelFromPath, limits)
     const headers = req.headers
-    const requested = modelFromPath ?? (body.model as string)
+    const parsed = door.parse(operation, req.body, modelFromPath, headers, rt.snapshot.config.requestLimits)
+    const requested = parsed.model
     const known = rt.snapshot.models.has(requested)
     ctx = createRequestContext({
       id: req.id,
@@ -71,13 +70,14 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       signal: controller.signal,
       // A name nobody configured is the client's free text: it is never recorded, logged or labelled.
       model: known ? requested : UNKNOWN_MODEL,
-      body,
-      stream: body.stream === true,
-      clientWantsStreamUsage: (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true,
+      body: parsed.body,
+      stream: parsed.stream,
+      clientWantsStreamUsage: parsed.clientWantsStreamUsage,
+      client: parsed.client,
     })
     if (admitted) ctx.principal = admitted.principal
     else {
-      const principal = deps.auth.resolve(rt.snapshot, headers)
+      const principal = deps.auth.resolve(rt.snapshot, headers, req.ip)
       ctx.principal = principal instanceof Promise ? await principal : principal
     }
     if (!known) {
@@ -89,12 +89,14 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     pipeline = rt.pipelineFor(ctx.principal.productId)
     const early = pipeline.inbound === null ? null : await runInbound(pipeline, ctx)
     const result = early ?? (await pipeline.dispatch(ctx))
+    const servedBy = ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null
+    // The ledger record reaches the crash journal before the client can see the answer (issue 18): finish()
+    // hands it over synchronously just before the send (or the end of the stream); the rest of settle is deferred.
+    const c = ctx
     if (result.kind === 'json') {
-      const text = sendJson(ctx, pipeline, reply, result)
-      finish(result.status, ctx.usage, null, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
+      sendJson(c, pipeline, reply, result, door, (text) => finish(result.status, c.usage, null, text, servedBy))
     } else {
-      const { usage, error, text } = await relayStream(deps, ctx, pipeline, raw, result, rt.snapshot.config.requestLimits.maxStreamDuration)
-      finish(error ? error.status : 200, usage, error, text, ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null)
+      await relayStream(deps, c, pipeline, raw, result, door, rt.snapshot.config.requestLimits.maxStreamDuration, (usage, error, text) => finish(error ? error.status : 200, usage, error, text, servedBy))
     }
   } catch (err) {
     if (err instanceof ClientAbortError || controller.signal.aborted) {
@@ -104,8 +106,8 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     }
     const gwErr = toGatewayError(err)
     if (gwErr.code === GW_ERR.INTERNAL.code) deps.logger.error({ err, reqId: req.id }, 'unexpected error on the request path')
-    if (!reply.sent && !raw.headersSent) sendError(reply, gwErr, ctx)
-    finish(gwErr.status, null, gwErr, null, null)
+    finish(gwErr.status, null, gwErr, null, null) // before the send, as above
+    if (!reply.sent && !raw.headersSent) sendError(reply, gwErr, ctx, door)
   } finally {
     raw.off('close', onClose)
   }
@@ -120,12 +122,12 @@ function commonHeaders(ctx: RequestContext): Record<string, string> {
   return h
 }
 
-function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult): string | null {
+function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult, door: FrontDoor, beforeSend: (completionText: string | null) => void): void {
   if (pipeline.outboundResponse) for (const fn of pipeline.outboundResponse) fn(ctx, result)
   ctx.usage = usageFromOpenAI(result.body.usage)
-  const payload = result.modified || result.text === null ? JSON.stringify(result.body) : result.text
-  void reply.code(result.status).headers({ ...result.headers, ...commonHeaders(ctx), 'content-type': 'application/json' }).send(payload)
-  return completionTextOf(result.body)
+  const payload = door.json(result, ctx.id)
+  beforeSend(completionTextOf(result.body))
+  void reply.code(result.status).headers(door.headers({ ...result.headers, ...commonHeaders(ctx), 'content-type': 'application/json' }, ctx.id)).send(payload)
 }
 
 function completionTextOf(body: Record<string, unknown>): string | null {
@@ -139,8 +141,14 @@ function completionTextOf(body: Record<string, unknown>): string | null {
   return null
 }
 
-async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult, maxDurationMs: number | undefined): Promise<{ usage: Usage | null; error: GatewayError | null; text: string }> {
+/**
+ * Relays a stream in the door's shape; `beforeEnd` gets the final usage before the client sees the stream's end
+ * (the `[DONE]` frame and the door's closing events are held until then).
+ */
+async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult, door: FrontDoor,
+  maxDurationMs: number | undefined, beforeEnd: (usage: Usage, error: GatewayError | null, text: string) => void): Promise<void> {
   const acct = new StreamAccounting(ctx.operation)
+  const writer = door.streamWriter(ctx.operation, ctx.model, ctx.id)
   const onAbort = () => result.abort()
   ctx.signal.addEventListener('abort', onAbort, { once: true })
   let error: GatewayError | null = null
@@ -150,21 +158,24 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   if (maxDurationMs !== undefined) {
     overtime = setTimeout(() => { timedOut = true; result.abort() }, Math.max(0, maxDurationMs - (deps.now() - ctx.startedAt)))
   }
-  res.writeHead(200, {
+  res.writeHead(200, door.headers({
     ...result.headers,
     ...commonHeaders(ctx),
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     'x-request-id': ctx.id,
-  })
+  }, ctx.id))
   res.flushHeaders()
   // Frames that arrive together leave together: corked writes are flushed as one writev on the next tick,
   // instead of one syscall per frame, without holding any frame back longer than the current turn.
   let corked = false
   const uncork = () => { corked = false; res.uncork() }
+  let done: string | null = null
   try {
     for await (const frame of result.frames) {
       if (!corked && !res.destroyed) { corked = true; res.cork(); process.nextTick(uncork) }
+      if (done !== null) { res.write(done); done = null } // a frame after [DONE]: keep the order
+      if (frame.data === '[DONE]') { done = writer.frame(frame, null, false); continue }
       let json: Record<string, unknown> | null = null
       // One JSON.parse per event: measured cheaper than scanning the text for what it might carry.
       if (frame.data.charCodeAt(0) === 123 /* { */) {
@@ -178,23 +189,26 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
         // The usage chunk we asked for on the client's behalf is ours, not theirs.
         if (!ctx.clientWantsStreamUsage && isUsageOnlyChunk(json)) continue
       }
+      let modified = false
       if (pipeline.outboundChunk) {
         const chunk: StreamChunk = { frame, json, modified: false }
         let keep = true
         for (const fn of pipeline.outboundChunk) if (!(keep = fn(ctx, chunk))) break
         if (!keep) continue
-        if (chunk.modified && chunk.json) {
-          if (!res.write(encodeSse(JSON.stringify(chunk.json), frame.event))) await drained(res, ctx.signal)
-          continue
-        }
+        modified = chunk.modified
+        json = chunk.json
       }
-      if (!res.write(frame.raw)) await drained(res, ctx.signal)
+      const out = writer.frame(frame, json, modified)
+      if (out !== '' && !res.write(out)) await drained(res, ctx.signal)
     }
+    const tail = writer.end()
+    if (tail !== '') done = (done ?? '') + tail
   } catch (err) {
     if (!(err instanceof ClientAbortError) && !ctx.signal.aborted) {
       // Headers are gone: the only honest thing left is an explicit error event, then the end of the stream.
       error = timedOut ? streamOvertime(maxDurationMs!) : toGatewayError(err)
-      if (!res.destroyed) res.write(encodeSse(JSON.stringify(error.toJSON())) + SSE_DONE)
+      done = null
+      if (!res.destroyed) res.write(writer.error(error))
     }
   } finally {
     clearTimeout(overtime)
@@ -204,18 +218,26 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   if (timedOut && error === null && !ctx.signal.aborted) {
     // The upstream ended quietly when it was stopped: still say why the answer is cut.
     error = streamOvertime(maxDurationMs!)
-    if (!res.destroyed && !res.writableEnded) res.write(encodeSse(JSON.stringify(error.toJSON())) + SSE_DONE)
+    done = null
+    if (!res.destroyed && !res.writableEnded) res.write(writer.error(error))
   }
-  if (!res.destroyed && !res.writableEnded) res.end()
-  let usage = acct.usage
-  if (usage === null || ctx.signal.aborted || error) {
-    // No usage from the backend, or the stream was cut: count what was really generated.
-    const completion = await countTextTokensAsync(acct.generatedText, ctx.model)
-    const prompt = usage?.promptTokens || (await countPromptTokens(ctx.operation, ctx.body, ctx.model))
-    usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
+  try {
+    let usage = acct.usage
+    if (usage === null || ctx.signal.aborted || error) {
+      // No usage from the backend, or the stream was cut: count what was really generated.
+      const completion = await countTextTokensAsync(acct.generatedText, ctx.model)
+      const prompt = usage?.promptTokens || (await countPromptTokens(ctx.operation, ctx.body, ctx.model))
+      usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
+    }
+    ctx.usage = usage
+    beforeEnd(usage, error, acct.generatedText)
+  } finally {
+    // The stream ends whatever happened above: a client is never left waiting on an open response.
+    if (!res.destroyed && !res.writableEnded) {
+      if (done !== null) res.write(done)
+      res.end()
+    }
   }
-  ctx.usage = usage
-  return { usage, error, text: acct.generatedText }
 }
 
 function streamOvertime(ms: number): GatewayError {
@@ -232,7 +254,7 @@ async function drained(res: ServerResponse, signal: AbortSignal): Promise<void> 
  * records it like any other: the ledger row has no model (the body was never read) and no metrics series is
  * made for it. The connection is closed after the answer, so the unread upload is not drained.
  */
-export function refuseBeforeBody(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply, operation: Operation, err: GatewayError): void {
+export function refuseBeforeBody(deps: ProxyDeps, req: FastifyRequest, reply: FastifyReply, operation: Operation, err: GatewayError, door: FrontDoor = openaiDoor): void {
   const ctx = createRequestContext({
     id: req.id,
     startedAt: deps.now(),
@@ -245,14 +267,13 @@ export function refuseBeforeBody(deps: ProxyDeps, req: FastifyRequest, reply: Fa
     clientWantsStreamUsage: false,
   })
   void reply.header('connection', 'close')
-  sendError(reply, err, null)
+  sendError(reply, err, null, door)
   settle(deps, ctx, null, { status: err.status, usage: null, error: err, aborted: false, endedAt: deps.now(), completionText: null, servedBy: null })
 }
 
-export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestContext | null): void {
+export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestContext | null, door: FrontDoor = openaiDoor): void {
   const headers: Record<string, string> = { ...(ctx ? commonHeaders(ctx) : {}), ...err.headers, 'content-type': 'application/json' }
-  const body = err instanceof PassThroughError ? err.body : err.toJSON()
-  void reply.code(err.status).headers(headers).send(JSON.stringify(body))
+  void reply.code(err.status).headers(door.headers(headers, reply.request.id)).send(JSON.stringify(door.errorBody(err)))
 }
 
 /** Runs `complete` hooks and writes the access log, after the response, never delaying it. */

@@ -8,6 +8,7 @@ export interface KeyRecord {
   readonly prefix: string
   readonly label: string | null
   readonly createdAt: string
+  /** When the key stopped (or, after a rotation, will stop) working. */
   readonly revokedAt: string | null
 }
 
@@ -16,6 +17,13 @@ export interface KeyStore {
   list(consumerId?: string): Promise<KeyRecord[]>
   /** Returns false when no such key exists or it was already revoked. */
   revoke(id: string): Promise<boolean>
+  /**
+   * Schedules an active key's revocation at `at` (ISO time, e.g. the end of a rotation's grace period):
+   * it keeps working until then. Returns false when no such active key exists.
+   */
+  revokeAt(id: string, at: string): Promise<boolean>
+  /** Deletes every key of a consumer (the consumer is deleted); returns how many. */
+  removeConsumer(consumerId: string): Promise<number>
   findByDigest(digest: string): Promise<KeyRecord | null>
   close(): Promise<void>
 }

@@ -35,6 +35,12 @@ export interface UsageRecord {
   readonly attempts: number
   /** The gateway error code (`rate_limit_exceeded`…), or null on success. */
   readonly errorCode: string | null
+  /**
+   * The record's idempotency key: a store keeps one row per record id, ignoring a replayed or retried copy.
+   * The ledger gives every record its own (a client may reuse an `x-request-id`: that must not hide billable
+   * requests); a writer that gives none is keyed by `requestId`. Written, not read back.
+   */
+  readonly recordId?: string
 }
 
 /** Prompt and completion of one request, logged by the `log-messages` policy (already redacted and capped). */
@@ -49,6 +55,8 @@ export interface MessageRecord {
   readonly completion: string | null
   /** Whether any message was cut to `maxChars`. */
   readonly truncated: boolean
+  /** Idempotency key, as for usage records. */
+  readonly recordId?: string
 }
 
 export const USAGE_GROUPS = ['consumer', 'model', 'backend', 'day'] as const
@@ -87,7 +95,7 @@ export interface RecordQuery {
 
 export interface LedgerStore {
   readonly type: 'sqlite' | 'postgres'
-  /** Writes a batch in one transaction: all of it or none of it (so a retry never duplicates rows). */
+  /** Writes a batch in one transaction: all of it or none of it; a record whose id the store holds already is skipped. */
   append(records: readonly UsageRecord[]): Promise<void>
   appendMessages(records: readonly MessageRecord[]): Promise<void>
   /** Aggregates records for the usage report, ordered by key. */

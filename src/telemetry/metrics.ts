@@ -92,6 +92,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
   /** Fixed reasons only (code-chosen, never client text), so these few series cannot grow. */
   private readonly refusals: SeriesTable<CountSeries>
   private readonly processErrors: SeriesTable<CountSeries>
+  private readonly contentSafetyEvents: SeriesTable<CountSeries>
   private readonly custom = new Map<string, TokenCounterImpl>()
   private readonly duration: Histogram<string>
   private readonly ttft: Histogram<string>
@@ -114,6 +115,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     this.routes = new SeriesTable(['model', 'served', 'reason'], cap, countSeries, new Set(['reason']))
     this.refusals = new SeriesTable(['reason'], cap, countSeries)
     this.processErrors = new SeriesTable(['kind'], cap, countSeries)
+    this.contentSafetyEvents = new SeriesTable(['engine', 'category', 'action'], cap, countSeries, new Set(['action']))
 
     const reg = [this.registry]
     const requests = this.requests
@@ -170,6 +172,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     counterOf('sluice_route_decisions_total', 'Requests to a router, race or split model, by the model that served them and why (cheapest, fastest, race, split).', this.routes)
     counterOf('sluice_unattributed_requests_total', 'Requests with no principal (unauthenticated) or for a model nobody configured: counted here, never as a per-consumer series.', this.refusals)
     counterOf('sluice_process_errors_total', 'Errors thrown outside any request (uncaught exceptions, unhandled rejections); the process kept serving.', this.processErrors)
+    counterOf('sluice_content_safety_total', 'Content-safety decisions by engine and category: blocked, redacted, or the engine unavailable (failed_open / failed_closed).', this.contentSafetyEvents)
     const self = this
     new Counter({
       name: 'sluice_ledger_dropped_total',
@@ -195,7 +198,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
       ['sluice_tokens_total', requests], ['sluice_requests_total', requests],
       ['sluice_request_duration_seconds', requests], ['sluice_time_to_first_token_seconds', requests],
       ['sluice_cache_requests_total', this.cache], ['sluice_store_failures_total', this.storeFailures],
-      ['sluice_limit_rejections_total', this.limitRejections], ['sluice_backend_circuit_state', breakers],
+      ['sluice_limit_rejections_total', this.limitRejections], ['sluice_content_safety_total', this.contentSafetyEvents], ['sluice_backend_circuit_state', breakers],
     ]
     const custom = this.custom
     new Counter({
@@ -284,7 +287,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
     this.storeFailures.get([store, action]).value++
   }
 
-  limitRejected(policy: string, reason: 'rate' | 'quota'): void {
+  limitRejected(policy: string, reason: 'rate' | 'quota' | 'budget'): void {
     this.limitRejections.get([policy, reason]).value++
   }
 
@@ -302,6 +305,10 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
 
   processError(kind: 'uncaught_exception' | 'unhandled_rejection'): void {
     this.processErrors.get([kind]).value++
+  }
+
+  contentSafety(engine: string, category: string, action: 'blocked' | 'redacted' | 'failed_open' | 'failed_closed'): void {
+    this.contentSafetyEvents.get([engine, category, action]).value++
   }
 
   tokenCounter(name: string, labelNames: readonly string[], help = 'Tokens recorded by the emit-token-metric policy, by type and configured dimensions.'): TokenCounter {

@@ -10,11 +10,13 @@ export interface MetricsSink {
   /** A distributed store failed and a local fallback (or refusal) was used. */
   storeFailure(store: string, action: 'fallback' | 'refused'): void
   /** A limit policy refused a request. */
-  limitRejected(policy: string, reason: 'rate' | 'quota'): void
+  limitRejected(policy: string, reason: 'rate' | 'quota' | 'budget'): void
   /** The usage ledger shed records because its bounded queue was full (store down or too slow). Optional so existing sinks stay valid. */
   ledgerDropped?(n: number): void
   /** A router, race or split model chose the model that served a request (`reason`: cheapest, fastest, race, split). */
   routeDecision?(model: string, served: string, reason: string): void
+  /** The content-safety policy blocked or redacted a category, or an engine failed (`failed_open` / `failed_closed`). */
+  contentSafety?(engine: string, category: string, action: 'blocked' | 'redacted' | 'failed_open' | 'failed_closed'): void
 }
 
 export const noopMetrics: MetricsSink = {
@@ -24,4 +26,5 @@ export const noopMetrics: MetricsSink = {
   limitRejected() {},
   ledgerDropped() {},
   routeDecision() {},
+  contentSafety() {},
 }

@@ -90,7 +90,7 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
     this.prom.storeFailure(store, action)
   }
 
-  limitRejected(policy: string, reason: 'rate' | 'quota'): void {
+  limitRejected(policy: string, reason: 'rate' | 'quota' | 'budget'): void {
     this.prom.limitRejected(policy, reason)
   }
 
@@ -104,6 +104,10 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
 
   processError(kind: 'uncaught_exception' | 'unhandled_rejection'): void {
     this.prom.processError(kind)
+  }
+
+  contentSafety(engine: string, category: string, action: 'blocked' | 'redacted' | 'failed_open' | 'failed_closed'): void {
+    this.prom.contentSafety(engine, category, action)
   }
 
   tokenCounter(name: string, labelNames: readonly string[], help?: string): TokenCounter {
@@ -143,5 +147,6 @@ export function teeSink(a: MetricsSink, b: MetricsSink): MetricsSink {
     limitRejected(policy, reason) { a.limitRejected(policy, reason); b.limitRejected(policy, reason) },
     ledgerDropped(n) { a.ledgerDropped?.(n); b.ledgerDropped?.(n) },
     routeDecision(model, served, reason) { a.routeDecision?.(model, served, reason); b.routeDecision?.(model, served, reason) },
+    contentSafety(engine, category, action) { a.contentSafety?.(engine, category, action); b.contentSafety?.(engine, category, action) },
   }
 }

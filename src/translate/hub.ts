@@ -25,8 +25,9 @@
  *   `delta.reasoning_content`; a finished thinking block's signature as `delta.thinking_blocks: [block]`;
  *   tool calls as OpenAI does (`delta.tool_calls[{ index, id, type, function: { name, arguments } }]`, the
  *   first fragment with id and name, later ones with argument pieces); `finish_reason` on its own chunk;
- *   then one usage-only chunk (`choices: []`, `usage`) before the end. No `[DONE]` frame in hub chunks:
- *   front doors add their own terminator.
+ *   then one usage-only chunk (`choices: []`, `usage`) before the end. Decoders emit no `[DONE]`:
+ *   decodeStream (stream.ts) ends every translated stream with OpenAI's `[DONE]` frame, which the OpenAI front
+ *   door relays and other front doors replace with their own ending.
  */
 export interface ThinkingBlock {
   readonly type: 'thinking' | 'redacted_thinking'

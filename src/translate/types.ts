@@ -21,6 +21,8 @@ export interface TranslateContext {
   readonly requestId: string
   /** Seconds since the epoch, for hub `created`. */
   readonly created: number
+  /** The backend's id, for the UpstreamFailures a stream decoder throws (failover and breakers need it). */
+  readonly backendId?: string
 }
 
 /** The request a codec produced, plus the hub fields it omitted by the documented safe-omission rule. */
@@ -39,6 +41,8 @@ export interface TranslatedError {
   readonly param: string | null
   /** The backend said "try again elsewhere" (overloaded, 5xx-like) even if its status says otherwise. */
   readonly retriable: boolean
+  /** The wait the backend asked for in its error body (Google's RetryInfo), when no header carries it. */
+  readonly retryAfterMs?: number | null
 }
 
 /** Turns a backend's stream events into hub chunks (`chat.completion.chunk` objects), as they arrive. */
@@ -60,7 +64,13 @@ export interface BackendCodec {
   response(body: Record<string, unknown>, tc: TranslateContext): Record<string, unknown>
   /** Fresh per request. */
   decoder(tc: TranslateContext): StreamDecoder
-  error(status: number, body: Record<string, unknown>): TranslatedError
+  /** `headers`: the backend's response headers that carry error details (e.g. Bedrock's `x-amzn-errortype`). */
+  error(status: number, body: Record<string, unknown>, headers?: Readonly<Record<string, string>>): TranslatedError
+  /**
+   * Same-schema passthrough: the client's own body as this backend wants it (default: `model` replaced).
+   * For backends that speak the schema with a twist (Anthropic on Vertex AI: no `model`, an `anthropic_version`).
+   */
+  native?(clientBody: Record<string, unknown>, tc: TranslateContext): Record<string, unknown>
 }
 
 /** Bytes of a streamed body → events. SSE for most providers; AWS event-stream for Bedrock. */

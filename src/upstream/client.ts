@@ -11,6 +11,8 @@ import { GW_ERR } from '../core/errors.ts'
 
 /** Upstream response headers worth passing to the client; everything else stays behind the gateway. */
 const FORWARDED_HEADERS = ['retry-after', 'retry-after-ms', 'openai-processing-ms', 'openai-model', 'x-ratelimit-reset-requests', 'x-ratelimit-reset-tokens']
+/** Headers of error answers that codecs read (never forwarded: error answers are rebuilt by the gateway). */
+const ERROR_DETAIL_HEADERS = ['x-amzn-errortype']
 
 /**
  * Keep-alive connection pools, one per backend origin, kept across config reloads so a reload neither
@@ -86,7 +88,7 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
     res = await pool.request({
       method: 'POST',
       path: target.path,
-      headers: { ...target.headers, 'content-type': 'application/json', accept: opts.stream ? 'text/event-stream' : 'application/json' },
+      headers: { ...target.headers, 'content-type': 'application/json', accept: opts.stream ? (opts.streamContentType ?? 'text/event-stream') : 'application/json' },
       body: opts.body,
       signal: attempt.signal,
       headersTimeout: backend.timeout,
@@ -149,6 +151,12 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<Upstr
     }
     body = { error: { message: `Backend "${backend.id}" answered ${res.statusCode}.`, type: 'api_error', param: null, code: null } }
     text = null as unknown as string
+  }
+  if (res.statusCode >= 400) {
+    for (const name of ERROR_DETAIL_HEADERS) {
+      const v = res.headers[name]
+      if (typeof v === 'string') headers[name] = v.slice(0, 200)
+    }
   }
   const result: JsonResult = { kind: 'json', status: res.statusCode, headers, body, text: text ?? null }
   if (res.statusCode === 429 || res.statusCode === 503) {

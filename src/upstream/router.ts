@@ -23,8 +23,9 @@ import type { Scores } from './balancer.ts'
 import { Acceptance } from './acceptance.ts'
 import { chooseCandidate, expectedCost, maxOutputOf, SERVED_MODEL_SLOT, splitChoice, type Requirements } from './virtual-models.ts'
 import { usageFromOpenAI } from '../core/usage.ts'
-import { decodeStream } from '../translate/stream.ts'
-import type { TranslateContext, TranslatedError } from '../translate/types.ts'
+import { decodeStream, passthroughStream } from '../translate/stream.ts'
+import { hubForOpenAI } from '../translate/helpers/hub-to-openai.ts'
+import type { ApiSchema, TranslateContext, TranslatedError } from '../translate/types.ts'
 import type { Credentials } from '../providers/credentials/types.ts'
 import type { UpstreamTarget } from '../providers/types.ts'
 import { noHealthyBackend, Plan, type Choice, type Target } from './failover.ts'
@@ -461,24 +462,37 @@ export class Router {
     const upstreamModel = backend.models?.[model.name] ?? model.name
     const target = provider.target(backend, ctx.operation, upstreamModel, this.baseUrlOf(backend), ctx.stream)
     // A provider of another schema gets the hub body translated (pure, so a failover translates again);
-    // one of the hub's own schema gets the client's body with only the model replaced.
-    const codec = provider.codec
-    const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000) } : null
+    // one of the hub's own schema gets the client's body with only the model replaced. A provider of the client's
+    // own (non-hub) schema gets the client's original body: same-schema passthrough.
+    const codec = provider.codecFor?.(backend, upstreamModel) ?? provider.codec
+    const passthrough = codec !== undefined && ctx.client !== undefined && ctx.client.schema === codec.schema
+    const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000), backendId: backend.id } : null
     let body: Record<string, unknown>
-    if (codec) {
+    let omitted: readonly string[] = []
+    if (passthrough) {
+      body = codec.native ? codec.native(ctx.client!.body, tc!) : { ...ctx.client!.body, model: upstreamModel }
+    } else if (codec) {
       const translated = codec.request(ctx.body, tc!)
       body = translated.body
-      if (translated.omitted.length) ctx.responseHeaders['x-sluice-omitted'] = translated.omitted.join(',')
+      omitted = ctx.client ? [...ctx.client.omitted, ...translated.omitted] : translated.omitted
     } else {
-      body = { ...ctx.body, model: upstreamModel }
+      if (ctx.client) {
+        const cleaned = hubForOpenAI(ctx.body)
+        body = { ...cleaned.body, model: upstreamModel }
+        omitted = [...ctx.client.omitted, ...cleaned.omitted]
+      } else body = { ...ctx.body, model: upstreamModel }
       // Ask for usage in streams so tokens are always accounted; the kernel strips it if the client did not ask.
       if (ctx.stream && (ctx.operation === 'chat.completions' || ctx.operation === 'completions')) {
         body.stream_options = { ...(ctx.body.stream_options as object | undefined), include_usage: true }
       }
     }
+    // Per attempt: a failover to a backend of another schema omits other fields (or none).
+    if (omitted.length) ctx.responseHeaders['x-sluice-omitted'] = omitted.join(',')
+    else if (ctx.client) delete ctx.responseHeaders['x-sluice-omitted']
     const bodyText = JSON.stringify(body)
     const credentials = this.clients.credentials.of(backend)
-    const headers = credentials === null ? target.headers : { ...target.headers, ...(await credentialHeaders(credentials, backend.id, target, bodyText, signal)) }
+    const sentHeaders = passthrough && ctx.client!.headers ? mergeClientHeaders(target.headers, ctx.client!.headers) : target.headers
+    const headers = credentials === null ? sentHeaders : { ...sentHeaders, ...(await credentialHeaders(credentials, backend.id, { ...target, headers: sentHeaders }, bodyText, signal)) }
     const pool = this.clients.poolFor(backend, target.origin)
     const sent = await sendUpstream(pool, {
       backend,
@@ -492,16 +506,20 @@ export class Router {
     if (sent.kind === 'json') {
       if (sent.status >= 400) {
         if (!codec) throw statusFailure(backend.id, sent.status, sent.headers, sent.body)
-        const e = codec.error(sent.status, sent.body)
-        throw statusFailure(backend.id, sent.status, sent.headers, hubErrorBody(e), e.retriable)
+        const e = codec.error(sent.status, sent.body, sent.headers)
+        const headers = e.retryAfterMs != null && retryAfterMsFrom(sent.headers) === null ? { ...sent.headers, 'retry-after-ms': String(e.retryAfterMs) } : sent.headers
+        const failure = statusFailure(backend.id, sent.status, headers, hubErrorBody(e), e.retriable)
+        if (passthrough && failure instanceof PassThroughError) failure.native = { schema: codec.schema, body: nativeErrorBody(codec.schema, sent.body, failure) }
+        throw failure
       }
       if (codec) {
+        if (passthrough) sent.native = { schema: codec.schema, text: sent.text ?? JSON.stringify(sent.body) }
         sent.body = codec.response(sent.body, tc!)
         sent.text = null
       }
       return { result: sent, text: '' }
     }
-    const result = codec ? decodeStream(sent, codec.decoder(tc!)) : sent
+    const result = !codec ? sent : passthrough ? passthroughStream(sent, codec.decoder(tc!)) : decodeStream(sent, codec.decoder(tc!))
     return commitStream(result, backend.id, (f) => {
       void this.breakers.failed(backend.id, f)
     })
@@ -540,6 +558,20 @@ async function credentialHeaders(credentials: Credentials, backendId: string, ta
   }
 }
 
+/** The client's passthrough headers beside the backend's own; list-valued ones (anthropic-beta) are joined. */
+function mergeClientHeaders(base: Record<string, string>, client: Readonly<Record<string, string>>): Record<string, string> {
+  const out = { ...base }
+  for (const [k, v] of Object.entries(client)) out[k] = out[k] ? [...new Set([...out[k]!.split(','), ...v.split(',')].map((x) => x.trim()).filter(Boolean))].join(',') : v
+  return out
+}
+
+/** A backend error in its own schema's envelope, from the rebuilt (cut, redacted) fields: never relayed as it came. */
+function nativeErrorBody(schema: ApiSchema, upstream: Record<string, unknown>, failure: PassThroughError): Record<string, unknown> {
+  if (schema !== 'anthropic') return failure.body
+  const type = (upstream.error as { type?: unknown } | undefined)?.type
+  return { type: 'error', error: { type: typeof type === 'string' && /^[a-z_]{1,64}$/.test(type) ? type : 'invalid_request_error', message: failure.message } }
+}
+
 function hubErrorBody(e: TranslatedError): Record<string, unknown> {
   return { error: { message: e.message, type: e.type, param: e.param, code: e.code } }
 }
@@ -567,6 +599,8 @@ function statusFailure(backendId: string, status: number, headers: Record<string
 /** A client error the backend reported (bad parameter, context too long…): relayed with its body rebuilt (backend-error.ts). */
 export class PassThroughError extends GatewayError {
   readonly body: Record<string, unknown>
+  /** Same-schema passthrough: the error in the backend's own envelope, rebuilt like `body`, for the door of that schema. */
+  native?: { readonly schema: ApiSchema; readonly body: Record<string, unknown> }
   constructor(status: number, upstreamBody: Record<string, unknown>) {
     const body = clientErrorBody(status, upstreamBody)
     super({ status, type: body.error.type, code: body.error.code ?? 'invalid_request_error' }, body.error.message, { param: body.error.param })

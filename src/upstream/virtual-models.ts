@@ -98,9 +98,11 @@ export function chooseCandidate(
   const maxCost = parseMaxCost(ctx.info.headers['x-sluice-max-cost-usd'])
   const reasons: string[] = []
   const able: { m: ModelConfig; cost: number | null; speed: number | null }[] = []
+  // Counted once (with the first candidate's tokenizer): tokenizers differ by a few percent at most, far
+  // less than the margins context windows are chosen with.
+  const need = requirementsOf(ctx, router.candidates[0]!)
   for (const name of router.candidates) {
     const m = snapshot.models.get(name)!
-    const need = requirementsOf(ctx, name)
     const why = unmet(m, need)
     if (why !== null) { reasons.push(`${name}: ${why}`); continue }
     const cost = costOf(m, need)

@@ -106,5 +106,30 @@ export function ledgerStoreContract(name: string, make: () => Promise<{ store: L
       assert.deepEqual(await s.messages({ requestIds: ['req-n'] }), [n])
       assert.deepEqual(await s.records(), [])
     }))
+
+    it('is idempotent by record id: a batch written again (replay, retry after a lost acknowledgement) adds nothing', () => withStore(async (s) => {
+      const batch = [usageRecord({ requestId: 'idem-1', recordId: 'rid-1' }), usageRecord({ requestId: 'idem-2', recordId: 'rid-2', ts: DAY1 + 1 })]
+      await s.append(batch)
+      await s.append(batch)
+      // Half old, half new, and a copy inside the same batch: only the new one lands.
+      await s.append([batch[1]!, usageRecord({ requestId: 'idem-3', recordId: 'rid-3', ts: DAY1 + 2 }), usageRecord({ requestId: 'idem-3', recordId: 'rid-3', ts: DAY1 + 2 })])
+      assert.deepEqual((await s.records()).map((r) => r.requestId), ['idem-1', 'idem-2', 'idem-3'])
+      // The pass it contrasts with: two requests that share a client-chosen request id are two records.
+      await s.append([usageRecord({ requestId: 'idem-1', recordId: 'rid-4', ts: DAY1 + 3 })])
+      assert.deepEqual((await s.records()).map((r) => r.requestId), ['idem-1', 'idem-2', 'idem-3', 'idem-1'])
+      // Without a record id the request id is the key.
+      await s.append([usageRecord({ requestId: 'plain', ts: DAY1 + 4 })])
+      await s.append([usageRecord({ requestId: 'plain', ts: DAY1 + 4 })])
+      assert.equal((await s.records({ requestIds: ['plain'] })).length, 1)
+      const [row] = await s.usage({ by: 'consumer' })
+      assert.equal(row!.requests, 5)
+    }))
+
+    it('is idempotent for message logs too', () => withStore(async (s) => {
+      const m: MessageRecord = { ts: DAY1, requestId: 'msg-1', consumer: 'team-a', product: null, model: 'gpt-4o', prompt: 'p', completion: 'c', truncated: false, recordId: 'mid-1' }
+      await s.appendMessages([m])
+      await s.appendMessages([m, { ...m, recordId: 'mid-2', ts: DAY1 + 1 }])
+      assert.deepEqual((await s.messages()).map((x) => [x.requestId, x.ts]), [['msg-1', DAY1], ['msg-1', DAY1 + 1]])
+    }))
   })
 }

@@ -1,5 +1,10 @@
 import type { Ctx } from '../engine.ts'
 import { entraDialect } from './entra.ts'
+import { bedrockDialect } from './bedrock.ts'
+import { anthropicDialect } from './anthropic.ts'
+import { anthropicVertexDialect } from './anthropic-vertex.ts'
+import { geminiDialect } from './gemini.ts'
+import { googleIdentityDialect } from './google-identity.ts'
 
 /**
  * A wire protocol the mock speaks besides OpenAI's (llm.ts): Anthropic Messages, Gemini, Bedrock, identity
@@ -15,4 +20,4 @@ export interface MockDialect {
 }
 
 /** Registered dialects, consulted before the OpenAI routes. */
-export const MOCK_DIALECTS: readonly MockDialect[] = [entraDialect]
+export const MOCK_DIALECTS: readonly MockDialect[] = [entraDialect, anthropicDialect, anthropicVertexDialect, geminiDialect, googleIdentityDialect, bedrockDialect]

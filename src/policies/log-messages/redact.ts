@@ -2,6 +2,8 @@
  * Redaction applied to logged prompts and completions before anything is stored. Built-in patterns cover
  * the secrets and PII most often pasted into prompts; configured patterns add to them.
  */
+import { luhnValid } from '../../core/checksums.ts'
+
 export interface Redactor {
   (text: string): string
 }
@@ -12,19 +14,6 @@ interface ScanRule { readonly apply: (text: string) => string }
 type Rule = RegexRule | ScanRule
 
 const fixed = (label: string) => () => `[REDACTED:${label}]`
-
-/** Luhn checksum, so long order numbers and timestamps are not mistaken for card numbers. */
-function luhnValid(digits: string): boolean {
-  let sum = 0
-  let double = false
-  for (let i = digits.length - 1; i >= 0; i--) {
-    let d = digits.charCodeAt(i) - 48
-    if (double) { d *= 2; if (d > 9) d -= 9 }
-    sum += d
-    double = !double
-  }
-  return sum % 10 === 0
-}
 
 /**
  * Every quantifier is bounded (a real key is far shorter than its bound) and every pattern starts with a

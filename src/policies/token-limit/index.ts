@@ -11,6 +11,7 @@ import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
 import { HEADER_NAME, heldBy, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
 import { periodBounds, QUOTA_PERIODS } from '../limits-common/periods.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
+import { alertThresholds } from '../../finops/thresholds.ts'
 
 const headerName = z.string().regex(HEADER_NAME, 'a header name is letters, digits and - (an HTTP token)')
 
@@ -31,10 +32,13 @@ const schema = z.strictObject({
   remainingTokensHeaderName: headerName.optional(),
   remainingQuotaTokensHeaderName: headerName.optional(),
   tokensConsumedHeaderName: headerName.optional(),
+  /** Thresholds of the token quota (`80%`), each fired once per period to the log and a webhook, as budgets do. */
+  alerts: alertThresholds,
 }).superRefine((o, ctx) => {
   if (o.tokensPerMinute === undefined && o.tokenQuota === undefined) {
     ctx.addIssue({ code: 'custom', message: 'token-limit needs tokensPerMinute, tokenQuota (with tokenQuotaPeriod), or both' })
   }
+  if (o.alerts.length > 0 && o.tokenQuota === undefined) ctx.addIssue({ code: 'custom', message: 'alerts apply to the token quota: set tokenQuota and tokenQuotaPeriod' })
   if ((o.tokenQuota === undefined) !== (o.tokenQuotaPeriod === undefined)) {
     ctx.addIssue({ code: 'custom', message: 'tokenQuota and tokenQuotaPeriod go together' })
   }
@@ -109,6 +113,8 @@ class TokenLimit implements Policy, LimitInspector {
     const quota = this.cfg.tokenQuota !== undefined ? result.windows[windows.length - 1]! : null
     if (!result.ok) {
       await releaseAll(ctx, now, logger)
+      // A quota with no room left for this request has reached its 100 % mark in practice.
+      if (quota && !quota.fits && quota.retryAfterMs >= 0) void this.quotaAlerts(ctx, key, quota.used + amount, now)
       throw this.refusal(ctx, amount, tpm, quota, now)
     }
     shared.held.push({ owner: this, store: stores.counters, key, id, amount, windows, local: result.local === true, settled: false })
@@ -168,6 +174,27 @@ class TokenLimit implements Policy, LimitInspector {
     } catch (err) {
       // The store is unreachable: the reservation stands until it leaves its window or its lease expires.
       this.deps.logger.debug({ err: { message: (err as Error).message } }, 'could not settle a token reservation')
+      return
+    }
+    if (this.cfg.alerts.length === 0 || this.cfg.tokenQuota === undefined) return
+    const now = this.deps.clock.now()
+    const states = await this.deps.stores.counters.peek(held.key, held.windows, now)
+    await this.quotaAlerts(ctx, held.key, states[states.length - 1]!.used, now)
+  }
+
+  private async quotaAlerts(ctx: RequestContext, key: string, used: number, now: number): Promise<void> {
+    const limit = this.cfg.tokenQuota!
+    const { start, end } = periodBounds(this.cfg.tokenQuotaPeriod!, now)
+    try {
+      for (const a of this.cfg.alerts) {
+        if (used * 100 < a.at * limit) continue
+        await this.deps.alerts?.fire({
+          kind: 'token-quota', at: a.at, counter: key.slice('tokens:'.length), scope: scopeLabel(this.deps.scope), limit, used: Math.min(used, limit),
+          unit: 'tokens', periodStart: start, periodEnd: end, consumer: ctx.principal?.consumerId ?? null, webhook: a.webhook ?? null,
+        }, now)
+      }
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: (err as Error).message } }, 'token-limit: alert failed')
     }
   }
 

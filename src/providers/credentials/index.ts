@@ -1,4 +1,6 @@
 import type { BackendConfig } from '../../config/schema.ts'
+import { sigV4Credentials } from './sigv4.ts'
+import { googleCredentialsFor } from './google.ts'
 import type { Credentials } from './types.ts'
 import { entraCredentials } from './entra.ts'
 
@@ -14,6 +16,8 @@ const noCredentials: CredentialsFactory = () => null
 const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']>, CredentialsFactory]> = [
   ['managedIdentity', entraCredentials],
   ['entra', entraCredentials],
+  ['awsSigV4', sigV4Credentials],
+  ['google', googleCredentialsFor],
 ]
 
 export function credentialsFor(backend: BackendConfig): Credentials | null {

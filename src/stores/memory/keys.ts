@@ -17,6 +17,17 @@ export class MemoryKeyStore implements KeyStore {
     this.byId.set(id, { ...k, revokedAt: new Date().toISOString() })
     return true
   }
+  async revokeAt(id: string, at: string): Promise<boolean> {
+    const k = this.byId.get(id)
+    if (!k || k.revokedAt) return false
+    this.byId.set(id, { ...k, revokedAt: at })
+    return true
+  }
+  async removeConsumer(consumerId: string): Promise<number> {
+    let n = 0
+    for (const [id, k] of this.byId) if (k.consumerId === consumerId) { this.byId.delete(id); n++ }
+    return n
+  }
   async findByDigest(digest: string): Promise<KeyRecord | null> {
     for (const k of this.byId.values()) if (k.digest === digest) return k
     return null

@@ -43,6 +43,18 @@ export class PostgresKeyStore implements KeyStore {
     return (res.rowCount ?? 0) > 0
   }
 
+  async revokeAt(id: string, at: string): Promise<boolean> {
+    await this.ready
+    const res = await this.pool.query('UPDATE sluice_consumer_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, at])
+    return (res.rowCount ?? 0) > 0
+  }
+
+  async removeConsumer(consumerId: string): Promise<number> {
+    await this.ready
+    const res = await this.pool.query('DELETE FROM sluice_consumer_keys WHERE consumer_id = $1', [consumerId])
+    return res.rowCount ?? 0
+  }
+
   async findByDigest(digest: string): Promise<KeyRecord | null> {
     await this.ready
     const res = await this.pool.query<Row>('SELECT * FROM sluice_consumer_keys WHERE digest = $1', [digest])

@@ -25,6 +25,12 @@ const migrations = (p: string): readonly string[] => [
      prompt TEXT, completion TEXT, truncated BOOLEAN NOT NULL);
    CREATE INDEX ${p}message_logs_ts ON ${p}message_logs (ts);
    CREATE INDEX ${p}message_logs_request_id ON ${p}message_logs (request_id);`,
+  // Idempotent inserts (issue 18): one row per record id, so a replayed journal or a batch retried after a
+  // lost acknowledgement never duplicates. Rows written before have no record id (NULLs never conflict).
+  `ALTER TABLE ${p}usage_records ADD COLUMN record_id TEXT;
+   CREATE UNIQUE INDEX ${p}usage_records_record_id ON ${p}usage_records (record_id);
+   ALTER TABLE ${p}message_logs ADD COLUMN record_id TEXT;
+   CREATE UNIQUE INDEX ${p}message_logs_record_id ON ${p}message_logs (record_id);`,
 ]
 
 /**
@@ -114,17 +120,18 @@ export class PostgresLedgerStore implements LedgerStore {
     const col = <T>(f: (r: UsageRecord) => T): T[] => records.map(f)
     await this.pool.query(
       `INSERT INTO ${this.p}usage_records (ts, request_id, consumer, product, model, backend, status, prompt_tokens, completion_tokens,
-         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, saved_usd)
+         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
        SELECT to_timestamp(ts / 1000.0), request_id, consumer, product, model, backend, status, prompt_tokens, completion_tokens,
-         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, saved_usd
+         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd
        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::smallint[], $8::bigint[], $9::bigint[],
-         $10::bigint[], $11::bigint[], $12::float8[], $13::int[], $14::int[], $15::bool[], $16::bool[], $17::smallint[], $18::text[], $19::float8[])
+         $10::bigint[], $11::bigint[], $12::float8[], $13::int[], $14::int[], $15::bool[], $16::bool[], $17::smallint[], $18::text[], $19::text[], $20::float8[])
          AS t(ts, request_id, consumer, product, model, backend, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
-              cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, saved_usd)`,
+              cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
+       ON CONFLICT (record_id) DO NOTHING`,
       [col((r) => r.ts), col((r) => r.requestId), col((r) => r.consumer), col((r) => r.product), col((r) => r.model), col((r) => r.backend),
         col((r) => r.status), col((r) => r.promptTokens), col((r) => r.completionTokens), col((r) => r.cachedTokens), col((r) => r.reasoningTokens),
         col((r) => r.costUsd), col((r) => r.latencyMs), col((r) => r.ttftMs), col((r) => r.cacheHit), col((r) => r.stream), col((r) => r.attempts),
-        col((r) => r.errorCode), col((r) => r.savedUsd ?? 0)],
+        col((r) => r.errorCode), col((r) => r.recordId ?? r.requestId), col((r) => r.savedUsd ?? 0)],
     )
   }
 
@@ -133,12 +140,13 @@ export class PostgresLedgerStore implements LedgerStore {
     await this.migrated()
     const col = <T>(f: (r: MessageRecord) => T): T[] => records.map(f)
     await this.pool.query(
-      `INSERT INTO ${this.p}message_logs (ts, request_id, consumer, product, model, prompt, completion, truncated)
-       SELECT to_timestamp(ts / 1000.0), request_id, consumer, product, model, prompt, completion, truncated
-       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[])
-         AS t(ts, request_id, consumer, product, model, prompt, completion, truncated)`,
+      `INSERT INTO ${this.p}message_logs (ts, request_id, consumer, product, model, prompt, completion, truncated, record_id)
+       SELECT to_timestamp(ts / 1000.0), request_id, consumer, product, model, prompt, completion, truncated, record_id
+       FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[], $9::text[])
+         AS t(ts, request_id, consumer, product, model, prompt, completion, truncated, record_id)
+       ON CONFLICT (record_id) DO NOTHING`,
       [col((m) => m.ts), col((m) => m.requestId), col((m) => m.consumer), col((m) => m.product), col((m) => m.model), col((m) => m.prompt),
-        col((m) => m.completion), col((m) => m.truncated)],
+        col((m) => m.completion), col((m) => m.truncated), col((m) => m.recordId ?? m.requestId)],
     )
   }
 

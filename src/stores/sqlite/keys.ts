@@ -40,6 +40,14 @@ export class SqliteKeyStore implements KeyStore {
     return res.changes > 0
   }
 
+  async revokeAt(id: string, at: string): Promise<boolean> {
+    return this.db.prepare('UPDATE consumer_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes > 0
+  }
+
+  async removeConsumer(consumerId: string): Promise<number> {
+    return this.db.prepare('DELETE FROM consumer_keys WHERE consumer_id = ?').run(consumerId).changes
+  }
+
   async findByDigest(digest: string): Promise<KeyRecord | null> {
     const row = this.db.prepare('SELECT * FROM consumer_keys WHERE digest = ?').get(digest) as Row | undefined
     return row ? toRecord(row) : null

@@ -23,6 +23,12 @@ const MIGRATIONS: readonly string[] = [
      prompt TEXT, completion TEXT, truncated INTEGER NOT NULL);
    CREATE INDEX message_logs_ts ON message_logs (ts);
    CREATE INDEX message_logs_request_id ON message_logs (request_id);`,
+  // Idempotent inserts (issue 18): one row per record id, so a replayed journal or a retried batch never
+  // duplicates. Rows written before have no record id (NULLs never conflict in a unique index).
+  `ALTER TABLE usage_records ADD COLUMN record_id TEXT;
+   CREATE UNIQUE INDEX usage_records_record_id ON usage_records (record_id);
+   ALTER TABLE message_logs ADD COLUMN record_id TEXT;
+   CREATE UNIQUE INDEX message_logs_record_id ON message_logs (record_id);`,
 ]
 
 /**
@@ -66,18 +72,18 @@ export class SqliteLedgerStore implements LedgerStore {
     this.db.pragma('busy_timeout = 5000')
     this.migrate()
     this.insertRecord = this.db.prepare(`INSERT INTO usage_records (ts, request_id, consumer, product, model, backend, status,
-      prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, saved_usd)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-    this.insertMessage = this.db.prepare(`INSERT INTO message_logs (ts, request_id, consumer, product, model, prompt, completion, truncated)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+      prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`)
+    this.insertMessage = this.db.prepare(`INSERT INTO message_logs (ts, request_id, consumer, product, model, prompt, completion, truncated, record_id)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`)
     this.appendMany = this.db.transaction((records: readonly UsageRecord[]) => {
       for (const r of records) {
         this.insertRecord.run(r.ts, r.requestId, r.consumer, r.product, r.model, r.backend, r.status, r.promptTokens, r.completionTokens,
-          r.cachedTokens, r.reasoningTokens, r.costUsd, r.latencyMs, r.ttftMs, r.cacheHit ? 1 : 0, r.stream ? 1 : 0, r.attempts, r.errorCode, r.savedUsd ?? 0)
+          r.cachedTokens, r.reasoningTokens, r.costUsd, r.latencyMs, r.ttftMs, r.cacheHit ? 1 : 0, r.stream ? 1 : 0, r.attempts, r.errorCode, r.recordId ?? r.requestId, r.savedUsd ?? 0)
       }
     })
     this.appendManyMessages = this.db.transaction((records: readonly MessageRecord[]) => {
-      for (const m of records) this.insertMessage.run(m.ts, m.requestId, m.consumer, m.product, m.model, m.prompt, m.completion, m.truncated ? 1 : 0)
+      for (const m of records) this.insertMessage.run(m.ts, m.requestId, m.consumer, m.product, m.model, m.prompt, m.completion, m.truncated ? 1 : 0, m.recordId ?? m.requestId)
     })
   }
 
