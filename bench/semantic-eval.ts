@@ -1,12 +1,13 @@
 /**
- * Semantic-cache hit quality on the labelled pair set (test/fixtures/semantic-pairs.json): for each pair,
+ * Semantic-cache hit quality on the labelled pair sets (test/fixtures/semantic-pairs.json and
+ * semantic-pairs-faq.json; sources in test/fixtures/semantic-pairs.SOURCES.md): for each pair,
  * the cosine distance of the two prompts' embeddings, then whether the semantic cache would serve one's
  * answer for the other (distance ≤ threshold, and the guard agrees). Prints precision / recall of hits at the
  * default threshold (and a sweep), with and without the guard, for:
  *  - backend embeddings: the mock LLM's `/v1/embeddings` over HTTP (deterministic feature hashing),
  *  - local embeddings: USE-Lite in its worker thread (src/cache/local-embedder.ts), unless --no-local.
  *
- *   node --import tsx bench/semantic-eval.ts [--no-local] [--threshold 0.25]
+ *   node --import tsx bench/semantic-eval.ts [--no-local] [--threshold 0.25] [--misses]
  */
 import { readFileSync } from 'node:fs'
 import { guardCheck, promptFacts } from '../src/cache/guard.ts'
@@ -16,7 +17,8 @@ import { startMockServer } from '../src/mock/llm.ts'
 import { DEFAULT_SCORE_THRESHOLD } from '../src/policies/semantic-cache/index.ts'
 
 interface Pair { a: string; b: string; expect: 'hit' | 'miss'; kind: string }
-const { pairs } = JSON.parse(readFileSync(new URL('../test/fixtures/semantic-pairs.json', import.meta.url), 'utf8')) as { pairs: Pair[] }
+const PAIR_FILES = ['semantic-pairs.json', 'semantic-pairs-faq.json']
+const pairs = PAIR_FILES.flatMap((f) => (JSON.parse(readFileSync(new URL(`../test/fixtures/${f}`, import.meta.url), 'utf8')) as { pairs: Pair[] }).pairs)
 const args = process.argv.slice(2)
 const ti = args.indexOf('--threshold')
 const threshold = ti >= 0 ? Number(args[ti + 1]) : DEFAULT_SCORE_THRESHOLD
@@ -28,7 +30,9 @@ function distance(x: Float32Array, y: Float32Array): number {
   return 1 - dot / Math.sqrt(nx * ny)
 }
 
-const guardOk = pairs.map((p) => guardCheck(promptFacts(p.a), promptFacts(p.b)).ok)
+const verdicts = pairs.map((p) => guardCheck(promptFacts(p.a), promptFacts(p.b)))
+const guardOk = verdicts.map((v) => v.ok)
+const guardReason = verdicts.map((v) => (v.ok ? '' : `${v.reason} ${v.detail}`))
 
 function score(dist: number[], t: number, guard: boolean) {
   let tp = 0, fp = 0
@@ -57,6 +61,10 @@ function report(name: string, vectors: Map<string, Float32Array>): void {
   }
   const d = score(dist, threshold, true)
   if (d.wrong.length) console.log('wrong hits at the default:\n' + d.wrong.join('\n'))
+  if (args.includes('--misses')) {
+    const missed = pairs.filter((p, i) => p.expect === 'hit' && (dist[i]! > threshold || !guardOk[i]))
+    console.log('paraphrases missed at the default:\n' + missed.map((p) => `${dist[pairs.indexOf(p)]!.toFixed(3)} ${guardOk[pairs.indexOf(p)] ? '' : '[guard: ' + guardReason[pairs.indexOf(p)] + '] '}${p.a} | ${p.b}`).join('\n'))
+  }
 }
 
 async function main(): Promise<void> {

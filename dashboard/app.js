@@ -133,8 +133,22 @@ function renderLedger(summary, byConsumer, byModel, byDay) {
     labelledColumns($('[data-chart="cost-by-day"]'), { labels: [], values: [], emptyText: 'The usage ledger is not available on this gateway.' })
   }
   note('days', !!byDay)
+  renderSavings(byConsumer, byDay)
+  note('saved', !!byDay)
   const cost = byConsumer ? byConsumer.reduce((a, r) => a + (r.costUsd ?? 0), 0) : null
   kpi('cost', cost === null ? 'n/a' : usd(cost))
+}
+
+/** What the cache hits avoided paying (the ledger's savedUsd), in total and per day. */
+function renderSavings(byConsumer, byDay) {
+  const saved = byConsumer ? byConsumer.reduce((a, r) => a + (r.savedUsd ?? 0), 0) : null
+  const hits = byConsumer ? byConsumer.reduce((a, r) => a + (r.cacheHits ?? 0), 0) : null
+  kpi('saved', saved === null ? 'n/a' : usd(saved))
+  document.querySelector('[data-kpi-sub="saved"]').textContent = hits === null ? 'ledger range' : `${compact(hits)} cache hit${hits === 1 ? '' : 's'} · ledger range`
+  const box = $('[data-chart="saved-by-day"]')
+  if (!byDay) return labelledColumns(box, { labels: [], values: [], emptyText: 'The usage ledger is not available on this gateway.' })
+  const rows = [...byDay].sort((a, b) => a.key.localeCompare(b.key))
+  labelledColumns(box, { labels: rows.map((r) => r.key), values: rows.map((r) => r.savedUsd ?? 0), format: usd, emptyText: 'No cache hit on a priced model in this range.' })
 }
 
 const STATE_NAMES = { 0: 'closed', 1: 'half-open', 2: 'open' }

@@ -118,7 +118,7 @@ describe('semantic-cache options', () => {
     assert.equal(noUrl.success, false)
     const d = semanticCachePolicy.schema.parse({ embeddings: { backend: 'b', model: 'm' }, ttl: '1h' })
     assert.equal(d.guard, true)
-    assert.equal(d.scoreThreshold, 0.2)
+    assert.equal(d.scoreThreshold, 0.25)
     assert.deepEqual(d.varyBy, ['consumer.product'])
     assert.equal(d.countHits, true)
   })

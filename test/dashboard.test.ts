@@ -101,6 +101,18 @@ policies:
       assert.equal(await chart('top-consumers').getAttribute('data-rendered'), 'true')
       assert.deepEqual((await chart('top-consumers').getAttribute('data-series'))!.split(',').sort(), ['team-a', 'team-b'])
       assert.ok(['true', 'empty'].includes((await chart('cost-by-model').getAttribute('data-rendered')) ?? ''))
+      // Savings over time: the one cache hit of the plan, on its day, at what the ledger says it saved.
+      const ledger = (await (await fetch(`${g.adminUrl}/admin/usage?by=day`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { rows: Array<{ key: string; savedUsd: number; cacheHits: number }> }
+      const hitDays = ledger.rows.filter((r) => r.cacheHits > 0)
+      assert.equal(hitDays.reduce((a, r) => a + r.cacheHits, 0), 1)
+      assert.ok(hitDays[0]!.savedUsd > 0, 'gpt-4o-mini has a shipped price, so its hit saved something')
+      assert.equal(await chart('saved-by-day').getAttribute('data-rendered'), 'true')
+      const bars = chart('saved-by-day').locator('svg rect[data-series]')
+      assert.ok(await bars.count() >= 1)
+      assert.equal(await chart('saved-by-day').locator(`svg rect[data-series="${hitDays[0]!.key}"]`).count(), 1)
+      assert.match((await chart('saved-by-day').locator(`svg rect[data-series="${hitDays[0]!.key}"] title`).textContent()) ?? '', new RegExp(`^${hitDays[0]!.key}: \\$0\\.0*[1-9]`))
+      assert.match((await page.locator('[data-kpi="saved"] .value').textContent()) ?? '', /^\$0\.0*[1-9]\d*$/)
+      assert.match((await page.locator('[data-kpi-sub="saved"]').textContent()) ?? '', /^1 cache hit · /)
       assert.equal(await page.locator('[data-kpi="requests"] .value').textContent(), String(sent))
       assert.equal(await page.locator('[data-kpi="error-rate"] .value').textContent(), `${((1 / sent) * 100).toFixed(1)}%`)
       assert.equal(await page.locator('.backend.closed').count(), 2)

@@ -59,11 +59,14 @@ consumers:
 
 interface Sent { id: string; consumer: string | null; model: string | null; stream: boolean; status: number; prompt: number; completion: number; backend: string | null; cacheHit: boolean }
 
-const costOf = (s: Sent): number => {
-  if (s.cacheHit || s.model === null) return 0
+const listPrice = (s: Sent): number => {
+  if (s.model === null) return 0
   const p = PRICE[s.model as keyof typeof PRICE]
   return (s.prompt * p.input + s.completion * p.output) / 1e6
 }
+const costOf = (s: Sent): number => (s.cacheHit ? 0 : listPrice(s))
+/** A hit saved what the backend would have charged for the usage it served (gpt-4o: 11 × 2.5 + 3 × 10 per million). */
+const savedOf = (s: Sent): number => (s.cacheHit ? listPrice(s) : 0)
 
 describe('usage ledger end to end', () => {
   let tg: TestGateway
@@ -169,6 +172,8 @@ describe('usage ledger end to end', () => {
       // A row with no model (refused before the body was read) has no price to apply: no cost, not zero.
       if (s.model === null) assert.equal(r.costUsd, null, `${s.id} cost`)
       else assert.ok(r.costUsd !== null && Math.abs(r.costUsd - costOf(s)) < 1e-12, `${s.id} cost ${r.costUsd} vs ${costOf(s)}`)
+      assert.ok(Math.abs((r.savedUsd ?? -1) - savedOf(s)) < 1e-12, `${s.id} saved ${r.savedUsd} vs ${savedOf(s)}`)
+      if (s.cacheHit) assert.ok(Math.abs(r.savedUsd! - 0.0000575) < 1e-12, `${s.id}: 11 prompt + 3 completion tokens of gpt-4o`)
       assert.ok(r.latencyMs >= 0)
       if (s.status === 200 && !s.cacheHit) assert.equal(r.attempts, 1, s.id)
       if (s.stream) assert.ok(r.ttftMs !== null && r.ttftMs <= r.latencyMs, `${s.id} ttft`)
@@ -182,15 +187,17 @@ describe('usage ledger end to end', () => {
     const m = new Map<string, UsageRow>()
     for (const s of sent) {
       const k = key(s)
-      const r = m.get(k) ?? { key: k, requests: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, costUsd: 0, cacheHits: 0, errors: 0 }
+      const r = m.get(k) ?? { key: k, requests: 0, promptTokens: 0, completionTokens: 0, totalTokens: 0, costUsd: 0, cacheHits: 0, errors: 0, savedUsd: 0 }
       m.set(k, { key: k, requests: r.requests + 1, promptTokens: r.promptTokens + s.prompt, completionTokens: r.completionTokens + s.completion,
-        totalTokens: r.totalTokens + s.prompt + s.completion, costUsd: r.costUsd + costOf(s), cacheHits: r.cacheHits + (s.cacheHit ? 1 : 0), errors: r.errors + (s.status >= 400 ? 1 : 0) })
+        totalTokens: r.totalTokens + s.prompt + s.completion, costUsd: r.costUsd + costOf(s), cacheHits: r.cacheHits + (s.cacheHit ? 1 : 0), errors: r.errors + (s.status >= 400 ? 1 : 0),
+        savedUsd: r.savedUsd + savedOf(s) })
     }
     return [...m.values()].sort((a, b) => (a.key < b.key ? -1 : 1))
   }
   const sameRows = (got: UsageRow[], want: UsageRow[]) => {
-    assert.deepEqual(got.map((r) => ({ ...r, costUsd: 0 })), want.map((r) => ({ ...r, costUsd: 0 })))
+    assert.deepEqual(got.map((r) => ({ ...r, costUsd: 0, savedUsd: 0 })), want.map((r) => ({ ...r, costUsd: 0, savedUsd: 0 })))
     got.forEach((r, i) => assert.ok(Math.abs(r.costUsd - want[i]!.costUsd) < 1e-9, `${r.key} cost ${r.costUsd} vs ${want[i]!.costUsd}`))
+    got.forEach((r, i) => assert.ok(Math.abs(r.savedUsd - want[i]!.savedUsd) < 1e-9, `${r.key} saved ${r.savedUsd} vs ${want[i]!.savedUsd}`))
   }
   const getUsage = async (qs: string) => {
     const res = await fetch(`${tg.adminUrl}/admin/usage${qs}`)
@@ -202,7 +209,7 @@ describe('usage ledger end to end', () => {
     assert.equal(res.status, 200)
     const body = JSON.parse(res.text) as { rows: UsageRow[] }
     assert.deepEqual(Object.keys(body), ['rows'])
-    assert.deepEqual(Object.keys(body.rows[0]!), ['key', 'requests', 'promptTokens', 'completionTokens', 'totalTokens', 'costUsd', 'cacheHits', 'errors'])
+    assert.deepEqual(Object.keys(body.rows[0]!), ['key', 'requests', 'promptTokens', 'completionTokens', 'totalTokens', 'costUsd', 'cacheHits', 'errors', 'savedUsd'])
     sameRows(body.rows, expectedRows((s) => s.consumer ?? '(none)'))
     sameRows((JSON.parse((await getUsage('?by=model')).text) as { rows: UsageRow[] }).rows, expectedRows((s) => s.model ?? '(none)'))
     sameRows((JSON.parse((await getUsage('?by=backend&since=24h')).text) as { rows: UsageRow[] }).rows, expectedRows((s) => s.backend ?? '(none)'))
@@ -218,8 +225,8 @@ describe('usage ledger end to end', () => {
     assert.equal(res.status, 200)
     assert.match(res.type, /^text\/csv/)
     const [header, ...lines] = res.text.trimEnd().split('\n')
-    assert.equal(header, 'key,requests,promptTokens,completionTokens,totalTokens,costUsd,cacheHits,errors')
-    const rows = lines.map((l) => { const c = l.split(','); return { key: c[0]!, requests: +c[1]!, promptTokens: +c[2]!, completionTokens: +c[3]!, totalTokens: +c[4]!, costUsd: +c[5]!, cacheHits: +c[6]!, errors: +c[7]! } })
+    assert.equal(header, 'key,requests,promptTokens,completionTokens,totalTokens,costUsd,cacheHits,errors,savedUsd')
+    const rows = lines.map((l) => { const c = l.split(','); return { key: c[0]!, requests: +c[1]!, promptTokens: +c[2]!, completionTokens: +c[3]!, totalTokens: +c[4]!, costUsd: +c[5]!, cacheHits: +c[6]!, errors: +c[7]!, savedUsd: +c[8]! } })
     sameRows(rows, expectedRows((s) => s.consumer ?? '(none)'))
   })
 

@@ -4,7 +4,8 @@
  * of one prompt at ~0.87 cosine, closer than many true paraphrases):
  *  - numbers (digits and number words, "5" = "five"),
  *  - quoted strings and code-like literals (`foo_bar`, v2.1, /etc/hosts, camelCase),
- *  - named entities (capitalised words not at a sentence start; sentence-initial ones unless common words),
+ *  - named entities (capitalised words not at a sentence start; sentence-initial ones only when both
+ *    prompts open with one the other lacks: "Forgot my password" is no name, "Tokyo is…"/"Osaka is…" are),
  *  - negation (not, never, no, n't, without, …: the count must match),
  *  - polarity pairs (enable/disable, increase/decrease, largest/smallest, …),
  *  - a one-for-one substitution of content words in the same place ("capital of france" → "of spain"),
@@ -22,8 +23,15 @@ export interface PromptFacts {
   readonly literals: readonly string[]
   /** Lower-cased entity words. */
   readonly entities: readonly string[]
+  /**
+   * Capitalised words at a sentence start that are not common words ("Forgot my password", "Tokyo is in…"):
+   * maybe a name, maybe not. Only a swap counts: each prompt has one the other lacks.
+   */
+  readonly initials: readonly string[]
   /** Lower-cased tokens, contractions expanded, for presence checks and alignment. */
   readonly tokens: readonly string[]
+  /** `tokens` with equivalent phrasings written one way ("log in" = "sign in", "info" = "information"). */
+  readonly canon: readonly string[]
   readonly negations: number
   /** `axis:+` / `axis:-` markers, sorted. */
   readonly polarity: readonly string[]
@@ -39,7 +47,7 @@ const NUMBER_WORDS: Record<string, number> = {
 }
 const ROMAN: Record<string, number> = { II: 2, III: 3, IV: 4, VI: 6, VII: 7, VIII: 8, IX: 9, XI: 11, XII: 12, XIII: 13, XIV: 14, XV: 15, XVI: 16, XX: 20 }
 
-const NEGATIONS = new Set(['not', 'no', 'never', 'without', 'none', 'nobody', 'nothing', 'neither', 'nor', 'nowhere', 'cannot', 'nope', 'except', 'excluding', 'lack', 'lacks', 'lacking', 'absent'])
+const NEGATIONS = new Set(['unable', 'not', 'no', 'never', 'without', 'none', 'nobody', 'nothing', 'neither', 'nor', 'nowhere', 'cannot', 'nope', 'except', 'excluding', 'lack', 'lacks', 'lacking', 'absent'])
 
 /** Words that flip the meaning of an otherwise identical prompt: [axis, +words, −words]. */
 const POLARITY: ReadonlyArray<readonly [string, readonly string[], readonly string[]]> = [
@@ -47,7 +55,7 @@ const POLARITY: ReadonlyArray<readonly [string, readonly string[], readonly stri
   ['increase', ['increase', 'increases', 'increasing', 'raise', 'raising', 'grow', 'higher', 'more', 'upgrade', 'upgrading'], ['decrease', 'decreases', 'decreasing', 'lower', 'lowering', 'reduce', 'reducing', 'shrink', 'less', 'fewer', 'downgrade', 'downgrading']],
   ['add', ['add', 'adding', 'insert', 'inserting', 'install', 'installing', 'include', 'including', 'append'], ['remove', 'removing', 'delete', 'deleting', 'drop', 'dropping', 'uninstall', 'uninstalling', 'exclude', 'excluding', 'erase']],
   ['max', ['max', 'maximum', 'largest', 'biggest', 'highest', 'longest', 'most', 'best', 'greatest', 'tallest', 'oldest', 'fastest'], ['min', 'minimum', 'smallest', 'least', 'lowest', 'shortest', 'worst', 'fewest', 'youngest', 'newest', 'slowest']],
-  ['before', ['before', 'prior', 'earlier', 'previous', 'above', 'first', 'start', 'begin', 'beginning'], ['after', 'later', 'next', 'following', 'below', 'last', 'end', 'finish', 'ending']],
+  ['before', ['before', 'prior', 'earlier', 'previous', 'above', 'first', 'start', 'begin', 'beginning'], ['after', 'later', 'next', 'following', 'below', 'last', 'end', 'ends', 'ended', 'finish', 'ending']],
   ['allow', ['allow', 'allowed', 'permit', 'permitted', 'accept', 'grant', 'whitelist', 'allowlist'], ['deny', 'denied', 'forbid', 'forbidden', 'reject', 'block', 'blocked', 'revoke', 'blacklist', 'denylist']],
   ['true', ['true', 'yes', 'valid', 'correct', 'pros', 'advantages', 'benefits'], ['false', 'invalid', 'incorrect', 'wrong', 'cons', 'disadvantages', 'drawbacks', 'risks']],
   ['open', ['open', 'opening', 'start', 'starting', 'launch', 'connect', 'lock'], ['close', 'closing', 'stop', 'stopping', 'shutdown', 'disconnect', 'unlock', 'kill']],
@@ -84,7 +92,47 @@ const COMMON_START = new Set([...STOP, ...('summarize summarise translate conver
   'the a an this that these those there here yes no not okay ok so now also then first next finally again hey hi ' +
   'imagine assume suppose consider given using with without from to as at by about into over under between ' +
   'make take keep set put check add remove delete update change turn enable disable increase decrease sort ' +
-  'read count print return build run install configure deploy').split(' ')])
+  'read count print return build run install configure deploy ' +
+  // Verbs people open a support question with ("Forgot my password", "Lost my card", "Need help…").
+  'forgot forget lost lose need needed having trying tried got getting cannot unable stuck locked ' +
+  'received missing wrong charged cancel cancelled canceled track activate freeze reset login log sign ' +
+  'recommend suggest tips ideas best quick').split(' ')])
+
+/**
+ * Equivalent wordings mapped onto one (for alignment and presence checks only, never for the facts above):
+ * support phrasings (log in = sign in, update = change), abbreviations (info, dict, int), irregular verb forms
+ * and agent nouns (wrote = write = author, inventor = invent). Conservative on purpose: a pair here must mean
+ * the same in every question, so no ocean = sea, no words = terms.
+ */
+const CANON_PHRASES: ReadonlyArray<readonly [string, string]> = [
+  ['log in to', 'login'], ['log into', 'login'], ['sign in to', 'login'], ['sign into', 'login'], ['log in', 'login'], ['sign in', 'login'], ['logon', 'login'], ['signin', 'login'],
+  ['log out of', 'logout'], ['sign out of', 'logout'], ['log out', 'logout'], ['sign out', 'logout'], ['signout', 'logout'],
+  ['turn on', 'enable'], ['switch on', 'enable'], ['turn off', 'disable'], ['switch off', 'disable'],
+  ['get in touch with', 'contact'], ['reach out to', 'contact'], ['set up', 'setup'],
+  ['in simple words', 'in simple terms'], ['in plain words', 'in simple terms'], ['in plain english', 'in simple terms'],
+  ['unable', 'can not'], ['not able', 'can not'],
+  // The support intent, however it is put: "Forgot my password" asks how to reset it.
+  ['forgot my password', 'reset my password'], ['forgot password', 'reset password'], ['forgotten password', 'reset password'], ['lost my password', 'reset my password'],
+  ['forgot my pin', 'reset my pin'], ['forgot pin', 'reset pin'],
+  ['placed my order', 'ordering'], ['placed an order', 'ordering'], ['placing an order', 'ordering'], ['place an order', 'order'],
+  ['how tall', 'height'], ['how far', 'distance'], ['deal with', 'cope with'],
+]
+const CANON_WORDS: Record<string, string> = {
+  update: 'change', updating: 'change', modify: 'change', edit: 'change', changing: 'change',
+  info: 'information', dict: 'dictionary', int: 'integer', repo: 'repository', config: 'configuration', docs: 'documentation',
+  tall: 'height', far: 'distance', create: 'setup', creating: 'setup',
+  wrote: 'write', written: 'write', author: 'write', writer: 'write', spoke: 'speak', spoken: 'speak',
+  forgot: 'forget', forgotten: 'forget', lost: 'lose', sent: 'send', paid: 'pay', bought: 'buy', made: 'make',
+  took: 'take', taken: 'take', gave: 'give', given: 'give', ran: 'run', began: 'begin', begun: 'begin',
+  chose: 'choose', chosen: 'choose', broke: 'break', broken: 'break', ate: 'eat', eaten: 'eat', drew: 'draw', drawn: 'draw',
+  inventor: 'invent', invention: 'invent', creator: 'setup', founder: 'found', painter: 'paint', enter: 'apply', redeem: 'apply',
+}
+
+function canonical(tokens: readonly string[]): string[] {
+  let joined = ' ' + tokens.join(' ') + ' '
+  for (const [from, to] of CANON_PHRASES) joined = joined.split(` ${from} `).join(` ${to} `)
+  return joined.trim().split(' ').filter(Boolean).map((t) => CANON_WORDS[t] ?? t)
+}
 
 const WORD_RE = /[\p{L}\p{N}](?:[\p{L}\p{N}'’_\-./]|,(?=\d{3}))*[\p{L}\p{N}_]|[\p{L}\p{N}]/gu
 
@@ -98,6 +146,7 @@ export function promptFacts(text: string): PromptFacts {
   const numbers: string[] = []
   const literals: string[] = []
   const entities: string[] = []
+  const initials: string[] = []
   const tokens: string[] = []
   let negations = 0
   const polarity: string[] = []
@@ -138,8 +187,10 @@ export function promptFacts(text: string): PromptFacts {
       // Number words align with their digits ("three tips" = "3 tips").
       tokens.push(nw !== undefined ? String(nw) : part)
     }
-    if (/^\p{Lu}/u.test(word) && !(atStart && COMMON_START.has(lower.replace(/'/g, ''))) && !STOP.has(lower) && NUMBER_WORDS[lower] === undefined) {
-      entities.push(lower.replace(/'s$/, ''))
+    if (/^\p{Lu}/u.test(word) && !STOP.has(lower) && NUMBER_WORDS[lower] === undefined) {
+      // Mid-sentence capitals are names; at a sentence start only a swap of them counts (see guardCheck).
+      if (!atStart) entities.push(lower.replace(/'s$/, ''))
+      else if (!COMMON_START.has(lower.replace(/'/g, ''))) initials.push(lower.replace(/'s$/, ''))
     }
   }
   const joined = ' ' + tokens.join(' ') + ' '
@@ -149,7 +200,9 @@ export function promptFacts(text: string): PromptFacts {
     quoted: quoted.sort(),
     literals: literals.sort(),
     entities: [...new Set(entities)].sort(),
+    initials: [...new Set(initials)].sort(),
     tokens,
+    canon: canonical(tokens),
     negations,
     polarity: [...new Set(polarity)].sort(),
   }
@@ -190,13 +243,17 @@ export function guardCheck(a: PromptFacts, b: PromptFacts): GuardVerdict {
   if (!sameList(a.quoted, b.quoted)) return { ok: false, reason: 'quoted', detail: diff(a.quoted, b.quoted) }
   if (!sameList(a.literals, b.literals)) return { ok: false, reason: 'literal', detail: diff(a.literals, b.literals) }
   // An entity of one prompt must be present in the other, capitalised or not ("python" = "Python").
-  const tokA = new Set(a.tokens.map(stripPossessive))
-  const tokB = new Set(b.tokens.map(stripPossessive))
+  const tokA = new Set([...a.tokens, ...a.canon].map(stripPossessive))
+  const tokB = new Set([...b.tokens, ...b.canon].map(stripPossessive))
   for (const e of a.entities) if (!tokB.has(e)) return { ok: false, reason: 'entity', detail: e }
   for (const e of b.entities) if (!tokA.has(e)) return { ok: false, reason: 'entity', detail: e }
+  // "Tokyo is in which country?" / "Osaka is in which country?": both open with a word the other lacks.
+  const initialA = a.initials.filter((e) => !tokB.has(e))
+  const initialB = b.initials.filter((e) => !tokA.has(e))
+  if (initialA.length && initialB.length) return { ok: false, reason: 'entity', detail: `${initialA.join(' ')} → ${initialB.join(' ')}` }
   if (a.negations !== b.negations) return { ok: false, reason: 'negation', detail: `${a.negations} vs ${b.negations}` }
   if (!sameList(a.polarity, b.polarity)) return { ok: false, reason: 'polarity', detail: diff(a.polarity, b.polarity) }
-  const sub = substitution(a.tokens, b.tokens)
+  const sub = substitution(a.canon, b.canon)
   if (sub) return { ok: false, reason: 'substitution', detail: sub }
   return { ok: true }
 }

@@ -14,7 +14,8 @@ export function isCacheHit(outcome: Outcome): boolean {
 
 /**
  * The ledger record of one finished request. Cost is the price table's arithmetic on the reported usage;
- * a cache hit costs nothing (no backend was called) though its tokens are recorded as served.
+ * a cache hit costs nothing (no backend was called) though its tokens are recorded as served, and what the
+ * backend would have charged for them is recorded as saved.
  */
 export function usageRecordOf(ctx: RequestContext, outcome: Outcome, prices: PriceTable, deploymentModel: string | null): UsageRecord {
   // Cancelled hedges cost tokens too: the ledger bills everything the request consumed.
@@ -23,6 +24,7 @@ export function usageRecordOf(ctx: RequestContext, outcome: Outcome, prices: Pri
   // A router, race or split model is priced as the model that served it.
   const price = prices.priceOf(servedModelOf(ctx) ?? ctx.model, deploymentModel)
   const costUsd = price === null ? null : cacheHit ? 0 : PriceTable.cost(price, usage)
+  const savedUsd = !cacheHit ? 0 : price === null ? null : PriceTable.cost(price, usage)
   return {
     ts: Math.round(ctx.startedAt),
     requestId: ctx.id,
@@ -39,6 +41,7 @@ export function usageRecordOf(ctx: RequestContext, outcome: Outcome, prices: Pri
     latencyMs: Math.max(0, Math.round(outcome.endedAt - ctx.startedAt)),
     ttftMs: ctx.firstTokenAt === null ? null : Math.max(0, Math.round(ctx.firstTokenAt - ctx.startedAt)),
     cacheHit,
+    savedUsd,
     stream: ctx.stream,
     attempts: ctx.attempts,
     errorCode: outcome.error?.code ?? (outcome.aborted ? 'client_closed_request' : null),

@@ -5,7 +5,7 @@ export const USAGE_FORMATS = ['json', 'csv', 'table'] as const
 export type UsageFormat = (typeof USAGE_FORMATS)[number]
 
 /** The report's columns, in the contract's order (JSON keys and CSV header alike). */
-export const USAGE_COLUMNS = ['key', 'requests', 'promptTokens', 'completionTokens', 'totalTokens', 'costUsd', 'cacheHits', 'errors'] as const
+export const USAGE_COLUMNS = ['key', 'requests', 'promptTokens', 'completionTokens', 'totalTokens', 'costUsd', 'cacheHits', 'errors', 'savedUsd'] as const
 
 export class UsageParamError extends Error {
   constructor(readonly param: string, message: string) { super(message) }
@@ -49,10 +49,10 @@ export function usageCsv(rows: readonly UsageRow[]): string {
 
 /** A fixed-width table with a total line, for the terminal. */
 export function usageTable(rows: readonly UsageRow[], by: UsageGroup): string {
-  const head = [by.toUpperCase(), 'REQUESTS', 'PROMPT', 'COMPLETION', 'TOTAL', 'COST_USD', 'CACHE_HITS', 'ERRORS']
-  const line = (r: UsageRow) => [r.key, String(r.requests), String(r.promptTokens), String(r.completionTokens), String(r.totalTokens), r.costUsd.toFixed(6), String(r.cacheHits), String(r.errors)]
-  const sum = (k: 'requests' | 'promptTokens' | 'completionTokens' | 'totalTokens' | 'costUsd' | 'cacheHits' | 'errors') => rows.reduce((a, r) => a + r[k], 0)
-  const total: UsageRow = { key: 'TOTAL', requests: sum('requests'), promptTokens: sum('promptTokens'), completionTokens: sum('completionTokens'), totalTokens: sum('totalTokens'), costUsd: sum('costUsd'), cacheHits: sum('cacheHits'), errors: sum('errors') }
+  const head = [by.toUpperCase(), 'REQUESTS', 'PROMPT', 'COMPLETION', 'TOTAL', 'COST_USD', 'CACHE_HITS', 'ERRORS', 'SAVED_USD']
+  const line = (r: UsageRow) => [r.key, String(r.requests), String(r.promptTokens), String(r.completionTokens), String(r.totalTokens), r.costUsd.toFixed(6), String(r.cacheHits), String(r.errors), r.savedUsd.toFixed(6)]
+  const sum = (k: 'requests' | 'promptTokens' | 'completionTokens' | 'totalTokens' | 'costUsd' | 'cacheHits' | 'errors' | 'savedUsd') => rows.reduce((a, r) => a + r[k], 0)
+  const total: UsageRow = { key: 'TOTAL', requests: sum('requests'), promptTokens: sum('promptTokens'), completionTokens: sum('completionTokens'), totalTokens: sum('totalTokens'), costUsd: sum('costUsd'), cacheHits: sum('cacheHits'), errors: sum('errors'), savedUsd: sum('savedUsd') }
   const body = rows.map(line)
   const table = [head, ...body, line(total)]
   const widths = head.map((_, i) => Math.max(...table.map((row) => row[i]!.length)))

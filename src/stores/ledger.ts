@@ -25,6 +25,12 @@ export interface UsageRecord {
   readonly ttftMs: number | null
   /** Answered by a cache policy (no backend call). */
   readonly cacheHit: boolean
+  /**
+   * USD a cache hit avoided: the price of the usage it served, at the model's price; 0 for a miss, null when a
+   * hit's model has no price (stored as 0: nothing known was saved). Optional, so records built before it
+   * existed still type-check; they and rows written before the column existed read back as 0.
+   */
+  readonly savedUsd?: number | null
   readonly stream: boolean
   readonly attempts: number
   /** The gateway error code (`rate_limit_exceeded`…), or null on success. */
@@ -76,6 +82,8 @@ export interface UsageRow {
   readonly cacheHits: number
   /** Requests that ended with status >= 400 (client aborts, 499, included). */
   readonly errors: number
+  /** USD the cache hits of the group avoided (the price of what they served). */
+  readonly savedUsd: number
 }
 
 export interface RecordQuery {

@@ -9,7 +9,7 @@ export function usageRecord(over: Partial<UsageRecord> = {}): UsageRecord {
   return {
     ts: DAY1, requestId: 'req-1', consumer: 'team-a', product: 'standard', model: 'gpt-4o', backend: 'east', status: 200,
     promptTokens: 10, completionTokens: 20, cachedTokens: 0, reasoningTokens: 0, costUsd: 0.000225, latencyMs: 120, ttftMs: null,
-    cacheHit: false, stream: false, attempts: 1, errorCode: null, ...over,
+    cacheHit: false, savedUsd: 0, stream: false, attempts: 1, errorCode: null, ...over,
   }
 }
 
@@ -35,7 +35,7 @@ export function ledgerStoreContract(name: string, make: () => Promise<{ store: L
       const a = usageRecord({ ttftMs: 35, stream: true, cachedTokens: 4, reasoningTokens: 7, attempts: 2 })
       const b = usageRecord({ ts: DAY1 + 1, requestId: 'req-2', consumer: null, product: null, model: null, backend: null, status: 401, promptTokens: 0,
         completionTokens: 0, costUsd: null, latencyMs: 1, cacheHit: false, attempts: 0, errorCode: 'invalid_api_key' })
-      const c = usageRecord({ ts: DAY1 + 2, requestId: 'req-3', backend: null, cacheHit: true, costUsd: 0 })
+      const c = usageRecord({ ts: DAY1 + 2, requestId: 'req-3', backend: null, cacheHit: true, costUsd: 0, savedUsd: 0.000225 })
       await s.append([a, b, c])
       assert.deepEqual(await s.records(), [a, b, c])
       assert.deepEqual(await s.records({ requestIds: ['req-3', 'req-1'] }), [a, c])
@@ -47,23 +47,23 @@ export function ledgerStoreContract(name: string, make: () => Promise<{ store: L
       await s.append([
         usageRecord({ requestId: 'r1', consumer: 'team-a', model: 'gpt-4o', backend: 'east', promptTokens: 100, completionTokens: 50, costUsd: 0.00075 }),
         usageRecord({ requestId: 'r2', consumer: 'team-a', model: 'gpt-4o-mini', backend: 'west', promptTokens: 10, completionTokens: 5, costUsd: 0.0000045 }),
-        usageRecord({ requestId: 'r3', ts: DAY2, consumer: 'team-b', model: 'gpt-4o', backend: null, cacheHit: true, promptTokens: 7, completionTokens: 3, costUsd: 0 }),
+        usageRecord({ requestId: 'r3', ts: DAY2, consumer: 'team-b', model: 'gpt-4o', backend: null, cacheHit: true, promptTokens: 7, completionTokens: 3, costUsd: 0, savedUsd: 0.0000475 }),
         usageRecord({ requestId: 'r4', ts: DAY2, consumer: 'team-b', model: 'gpt-4o', backend: 'east', status: 429, promptTokens: 0, completionTokens: 0, costUsd: 0, errorCode: 'rate_limit_exceeded' }),
         usageRecord({ requestId: 'r5', ts: DAY2, consumer: null, model: 'gpt-4o', backend: null, status: 401, promptTokens: 0, completionTokens: 0, costUsd: null, errorCode: 'invalid_api_key' }),
       ])
       const byConsumer = await s.usage({ by: 'consumer' })
       assert.deepEqual(byConsumer.map((r) => r.key), ['(none)', 'team-a', 'team-b'])
       const a = byConsumer.find((r) => r.key === 'team-a')!
-      assert.deepEqual({ ...a, costUsd: undefined }, { key: 'team-a', requests: 2, promptTokens: 110, completionTokens: 55, totalTokens: 165, costUsd: undefined, cacheHits: 0, errors: 0 })
+      assert.deepEqual({ ...a, costUsd: undefined }, { key: 'team-a', requests: 2, promptTokens: 110, completionTokens: 55, totalTokens: 165, costUsd: undefined, cacheHits: 0, errors: 0, savedUsd: 0 })
       assert.ok(Math.abs(a.costUsd - 0.0007545) < 1e-12, `cost ${a.costUsd}`)
       const b = byConsumer.find((r) => r.key === 'team-b')!
-      assert.deepEqual(b, { key: 'team-b', requests: 2, promptTokens: 7, completionTokens: 3, totalTokens: 10, costUsd: 0, cacheHits: 1, errors: 1 })
+      assert.deepEqual(b, { key: 'team-b', requests: 2, promptTokens: 7, completionTokens: 3, totalTokens: 10, costUsd: 0, cacheHits: 1, errors: 1, savedUsd: 0.0000475 })
       const none = byConsumer.find((r) => r.key === '(none)')!
       assert.equal(none.errors, 1)
       assert.equal(none.costUsd, 0)
 
       const byModel = await s.usage({ by: 'model' })
-      assert.deepEqual(byModel.map((r) => [r.key, r.requests, r.totalTokens]), [['gpt-4o', 4, 160], ['gpt-4o-mini', 1, 15]])
+      assert.deepEqual(byModel.map((r) => [r.key, r.requests, r.totalTokens, r.cacheHits, r.savedUsd]), [['gpt-4o', 4, 160, 1, 0.0000475], ['gpt-4o-mini', 1, 15, 0, 0]])
       const byBackend = await s.usage({ by: 'backend' })
       assert.deepEqual(byBackend.map((r) => [r.key, r.requests]), [['(none)', 2], ['east', 2], ['west', 1]])
       const byDay = await s.usage({ by: 'day' })
@@ -82,7 +82,7 @@ export function ledgerStoreContract(name: string, make: () => Promise<{ store: L
       const many = Array.from({ length: 5000 }, (_, i) => usageRecord({ requestId: `bulk-${i}`, ts: DAY1 + i, promptTokens: 1, completionTokens: 2, costUsd: 0.5 }))
       await s.append(many)
       const [row] = await s.usage({ by: 'model' })
-      assert.deepEqual({ ...row }, { key: 'gpt-4o', requests: 5000, promptTokens: 5000, completionTokens: 10000, totalTokens: 15000, costUsd: 2500, cacheHits: 0, errors: 0 })
+      assert.deepEqual({ ...row }, { key: 'gpt-4o', requests: 5000, promptTokens: 5000, completionTokens: 10000, totalTokens: 15000, costUsd: 2500, cacheHits: 0, errors: 0, savedUsd: 0 })
       assert.equal((await s.records()).length, 5000)
     }))
 

@@ -33,6 +33,14 @@ const migrations = (p: string): readonly string[] => [
    CREATE UNIQUE INDEX ${p}message_logs_record_id ON ${p}message_logs (record_id);`,
 ]
 
+/**
+ * Columns added after the versioned migrations with ADD COLUMN IF NOT EXISTS (not numbered), so they are
+ * safe whichever order they meet other branches' migrations in; run under the same advisory lock.
+ */
+const addedColumns = (p: string): readonly string[] => [
+  `ALTER TABLE ${p}usage_records ADD COLUMN IF NOT EXISTS saved_usd DOUBLE PRECISION`,
+]
+
 const GROUP_SQL: Record<UsageGroup, string> = {
   consumer: `COALESCE(consumer, '${NO_KEY}')`,
   model: `COALESCE(model, '${NO_KEY}')`,
@@ -44,6 +52,7 @@ interface RecordRow {
   ts: Date; request_id: string; consumer: string | null; product: string | null; model: string | null; backend: string | null
   status: number; prompt_tokens: string; completion_tokens: string; cached_tokens: string; reasoning_tokens: string
   cost_usd: number | null; latency_ms: number; ttft_ms: number | null; cache_hit: boolean; stream: boolean; attempts: number; error_code: string | null
+  saved_usd: number | null
 }
 interface MessageRow { ts: Date; request_id: string; consumer: string | null; product: string | null; model: string | null; prompt: string | null; completion: string | null; truncated: boolean }
 
@@ -93,6 +102,7 @@ export class PostgresLedgerStore implements LedgerStore {
         await client.query(list[v - 1]!)
         await client.query(`INSERT INTO ${this.p}ledger_migrations (version) VALUES ($1)`, [v])
       }
+      for (const sql of addedColumns(this.p)) await client.query(sql)
       await client.query('COMMIT')
     } catch (err) {
       failed = err as Error
@@ -110,18 +120,18 @@ export class PostgresLedgerStore implements LedgerStore {
     const col = <T>(f: (r: UsageRecord) => T): T[] => records.map(f)
     await this.pool.query(
       `INSERT INTO ${this.p}usage_records (ts, request_id, consumer, product, model, backend, status, prompt_tokens, completion_tokens,
-         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id)
+         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
        SELECT to_timestamp(ts / 1000.0), request_id, consumer, product, model, backend, status, prompt_tokens, completion_tokens,
-         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id
+         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd
        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::smallint[], $8::bigint[], $9::bigint[],
-         $10::bigint[], $11::bigint[], $12::float8[], $13::int[], $14::int[], $15::bool[], $16::bool[], $17::smallint[], $18::text[], $19::text[])
+         $10::bigint[], $11::bigint[], $12::float8[], $13::int[], $14::int[], $15::bool[], $16::bool[], $17::smallint[], $18::text[], $19::text[], $20::float8[])
          AS t(ts, request_id, consumer, product, model, backend, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
-              cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id)
+              cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
        ON CONFLICT (record_id) DO NOTHING`,
       [col((r) => r.ts), col((r) => r.requestId), col((r) => r.consumer), col((r) => r.product), col((r) => r.model), col((r) => r.backend),
         col((r) => r.status), col((r) => r.promptTokens), col((r) => r.completionTokens), col((r) => r.cachedTokens), col((r) => r.reasoningTokens),
         col((r) => r.costUsd), col((r) => r.latencyMs), col((r) => r.ttftMs), col((r) => r.cacheHit), col((r) => r.stream), col((r) => r.attempts),
-        col((r) => r.errorCode), col((r) => r.recordId ?? r.requestId)],
+        col((r) => r.errorCode), col((r) => r.recordId ?? r.requestId), col((r) => r.savedUsd ?? 0)],
     )
   }
 
@@ -143,17 +153,17 @@ export class PostgresLedgerStore implements LedgerStore {
   async usage(q: UsageQuery): Promise<UsageRow[]> {
     await this.migrated()
     const key = GROUP_SQL[q.by]
-    const { rows } = await this.pool.query<{ key: string; requests: string; p: string; c: string; cost: number; hits: string; errors: string }>(
+    const { rows } = await this.pool.query<{ key: string; requests: string; p: string; c: string; cost: number; hits: string; errors: string; saved: number }>(
       `SELECT ${key} AS key, COUNT(*) AS requests, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c,
          COALESCE(SUM(cost_usd), 0)::float8 AS cost, SUM(CASE WHEN cache_hit THEN 1 ELSE 0 END) AS hits,
-         SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors
+         SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors, COALESCE(SUM(saved_usd), 0)::float8 AS saved
        FROM ${this.p}usage_records WHERE ts >= to_timestamp($1 / 1000.0) AND ts < to_timestamp($2 / 1000.0) GROUP BY 1 ORDER BY 1`,
       [q.since ?? 0, q.until ?? 253402300799000 /* 9999-12-31 */],
     )
     return rows.map((r) => {
       const p = Number(r.p)
       const c = Number(r.c)
-      return { key: r.key, requests: Number(r.requests), promptTokens: p, completionTokens: c, totalTokens: p + c, costUsd: roundCost(r.cost), cacheHits: Number(r.hits), errors: Number(r.errors) }
+      return { key: r.key, requests: Number(r.requests), promptTokens: p, completionTokens: c, totalTokens: p + c, costUsd: roundCost(r.cost), cacheHits: Number(r.hits), errors: Number(r.errors), savedUsd: roundCost(r.saved) }
     })
   }
 
@@ -165,7 +175,7 @@ export class PostgresLedgerStore implements LedgerStore {
       ts: r.ts.getTime(), requestId: r.request_id, consumer: r.consumer, product: r.product, model: r.model, backend: r.backend, status: r.status,
       promptTokens: Number(r.prompt_tokens), completionTokens: Number(r.completion_tokens), cachedTokens: Number(r.cached_tokens),
       reasoningTokens: Number(r.reasoning_tokens), costUsd: r.cost_usd, latencyMs: r.latency_ms, ttftMs: r.ttft_ms, cacheHit: r.cache_hit,
-      stream: r.stream, attempts: r.attempts, errorCode: r.error_code,
+      stream: r.stream, attempts: r.attempts, errorCode: r.error_code, savedUsd: r.saved_usd ?? 0,
     }))
   }
 

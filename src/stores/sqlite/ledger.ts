@@ -31,6 +31,14 @@ const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX message_logs_record_id ON message_logs (record_id);`,
 ]
 
+/**
+ * Columns added after the versioned migrations, each applied when missing (checked, not numbered), so they
+ * are safe whichever order they meet other branches' migrations in.
+ */
+const ADDED_COLUMNS: ReadonlyArray<readonly [table: string, column: string, type: string]> = [
+  ['usage_records', 'saved_usd', 'REAL'],
+]
+
 const GROUP_SQL: Record<UsageGroup, string> = {
   consumer: `COALESCE(consumer, '${NO_KEY}')`,
   model: `COALESCE(model, '${NO_KEY}')`,
@@ -42,6 +50,7 @@ interface RecordRow {
   ts: number; request_id: string; consumer: string | null; product: string | null; model: string | null; backend: string | null
   status: number; prompt_tokens: number; completion_tokens: number; cached_tokens: number; reasoning_tokens: number
   cost_usd: number | null; latency_ms: number; ttft_ms: number | null; cache_hit: number; stream: number; attempts: number; error_code: string | null
+  saved_usd: number | null
 }
 interface MessageRow { ts: number; request_id: string; consumer: string | null; product: string | null; model: string | null; prompt: string | null; completion: string | null; truncated: number }
 
@@ -63,14 +72,14 @@ export class SqliteLedgerStore implements LedgerStore {
     this.db.pragma('busy_timeout = 5000')
     this.migrate()
     this.insertRecord = this.db.prepare(`INSERT INTO usage_records (ts, request_id, consumer, product, model, backend, status,
-      prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`)
+      prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`)
     this.insertMessage = this.db.prepare(`INSERT INTO message_logs (ts, request_id, consumer, product, model, prompt, completion, truncated, record_id)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`)
     this.appendMany = this.db.transaction((records: readonly UsageRecord[]) => {
       for (const r of records) {
         this.insertRecord.run(r.ts, r.requestId, r.consumer, r.product, r.model, r.backend, r.status, r.promptTokens, r.completionTokens,
-          r.cachedTokens, r.reasoningTokens, r.costUsd, r.latencyMs, r.ttftMs, r.cacheHit ? 1 : 0, r.stream ? 1 : 0, r.attempts, r.errorCode, r.recordId ?? r.requestId)
+          r.cachedTokens, r.reasoningTokens, r.costUsd, r.latencyMs, r.ttftMs, r.cacheHit ? 1 : 0, r.stream ? 1 : 0, r.attempts, r.errorCode, r.recordId ?? r.requestId, r.savedUsd ?? 0)
       }
     })
     this.appendManyMessages = this.db.transaction((records: readonly MessageRecord[]) => {
@@ -87,6 +96,10 @@ export class SqliteLedgerStore implements LedgerStore {
         this.db.exec(MIGRATIONS[v - 1]!)
         this.db.prepare('INSERT INTO ledger_migrations (version, applied_at) VALUES (?, ?)').run(v, new Date().toISOString())
       }
+      for (const [table, column, type] of ADDED_COLUMNS) {
+        const cols = this.db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]
+        if (!cols.some((c) => c.name === column)) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`)
+      }
     })
     apply.immediate()
   }
@@ -102,12 +115,13 @@ export class SqliteLedgerStore implements LedgerStore {
   async usage(q: UsageQuery): Promise<UsageRow[]> {
     const key = GROUP_SQL[q.by]
     const rows = this.db.prepare(`SELECT ${key} AS key, COUNT(*) AS requests, SUM(prompt_tokens) AS p, SUM(completion_tokens) AS c,
-        COALESCE(SUM(cost_usd), 0) AS cost, SUM(cache_hit) AS hits, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors
+        COALESCE(SUM(cost_usd), 0) AS cost, SUM(cache_hit) AS hits, SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END) AS errors,
+        COALESCE(SUM(saved_usd), 0) AS saved
       FROM usage_records WHERE ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1`)
-      .all(q.since ?? 0, q.until ?? Number.MAX_SAFE_INTEGER) as { key: string; requests: number; p: number; c: number; cost: number; hits: number; errors: number }[]
+      .all(q.since ?? 0, q.until ?? Number.MAX_SAFE_INTEGER) as { key: string; requests: number; p: number; c: number; cost: number; hits: number; errors: number; saved: number }[]
     return rows.map((r) => ({
       key: r.key, requests: r.requests, promptTokens: r.p, completionTokens: r.c, totalTokens: r.p + r.c,
-      costUsd: roundCost(r.cost), cacheHits: r.hits, errors: r.errors,
+      costUsd: roundCost(r.cost), cacheHits: r.hits, errors: r.errors, savedUsd: roundCost(r.saved),
     }))
   }
 
@@ -118,7 +132,7 @@ export class SqliteLedgerStore implements LedgerStore {
       ts: r.ts, requestId: r.request_id, consumer: r.consumer, product: r.product, model: r.model, backend: r.backend, status: r.status,
       promptTokens: r.prompt_tokens, completionTokens: r.completion_tokens, cachedTokens: r.cached_tokens, reasoningTokens: r.reasoning_tokens,
       costUsd: r.cost_usd, latencyMs: r.latency_ms, ttftMs: r.ttft_ms, cacheHit: r.cache_hit === 1, stream: r.stream === 1, attempts: r.attempts,
-      errorCode: r.error_code,
+      errorCode: r.error_code, savedUsd: r.saved_usd ?? 0,
     }))
   }
 
