@@ -50,6 +50,7 @@ function measure(label: string, fn: () => void): void {
   console.log(`${label.padEnd(40)} ${((cpu.user + cpu.system) / N).toFixed(2)} µs CPU, ${wall.toFixed(2)} µs wall per decision`)
 }
 
+measure('baseline: the request context alone', () => { ctxOf() })
 const router = snapshot.models.get('auto')!
 measure('router model (3 candidates, cheapest)', () => {
   chooseCandidate(ctxOf(), router, snapshot, (m, need) => expectedCost(prices, [m.name], need), () => null)
