@@ -37,5 +37,5 @@ export async function createStores(config: StoreConfig, opts: { logger?: Logger;
       },
     }
   }
-  throw new Error(`store type ${(config as { type: string }).type} is not available in this build`)
+  throw new Error(`unknown store type ${(config as { type: string }).type}`)
 }
