@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type { LedgerConfig } from '../config/schema.ts'
 
@@ -20,8 +21,22 @@ export function journalSettingsOf(config: LedgerConfig): JournalSettings | null 
   if (config.type === 'none' || config.journal === false) return null
   if (config.type === 'sqlite' && config.path === ':memory:' && !config.journal?.dir) return null
   const j = config.journal ?? {}
-  const dir = j.dir ?? (config.type === 'sqlite' ? join(dirname(config.path), 'journal') : join('.sluice', 'journal'))
+  const dir = j.dir ?? (config.type === 'sqlite' ? join(dirname(config.path), 'journal') : join('.sluice', 'journal', postgresStoreName(config.url, config.tablePrefix)))
   return { dir, maxBytes: j.maxBytes ?? DEFAULT_JOURNAL_MAX_BYTES, segmentBytes: j.segmentBytes ?? DEFAULT_SEGMENT_BYTES, fsyncInterval: j.fsyncInterval ?? 0 }
+}
+
+/**
+ * A PostgreSQL ledger's default journal lives in a directory named after the store it feeds (server,
+ * database and table prefix; never the password), so records written for one store are never replayed
+ * into another that a later configuration (or another gateway in the same working directory) names.
+ */
+function postgresStoreName(url: string, tablePrefix: string | undefined): string {
+  let target = url
+  try {
+    const u = new URL(url)
+    target = `${u.hostname}:${u.port}${u.pathname}`
+  } catch { /* not a URL (a connection string): hash it as it is */ }
+  return 'pg-' + createHash('sha256').update(`${target}\0${tablePrefix ?? ''}`).digest('hex').slice(0, 16)
 }
 
 /**
