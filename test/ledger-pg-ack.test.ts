@@ -83,7 +83,10 @@ describe('PostgreSQL ledger: a connection cut between commit and acknowledgement
       await until(async () => (await countRows(prefix)).rows >= answered && tg.gw.ledger!.stats().usage.queued === 0, 'the writer to catch up', 20_000)
       assert.deepEqual(await countRows(prefix), { rows: answered, ids: answered })
       assert.equal(answered, 60)
-      assert.ok(tg.gw.ledger!.stats().usage.failures >= 3)
+      // The contrast that makes the count mean something: acknowledgements really were lost (at least three
+      // committed inserts whose reply never arrived). Whether the queue or the store's own reconnect saw each
+      // loss as a failed write depends on timing, so the cuts are counted at the relay, not in the writer.
+      assert.ok(relay.cuts >= 3, `lost acknowledgements: ${relay.cuts}`)
     } finally {
       await tg.close()
     }
