@@ -4,10 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import OpenAI from 'openai'
-import type { UsageRecord } from '../../src/stores/ledger.ts'
 import { startTestGateway, TEST_KEY, type TestGateway } from '../helpers/gateway.ts'
 import { geminiUsageOf, startRecordingMock, type RecordingMock } from '../helpers/recording-mock.ts'
-import { until } from '../helpers/upstreams.ts'
+import { ledgerRow as ledgerRowOf } from '../helpers/ledger-row.ts'
 
 // OpenAI SDK → Sluice → the mock speaking Gemini (type: gemini): text, streams, tool calls and results,
 // images, thinking, structured output, errors and a fallback to another provider; the ledger holds what
@@ -55,15 +54,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-async function ledgerRow(requestId: string): Promise<UsageRecord> {
-  let row: UsageRecord | undefined
-  await until(async () => {
-    await tg.gw.ledger!.flush(5_000)
-    row = (await tg.gw.ledger!.store.records({ requestIds: [requestId] }))[0]
-    return row !== undefined
-  })
-  return row!
-}
+const ledgerRow = (requestId: string) => ledgerRowOf(tg.gw, requestId)
 
 /** Hub usage expected from Gemini's usageMetadata (fixture rule: completion includes thoughts). */
 function expectedUsage(u: Record<string, number>) {

@@ -5,11 +5,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
-import type { UsageRecord } from '../../src/stores/ledger.ts'
 import { startTestGateway, TEST_KEY, type TestGateway } from '../helpers/gateway.ts'
 import { startGoogleTokenServer, type GoogleTokenServer } from '../helpers/google-token-server.ts'
 import { geminiUsageOf, startRecordingMock, type RecordingMock } from '../helpers/recording-mock.ts'
-import { until } from '../helpers/upstreams.ts'
+import { ledgerRow as ledgerRowOf } from '../helpers/ledger-row.ts'
 
 // The Anthropic front door in front of Google backends (the mock speaking Gemini, and Vertex AI with Gemini
 // and Claude models), and the OpenAI front door in front of Claude on Vertex: the SDKs get the same content,
@@ -52,15 +51,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-async function ledgerRow(requestId: string): Promise<UsageRecord> {
-  let row: UsageRecord | undefined
-  await until(async () => {
-    await tg.gw.ledger!.flush(5_000)
-    row = (await tg.gw.ledger!.store.records({ requestIds: [requestId] }))[0]
-    return row !== undefined
-  })
-  return row!
-}
+const ledgerRow = (requestId: string) => ledgerRowOf(tg.gw, requestId)
 
 const WEATHER: Anthropic.Tool = { name: 'get_weather', description: 'Weather of a city', input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }
 

@@ -9,11 +9,10 @@ import { GoogleCredentials } from '../../src/providers/credentials/google.ts'
 import { vertex } from '../../src/providers/vertex.ts'
 import { loadConfigText } from '../../src/config/load.ts'
 import { builtinPolicies } from '../../src/policies/registry.ts'
-import type { UsageRecord } from '../../src/stores/ledger.ts'
 import { startTestGateway, TEST_KEY, type TestGateway } from '../helpers/gateway.ts'
 import { startGoogleTokenServer, type GoogleTokenServer } from '../helpers/google-token-server.ts'
 import { geminiUsageOf, startRecordingMock, type RecordingMock } from '../helpers/recording-mock.ts'
-import { until } from '../helpers/upstreams.ts'
+import { ledgerRow as ledgerRowOf } from '../helpers/ledger-row.ts'
 
 // type: vertex — Gemini models on Vertex AI with OAuth tokens from a service account (google-auth-library),
 // fetched from a loopback token endpoint that verifies the JWT grant's signature, once per token lifetime.
@@ -54,15 +53,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-async function ledgerRow(requestId: string): Promise<UsageRecord> {
-  let row: UsageRecord | undefined
-  await until(async () => {
-    await tg.gw.ledger!.flush(5_000)
-    row = (await tg.gw.ledger!.store.records({ requestIds: [requestId] }))[0]
-    return row !== undefined
-  })
-  return row!
-}
+const ledgerRow = (requestId: string) => ledgerRowOf(tg.gw, requestId)
 
 test('Vertex paths: region host, global, publisher by model id or option', () => {
   const res = loadConfigText(`
