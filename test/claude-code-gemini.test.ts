@@ -1,13 +1,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SLUICE_KEY, startLedgeredGateway } from './helpers/providers.ts'
+import { CLAUDE, runClaude } from './helpers/claude-code.ts'
 import { geminiUsageOf, startRecordingMock } from './helpers/recording-mock.ts'
 
-const CLAUDE = join(process.cwd(), 'node_modules/.bin/claude')
 
 /**
  * Claude Code (the native 2.1.x binary), pointed at Sluice by ANTHROPIC_BASE_URL with a Sluice key, served by
@@ -39,28 +38,7 @@ consumers:
     const file = join(work, 'hello.txt')
     const args = { file_path: file, content: 'hello from gemini' }
     const prompt = `Create the file. [[mock-tool:Write ${JSON.stringify(args)}]]`
-    const child = spawn(CLAUDE, ['-p', prompt, '--output-format', 'json', '--allowedTools', 'Write'], {
-      cwd: work,
-      env: {
-        PATH: process.env.PATH,
-        HOME: home,
-        ANTHROPIC_BASE_URL: tg.url,
-        ANTHROPIC_API_KEY: SLUICE_KEY,
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-        DISABLE_AUTOUPDATER: '1',
-        DISABLE_TELEMETRY: '1',
-        DISABLE_ERROR_REPORTING: '1',
-        HTTPS_PROXY: 'http://127.0.0.1:9',
-        HTTP_PROXY: 'http://127.0.0.1:9',
-        NO_PROXY: '127.0.0.1,localhost',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let out = ''
-    let err = ''
-    child.stdout.on('data', (d) => (out += d))
-    child.stderr.on('data', (d) => (err += d))
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve))
+    const { code, out, err } = await runClaude({ prompt, cwd: work, home, baseUrl: tg.url, apiKey: SLUICE_KEY })
     assert.equal(code, 0, `claude failed: ${err.slice(0, 800)} ${out.slice(0, 800)}`)
     const result = JSON.parse(out) as { subtype: string; is_error: boolean; num_turns: number; result: string; usage: { input_tokens: number; output_tokens: number } }
     assert.equal(result.subtype, 'success')
