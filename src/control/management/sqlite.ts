@@ -1,8 +1,7 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Suspension } from '../../finops/types.ts'
 import type { AuditEntry, AuditQuery, ManagedConsumer, ManagedProduct, ManagedState, ManagementStore } from './store.ts'
+import { openSqlite } from '../../stores/sqlite/open.ts'
 
 /**
  * Management state in the ledger's SQLite file. Several gateway processes on one machine may share the
@@ -13,10 +12,7 @@ export class SqliteManagementStore implements ManagementStore {
   private readonly db: Database.Database
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-    this.db = new Database(path)
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma('busy_timeout = 5000')
+    this.db = openSqlite(path)
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS managed_consumers (id TEXT PRIMARY KEY, product TEXT, metadata TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS managed_products (id TEXT PRIMARY KEY, models TEXT, policies TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);

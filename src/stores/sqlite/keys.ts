@@ -1,7 +1,6 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import type { KeyRecord, KeyStore } from '../keys.ts'
+import { openSqlite } from './open.ts'
 
 interface Row { id: string; consumer_id: string; digest: string; prefix: string; label: string | null; created_at: string; revoked_at: string | null }
 
@@ -14,10 +13,7 @@ export class SqliteKeyStore implements KeyStore {
   private readonly db: Database.Database
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-    this.db = new Database(path)
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma('busy_timeout = 5000')
+    this.db = openSqlite(path)
     this.db.exec(`CREATE TABLE IF NOT EXISTS consumer_keys (
       id TEXT PRIMARY KEY, consumer_id TEXT NOT NULL, digest TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
       label TEXT, created_at TEXT NOT NULL, revoked_at TEXT)`)

@@ -1,7 +1,6 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { NO_KEY, roundCost, type LedgerStore, type MessageRecord, type RecordQuery, type UsageGroup, type UsageQuery, type UsageRecord, type UsageRow } from '../ledger.ts'
+import { openSqlite } from './open.ts'
 
 /**
  * Migrations, applied in order once each; the version lives in `ledger_migrations` (not `user_version`,
@@ -64,12 +63,9 @@ export class SqliteLedgerStore implements LedgerStore {
   private readonly appendManyMessages: (records: readonly MessageRecord[]) => void
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-    this.db = new Database(path)
-    this.db.pragma('journal_mode = WAL')
+    this.db = openSqlite(path)
     // WAL + NORMAL survives a process crash (only an OS crash can lose the last commits) and keeps batches cheap.
     this.db.pragma('synchronous = NORMAL')
-    this.db.pragma('busy_timeout = 5000')
     this.migrate()
     this.insertRecord = this.db.prepare(`INSERT INTO usage_records (ts, request_id, consumer, product, model, backend, status,
       prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
