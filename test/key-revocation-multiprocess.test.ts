@@ -78,7 +78,7 @@ async function revokeOnAseenByB(a: GatewayProcess, b: GatewayProcess): Promise<v
     method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
   })
   const created = await admin(a, 'POST', '/admin/keys', { consumer: 'team-a', label: 'revocation test' })
-  assert.equal(created.status, 201)
+  assert.equal(created.status, 201, await created.clone().text())
   const { id, key } = (await created.json()) as { id: string; key: string }
 
   // The hit first: both processes accept the key (B looks it up in the shared store and caches it).

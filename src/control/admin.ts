@@ -62,7 +62,8 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     const gw = err instanceof GatewayError ? err
       : code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? new GatewayError(GW_ERR.REQUEST_TOO_LARGE, 'The admin request body is larger than the admin plane accepts.')
       : code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? new GatewayError(GW_ERR.INVALID_REQUEST, 'Admin request bodies are JSON (content-type: application/json).')
-      : new GatewayError(GW_ERR.INVALID_REQUEST, 'The admin request could not be processed.')
+      : isClientError(err) ? new GatewayError(GW_ERR.INVALID_REQUEST, 'The admin request could not be processed.')
+      : internalError(err, deps.logger)
     if (!(err instanceof GatewayError) && !(err as { statusCode?: number }).statusCode) deps.logger.error({ err }, 'admin error')
     send(reply, gw)
   })
@@ -129,4 +130,16 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
     registerBudgetRoutes(app, deps.runtime, deps.management.directory, deps.management.now)
   }
   registerMethodNotAllowed(app, routes, send)
+}
+
+/** Fastify's own refusals carry a 4xx statusCode; anything else thrown by a handler is the gateway's fault. */
+function isClientError(err: unknown): boolean {
+  const status = (err as { statusCode?: unknown }).statusCode
+  return typeof status === 'number' && status >= 400 && status < 500
+}
+
+/** A store or handler failure: a 500 with no detail (the log has it), never a misleading 400. */
+function internalError(err: unknown, logger: { error: (o: object, msg: string) => void } | undefined): GatewayError {
+  logger?.error({ err }, 'admin request failed')
+  return new GatewayError(GW_ERR.INTERNAL, 'The admin request failed inside the gateway.')
 }

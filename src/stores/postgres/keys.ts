@@ -13,10 +13,30 @@ export class PostgresKeyStore implements KeyStore {
   private ready: Promise<void>
 
   constructor(private readonly pool: pg.Pool, private readonly ownsPool = false) {
-    this.ready = pool.query(`CREATE TABLE IF NOT EXISTS sluice_consumer_keys (
-      id TEXT PRIMARY KEY, consumer_id TEXT NOT NULL, digest TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
-      label TEXT, created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ)`).then(() => undefined)
+    this.ready = this.createTable()
     this.ready.catch(() => {})
+  }
+
+  /**
+   * Two processes starting together would race on CREATE TABLE IF NOT EXISTS (PostgreSQL then fails one of
+   * them on its catalog's unique index, and every key call of that process after it): the creation runs
+   * under a transaction-scoped advisory lock, so the second waits for the first and finds the table.
+   */
+  private async createTable(): Promise<void> {
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN')
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('sluice_consumer_keys'))`)
+      await client.query(`CREATE TABLE IF NOT EXISTS sluice_consumer_keys (
+        id TEXT PRIMARY KEY, consumer_id TEXT NOT NULL, digest TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
+        label TEXT, created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ)`)
+      await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw err
+    } finally {
+      client.release()
+    }
   }
 
   static connect(url: string): PostgresKeyStore {
