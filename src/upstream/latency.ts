@@ -13,7 +13,9 @@ export class LatencyStats {
     let s = this.byBackend.get(backendId)
     if (!s) this.byBackend.set(backendId, (s = { ttft: null, total: null, at: now }))
     const prev = stream ? s.ttft : s.total
-    const next = prev === null ? ms : prev + this.alpha * (ms - prev)
+    // An answer several times faster than the average means the member recovered (it was explored after a
+    // slow spell): it starts afresh rather than working its way down sample by sample.
+    const next = prev === null || ms < prev / 4 ? ms : prev + this.alpha * (ms - prev)
     if (stream) s.ttft = next
     else s.total = next
     s.at = now
