@@ -47,6 +47,8 @@ export interface RequestTraceInit {
   readonly timings: boolean
   readonly arrivedAt: number
   readonly admittedAt: number
+  /** Wall clock minus performance.now(), taken once per request: every span of the trace uses the same one. */
+  readonly epochOffset: number
   readonly describe: (b: BackendConfig) => BackendDescription | null
 }
 
@@ -179,7 +181,12 @@ export class RequestTrace {
   startAttemptSpan(name: string, attributes: Attributes, startTime: number): Span | null {
     const server = this.init.server
     if (!server || !this.init.spans) return null
-    return this.init.spans.start(name, { kind: CLIENT, attributes: server.isRecording() ? attributes : undefined, startTime }, this.parentContext())
+    return this.init.spans.start(name, { kind: CLIENT, attributes: server.isRecording() ? attributes : undefined, startTime: this.epoch(startTime) }, this.parentContext())
+  }
+
+  /** A performance.now() moment as epoch milliseconds, for span times. */
+  epoch(t: number): number {
+    return t + this.init.epochOffset
   }
 
   describe(b: BackendConfig): BackendDescription | null {
@@ -206,7 +213,7 @@ export class RequestTrace {
 
   private endIfDone(): void {
     if (!this.settled || !this.closed) return
-    this.init.server?.end(this.marks.endedAt ?? now())
+    this.init.server?.end(this.epoch(this.marks.endedAt ?? now()))
   }
 }
 
@@ -328,7 +335,7 @@ export class AttemptTrace {
       }
       span.setAttributes(a)
     }
-    span.end(this.endedAt ?? now())
+    span.end(this.trace.epoch(this.endedAt ?? now()))
   }
 }
 

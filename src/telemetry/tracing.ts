@@ -42,16 +42,17 @@ export class RequestTracing {
     const timings = asksForTimings(ctx.info.headers['x-sluice-debug']) && timingsAllowed(snapshot, ctx)
     if (spans === null && !timings) return null
     const arrivedAt = admission?.arrivedAt ?? performance.now()
+    const epochOffset = Date.now() - performance.now()
     let server = null
     if (spans) {
       const parent = spans.extract(ctx.info.headers)
       server = spans.start(`${ctx.info.method} ${route}`, {
         kind: SPAN_KIND_SERVER,
-        startTime: arrivedAt,
+        startTime: arrivedAt + epochOffset,
         attributes: { 'http.request.method': ctx.info.method, 'http.route': route, 'sluice.request.id': ctx.id, 'gen_ai.request.model': ctx.model },
       }, parent)
     }
-    const trace = new RequestTrace(ctx, { spans, server, timings, arrivedAt, admittedAt: admission?.admittedAt ?? arrivedAt, describe: this.opts.describe })
+    const trace = new RequestTrace(ctx, { spans, server, timings, arrivedAt, admittedAt: admission?.admittedAt ?? arrivedAt, epochOffset, describe: this.opts.describe })
     ctx.slots.set(TRACE_SLOT, trace)
     if (spans) {
       if (res.writableFinished || res.destroyed) trace.close()
