@@ -25,7 +25,7 @@ interface Canned {
 }
 
 /** A backend answering every chat request one fixed way: a JSON completion, a 503, or a stream with a pause in it. */
-async function canned(mode: 'json' | 'fail' | 'stream'): Promise<Canned> {
+async function canned(mode: 'json' | 'fail' | 'stream' | 'slow'): Promise<Canned> {
   const seen: http.IncomingHttpHeaders[] = []
   const server = http.createServer((req, res) => {
     req.resume()
@@ -33,6 +33,12 @@ async function canned(mode: 'json' | 'fail' | 'stream'): Promise<Canned> {
       seen.push(req.headers)
       if (mode === 'fail') {
         res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'overloaded', type: 'api_error', param: null, code: null } }))
+        return
+      }
+      if (mode === 'slow') {
+        // Answers only after the hedge has long won; the gateway cancels it first.
+        const t = setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'), 5_000)
+        res.on('close', () => clearTimeout(t))
         return
       }
       if (mode === 'json') {
@@ -89,6 +95,7 @@ describe('traces over OTLP with the GenAI conventions', () => {
   let ok: Canned
   let bad: Canned
   let streamer: Canned
+  let slow: Canned
   let g: TestGateway
 
   before(async () => {
@@ -96,23 +103,27 @@ describe('traces over OTLP with the GenAI conventions', () => {
     ok = await canned('json')
     bad = await canned('fail')
     streamer = await canned('stream')
+    slow = await canned('slow')
     g = await startTestGateway(gatewayYaml(col.url, { backends: `
 backends:
   - { id: good, type: openai-compatible, url: "${ok.url}", models: { gpt-4o-mini: gpt-4o-mini-upstream } }
   - { id: broken, type: openai-compatible, url: "${bad.url}" }
   - { id: streamy, type: openai-compatible, url: "${streamer.url}" }
+  - { id: sluggish, type: openai-compatible, url: "${slow.url}", models: { hedged: gpt-4o-mini-upstream } }
 pools:
+  - { id: hedge-pool, strategy: priority, members: [ { backend: sluggish, priority: 1 }, { backend: good, priority: 2 } ] }
   - { id: failing-first, strategy: priority, members: [ { backend: broken, priority: 1 }, { backend: good, priority: 2 } ] }
 models:
   - { name: gpt-4o-mini, target: good }
   - { name: fallible, target: failing-first }
   - { name: streamed, target: streamy }
   - { name: doomed, target: broken, maxAttempts: 1 }
+  - { name: hedged, target: hedge-pool, hedge: { after: 50ms } }
 ` }))
   })
   after(async () => {
     await g?.close()
-    await Promise.all([col?.close(), ok?.close(), bad?.close(), streamer?.close()])
+    await Promise.all([col?.close(), ok?.close(), bad?.close(), streamer?.close(), slow?.close()])
   })
 
   const spansOf = (traceId: string) => col.spans.filter((s) => s.traceId === traceId)
@@ -216,6 +227,34 @@ models:
     assert.equal(server.attributes['http.response.status_code'], 502)
     assert.equal(attempt.status, 2)
     assert.equal(attempt.attributes['error.type'], '503')
+  })
+
+  it('a hedge gets a span of its own: the slow try is cancelled (not an error), the hedge answered', async () => {
+    const trace = '7'.repeat(32)
+    const r = await chat(g.url, { model: 'hedged' }, { traceparent: `00-${trace}-${'6'.repeat(16)}-01` })
+    assert.equal(r.status, 200, r.text)
+    assert.equal(r.headers.get('x-sluice-backend'), 'good')
+    await waitUntil(() => spansOf(trace).filter((s) => s.kind === 3).length >= 2 && spansOf(trace).some((s) => s.kind === 2), 'the hedged request’s spans')
+    const tries = spansOf(trace).filter((s) => s.kind === 3)
+    assert.equal(tries.length, 2)
+    const slow = tries.find((t) => t.attributes['sluice.backend.id'] === 'sluggish')!
+    const fast = tries.find((t) => t.attributes['sluice.backend.id'] === 'good')!
+    assert.equal(slow.attributes['sluice.attempt.outcome'], 'cancelled')
+    assert.equal(slow.status, 0, 'a cancelled try is not an error')
+    assert.equal(fast.attributes['sluice.attempt.outcome'], 'answered')
+    assert.equal(fast.attributes['gen_ai.usage.input_tokens'], JSON_USAGE.prompt_tokens)
+    assert.equal(slow.attributes['gen_ai.usage.input_tokens'], undefined, 'the answer’s usage is the answering try’s')
+  })
+
+  it('a malformed traceparent starts a new trace; the request is served as usual', async () => {
+    const before = col.spans.length
+    const r = await chat(g.url, { model: 'gpt-4o-mini' }, { traceparent: 'zz-not-a-trace-parent', tracestate: 'x'.repeat(600) })
+    assert.equal(r.status, 200, r.text)
+    const tp = traceparentOf(ok.seen.at(-1)!)!
+    assert.ok(tp, 'the backend still gets a valid traceparent')
+    await waitUntil(() => spansOf(tp.traceId).length >= 2, 'the new trace’s spans')
+    assert.equal(spansOf(tp.traceId).find((s) => s.kind === 2)!.parentSpanId, '')
+    assert.ok(col.spans.length > before)
   })
 
   it('a streamed request’s span ends after the last chunk, with the usage the stream reported', async () => {
@@ -388,5 +427,30 @@ consumers:
     await res.text()
     assert.equal(res.headers.get('server-timing'), null)
     assert.equal(res.headers.get('trailer'), null)
+  })
+})
+
+describe('tracing configuration', () => {
+  it('refuses tracing without an OTLP endpoint, and accepts it with one', async () => {
+    const { loadConfigText } = await import('../src/config/load.ts')
+    const { builtinPolicies } = await import('../src/policies/registry.ts')
+    const base = 'backends: [ { id: m, type: mock } ]\nmodels: [ { name: x, target: m } ]\n'
+    const refused = loadConfigText(`${base}telemetry: { tracing: { sample: 0.5 } }`, { registry: builtinPolicies(), env: {} })
+    assert.equal(refused.ok, false)
+    assert.ok(!refused.ok && refused.problems.some((p) => /tracing needs telemetry\.otlp/.test(p.message)), JSON.stringify(!refused.ok && refused.problems))
+    const accepted = loadConfigText(`${base}telemetry: { otlp: { endpoint: 'http://127.0.0.1:4318' }, tracing: { sample: 0.5 } }`, { registry: builtinPolicies(), env: {} })
+    assert.ok(accepted.ok)
+    assert.equal(accepted.ok && accepted.config.telemetry.tracing?.sample, 0.5)
+    assert.equal(accepted.ok && accepted.config.telemetry.tracing?.parentBased, true)
+    const badRatio = loadConfigText(`${base}telemetry: { otlp: { endpoint: 'http://127.0.0.1:4318' }, tracing: { sample: 1.5 } }`, { registry: builtinPolicies(), env: {} })
+    assert.equal(badRatio.ok, false)
+  })
+
+  it('sends traces to /v1/traces beside the metrics endpoint, or where tracing.endpoint says', async () => {
+    const { tracesUrl } = await import('../src/telemetry/tracing-spans.ts')
+    assert.equal(tracesUrl('http://c:4318', undefined), 'http://c:4318/v1/traces')
+    assert.equal(tracesUrl('http://c:4318/v1/metrics', undefined), 'http://c:4318/v1/traces')
+    assert.equal(tracesUrl('http://c:4318/otlp', undefined), 'http://c:4318/otlp/v1/traces')
+    assert.equal(tracesUrl('http://c:4318', 'http://t:9/x'), 'http://t:9/x')
   })
 })
