@@ -97,7 +97,7 @@ export class RequestTrace {
         } else t.end()
       },
       (err: unknown) => t.failed(err),
-    )
+    ).catch(() => {}) // tracing never fails a request, nor leaves a rejection unhandled
     return p
   }
 
@@ -130,6 +130,12 @@ export class RequestTrace {
   settle(outcome: Outcome): void {
     if (this.settled) return
     this.settled = true
+    // Runs after the response (from settle's deferred step): nothing here may throw into the event loop.
+    try { this.record(outcome) } catch { /* the span goes out with what it has */ }
+    this.endIfDone()
+  }
+
+  private record(outcome: Outcome): void {
     const span = this.init.server
     const winner = this.winner()
     if (span && span.isRecording()) {
@@ -162,7 +168,6 @@ export class RequestTrace {
       if (t === winner) t.won(this.streamFacts, outcome.usage ?? this.ctx.usage)
       else t.lost()
     }
-    this.endIfDone()
   }
 
   /** The response's last byte is out (or the connection closed). */
