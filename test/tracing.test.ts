@@ -257,6 +257,29 @@ models:
     assert.ok(col.spans.length > before)
   })
 
+  it('the official openai SDK’s traceparent links its streamed call to the trace the backend sees', async () => {
+    const { default: OpenAI } = await import('openai')
+    const client = new OpenAI({ apiKey: KEY, baseURL: `${g.url}/v1`, maxRetries: 0 })
+    const trace = '5'.repeat(32)
+    const before = streamer.seen.length
+    const stream = await client.chat.completions.create(
+      { model: 'streamed', stream: true, messages: [{ role: 'user', content: PROMPT }] },
+      { headers: { traceparent: `00-${trace}-${'4'.repeat(16)}-01` } },
+    )
+    let text = ''
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? ''
+    assert.equal(text, 'confidential answer words')
+    assert.equal(streamer.seen.length, before + 1)
+    const tp = traceparentOf(streamer.seen.at(-1)!)!
+    assert.equal(tp.traceId, trace)
+    await waitUntil(() => spansOf(trace).length >= 2, 'the SDK call’s spans')
+    const server = spansOf(trace).find((s) => s.kind === 2)!
+    const attempt = spansOf(trace).find((s) => s.kind === 3)!
+    assert.equal(server.parentSpanId, '4'.repeat(16))
+    assert.equal(attempt.spanId, tp.spanId)
+    assert.equal(attempt.attributes['gen_ai.usage.output_tokens'], STREAM_USAGE.completion_tokens, 'the usage the gateway asked for upstream')
+  })
+
   it('a streamed request’s span ends after the last chunk, with the usage the stream reported', async () => {
     const trace = 'c'.repeat(32)
     const r = await chat(g.url, { model: 'streamed', stream: true, stream_options: { include_usage: true } }, { traceparent: `00-${trace}-${'d'.repeat(16)}-01` })
