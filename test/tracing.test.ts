@@ -117,6 +117,7 @@ backends:
   - { id: broken, type: openai-compatible, url: "${bad.url}" }
   - { id: streamy, type: openai-compatible, url: "${streamer.url}" }
   - { id: flaky, type: openai-compatible, url: "${flaky.url}" }
+  - { id: mocky, type: mock }
   - { id: sluggish, type: openai-compatible, url: "${slow.url}", models: { hedged: gpt-4o-mini-upstream } }
 pools:
   - { id: hedge-pool, strategy: priority, members: [ { backend: sluggish, priority: 1 }, { backend: good, priority: 2 } ] }
@@ -126,6 +127,7 @@ models:
   - { name: fallible, target: failing-first }
   - { name: streamed, target: streamy }
   - { name: doomed, target: broken, maxAttempts: 1 }
+  - { name: resp-model, target: mocky }
   - { name: hedged, target: hedge-pool, hedge: { after: 50ms } }
   - { name: retried, target: flaky, retry: { attempts: 1, maxWait: 1s } }
 ` }))
@@ -301,6 +303,27 @@ models:
     assert.equal(server.parentSpanId, '4'.repeat(16))
     assert.equal(attempt.spanId, tp.spanId)
     assert.equal(attempt.attributes['gen_ai.usage.output_tokens'], STREAM_USAGE.completion_tokens, 'the usage the gateway asked for upstream')
+  })
+
+  it('a streamed Responses API call (openai SDK, the built-in mock) carries the usage and final status the mock reported', async () => {
+    const { default: OpenAI } = await import('openai')
+    const client = new OpenAI({ apiKey: KEY, baseURL: `${g.url}/v1`, maxRetries: 0 })
+    const trace = '0123456789abcdef'.repeat(2)
+    const stream = await client.responses.create(
+      { model: 'resp-model', input: 'Say something', stream: true },
+      { headers: { traceparent: `00-${trace}-${'0123456789abcdef'}-01` } },
+    )
+    let completed: { id: string; status?: string; usage?: { input_tokens: number; output_tokens: number } | null } | null = null
+    for await (const ev of stream) if (ev.type === 'response.completed') completed = ev.response
+    assert.ok(completed?.usage, 'the mock reported usage in response.completed')
+    await waitUntil(() => spansOf(trace).length >= 2, 'the Responses call’s spans')
+    const attempt = spansOf(trace).find((s) => s.kind === 3)!
+    assert.equal(attempt.name, 'chat resp-model')
+    assert.equal(attempt.attributes['gen_ai.provider.name'], 'sluice.mock')
+    assert.equal(attempt.attributes['gen_ai.usage.input_tokens'], completed.usage.input_tokens)
+    assert.equal(attempt.attributes['gen_ai.usage.output_tokens'], completed.usage.output_tokens)
+    assert.deepEqual(attempt.attributes['gen_ai.response.finish_reasons'], [completed.status])
+    assert.equal(attempt.attributes['gen_ai.response.id'], completed.id)
   })
 
   it('a streamed request’s span ends after the last chunk, with the usage the stream reported', async () => {

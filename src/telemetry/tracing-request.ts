@@ -377,8 +377,8 @@ function mergeFacts(f: ResponseFacts, body: Record<string, unknown>): void {
       const reason = (c as { finish_reason?: unknown } | null)?.finish_reason
       if (typeof reason === 'string' && f.finishReasons.length < 16) f.finishReasons.push(reason.slice(0, 32))
     }
-  } else if (typeof body.status === 'string' && body.object === 'response' && f.finishReasons.length === 0) {
-    f.finishReasons.push(body.status.slice(0, 32)) // Responses API: completed | incomplete | failed
+  } else if (typeof body.status === 'string' && body.object === 'response') {
+    f.finishReasons = [body.status.slice(0, 32)] // Responses API: the latest status (in_progress, then completed | incomplete | failed)
   }
 }
 
