@@ -6,6 +6,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js'
 import type { Logger } from 'pino'
 import type { Principal } from '../core/context.ts'
+import type { ToolContentScreen } from './content-screen.ts'
 import type { Governance } from './governance.ts'
 import { MCP_ERR, mcpError } from './errors.ts'
 import type { ToolCallStatus } from './metrics.ts'
@@ -26,6 +27,8 @@ export interface EndpointRequest {
   readonly logger: Logger
   readonly version: string
   /** What initialize answers (passthrough: what the upstream server offers); null = the gateway's own set. */
+  /** Content safety on this consumer's tool arguments and results (its content-safety policies). */
+  readonly screen: ToolContentScreen
   readonly capabilities?: ServerCapabilities
   readonly instructions?: string
 }
@@ -79,11 +82,16 @@ export function buildEndpoint(r: EndpointRequest): Server {
     let bytesOut = 0
     try {
       await r.governance.admit(r.principal, r.serverId, origin)
+      if (r.screen.active) await r.screen.arguments(args, extra.signal)
       const result: CallToolResult = await r.source.callTool(ctxOf(extra as never), name, args)
-      const text = JSON.stringify(result)
+      let text = JSON.stringify(result)
       bytesOut = Buffer.byteLength(text)
       if (bytesOut > r.maxResultBytes) {
         throw mcpError(MCP_ERR.RESULT_TOO_LARGE, `The tool result is larger than the gateway relays (${r.maxResultBytes} bytes).`, { code: 'result_too_large', maxBytes: r.maxResultBytes })
+      }
+      if (r.screen.active) {
+        await r.screen.result(result, extra.signal)
+        text = JSON.stringify(result)
       }
       status = result.isError ? 'tool_error' : 'ok'
       resultText = text
@@ -134,6 +142,7 @@ function statusOf(err: unknown): ToolCallStatus {
     case MCP_ERR.GATEWAY_TIMEOUT: return 'timeout'
     case MCP_ERR.RESULT_TOO_LARGE: return 'too_large'
     case -32602: return 'invalid'
+    case MCP_ERR.CONTENT_FILTERED: return 'content_filtered'
     default: return 'error'
   }
 }

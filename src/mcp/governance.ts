@@ -56,6 +56,7 @@ const LEDGER_STATUS: Record<ToolCallStatus, { status: number; code: string | nul
   timeout: { status: 504, code: 'gateway_timeout' },
   too_large: { status: 502, code: 'result_too_large' },
   invalid: { status: 400, code: 'invalid_params' },
+  content_filtered: { status: 400, code: 'content_filter' },
   error: { status: 500, code: 'internal_error' },
 }
 

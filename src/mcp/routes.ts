@@ -15,6 +15,8 @@ import type { Stores } from '../stores/types.ts'
 import type { Telemetry } from '../telemetry/telemetry.ts'
 import type { BaseUrlOf } from '../upstream/router.ts'
 import type { UpstreamClients } from '../upstream/client.ts'
+import { isScreeningPolicy } from '../policies/content-safety/screen.ts'
+import { ToolContentScreen } from './content-screen.ts'
 import { buildEndpoint } from './endpoint.ts'
 import { MCP_ERR, rpcErrorBody } from './errors.ts'
 import { McpMetrics } from './metrics.ts'
@@ -64,6 +66,10 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     }
     return rt
   }
+
+  /** The consumer's content-safety policies (global, then its product's), as they stand in the current runtime. */
+  const screenFor = (principal: Principal): ToolContentScreen =>
+    new ToolContentScreen(d.runtime().pipelineFor(principal.productId).policies.filter(isScreeningPolicy).map((p) => p.contentScreen))
 
   const metadataUrl = (req: FastifyRequest, id: string) => `${originOf(req)}/.well-known/oauth-protected-resource/mcp/${encodeURIComponent(id)}`
 
@@ -181,7 +187,7 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     const endpoint = buildEndpoint({
       serverId: req.params.id, source: a.server.source, upstream: a.server.upstream, principal: a.principal, requestId: req.id,
       binding: holder ? bindingOf(holder, ttl) : null, governance: a.mcp.governance, maxResultBytes: a.server.cfg.maxResultBytes,
-      now: () => d.clock.now(), logger, version: VERSION,
+      screen: screenFor(a.principal), now: () => d.clock.now(), logger, version: VERSION,
       capabilities: hello ? hello.capabilities : undefined, instructions: hello?.instructions,
     })
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })

@@ -114,7 +114,7 @@ after(async () => {
   if (saved.header === undefined) delete process.env.IDENTITY_HEADER; else process.env.IDENTITY_HEADER = saved.header
 })
 
-const tokenOf = (r: { structuredContent?: unknown }) => (r.structuredContent as { token: string }).token
+const tokenOf = (r: unknown) => ((r as { structuredContent: { token: string } }).structuredContent).token
 const oauthRequests = () => tokenRequests.filter((t) => t.path === '/oauth/token')
 
 test('client credentials: the tool call reaches the API with the token; one token fetch serves many calls, concurrent ones included', async () => {

@@ -133,7 +133,7 @@ export interface UpstreamMcp {
  * credential. Tools: echo, add, slow_progress (progress notifications), hang (never answers until released),
  * huge (an oversized result); one resource and one prompt.
  */
-export async function startUpstreamMcp(opts: { name?: string; tools?: string[] } = {}): Promise<UpstreamMcp> {
+export async function startUpstreamMcp(opts: { name?: string; tools?: string[]; extra?: (s: McpServer) => void } = {}): Promise<UpstreamMcp> {
   const authSeen = new Set<string>()
   const sessions = new Map<string, StreamableHTTPServerTransport>()
   const waiters: Array<() => void> = []
@@ -159,6 +159,7 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[] }
     if (want('huge')) s.registerTool('huge', { description: 'Too large', inputSchema: {} }, async () => ({ content: [{ type: 'text', text: 'y'.repeat(600_000) }] }))
     s.registerResource('readme', 'docs://readme', { mimeType: 'text/plain', description: 'The readme' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'read me' }] }))
     servers.push(s)
+    opts.extra?.(s)
     s.registerPrompt('greet', { description: 'A greeting', argsSchema: { who: z.string() } }, ({ who }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Hello ${who}` } }] }))
     return s
   }
