@@ -17,6 +17,7 @@ import type { BaseUrlOf } from '../upstream/router.ts'
 import type { UpstreamClients } from '../upstream/client.ts'
 import { isScreeningPolicy } from '../policies/content-safety/screen.ts'
 import { ToolContentScreen } from './content-screen.ts'
+import { ClientRequests, isReply, RedisReplyBus, RELAY_ID_PREFIX, relayedCapabilities } from './client-requests.ts'
 import { buildEndpoint } from './endpoint.ts'
 import { MCP_ERR, rpcErrorBody } from './errors.ts'
 import { McpMetrics } from './metrics.ts'
@@ -57,6 +58,9 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
   const runtimes = new WeakMap<Snapshot, McpRuntime>()
   const sessions: McpSessionStore = d.sessions ?? (d.stores.type === 'redis' && d.stores.redis ? new RedisSessionStore(d.stores.redis, d.stores.keyPrefix ?? 'sluice:') : new MemorySessionStore(() => d.clock.now()))
   const logger = d.logger.child({ component: 'mcp' })
+  const clientRequests = new ClientRequests(d.stores.type === 'redis' && d.stores.redis ? new RedisReplyBus(d.stores.redis, d.stores.keyPrefix ?? 'sluice:', logger) : null, logger)
+  // (the gateway ignores what this function returns: the bus's subscriber connection is closed with the server)
+  app.addHook('onClose', async () => { await clientRequests.close() })
 
   const mcpOf = (snapshot: Snapshot): McpRuntime => {
     let rt = runtimes.get(snapshot)
@@ -153,9 +157,22 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     } else if (!body || typeof body !== 'object') {
       return sendRpc(reply, 400, -32600, 'Invalid Request: the body is a JSON-RPC message object (or a batch of them)', { code: 'invalid_request' })
     }
-    const messages = (Array.isArray(body) ? body : [body]) as Array<Record<string, unknown>>
+    let messages = (Array.isArray(body) ? body : [body]) as Array<Record<string, unknown>>
     const initialize = messages.find((m) => m.method === 'initialize')
     const ttl = section.sessionTtl
+    // The consumer's answers to server-to-client requests: to the replica that asked, or to the upstream server.
+    const replies = messages.filter(isReply)
+    if (replies.length) {
+      let session: McpSession | null = null
+      if (section.sessions === 'stateful') {
+        session = await sessionOf(req, reply, a.principal, ttl)
+        if (!session) return reply
+      }
+      const handled = await deliverReplies(a.server, session, a.principal, replies, ttl)
+      if (!handled) return reply.code(503).type('application/json').send(rpcErrorBody(-32603, 'The answer could not be delivered; retry shortly.', { code: 'service_unavailable' }))
+      messages = messages.filter((m) => !isReply(m))
+      if (messages.length === 0) return reply.code(202).send()
+    }
     let holder: { session: McpSession } | null = null
     let hello: Awaited<ReturnType<NonNullable<McpServerRuntime['upstream']>['hello']>> | null = null
     const abort = new AbortController()
@@ -164,9 +181,10 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
       if (initialize && messages.length === 1) {
         const asked = (initialize.params as { protocolVersion?: unknown } | undefined)?.protocolVersion
         const protocolVersion = typeof asked === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION
-        holder = { session: { id: randomUUID(), server: req.params.id, consumer: a.principal.consumerId, protocolVersion, createdAt: d.clock.now(), upstream: {} } }
+        const clientCapabilities = relayedCapabilities((initialize.params as { capabilities?: unknown } | undefined)?.capabilities)
+        holder = { session: { id: randomUUID(), server: req.params.id, consumer: a.principal.consumerId, protocolVersion, createdAt: d.clock.now(), upstream: {}, clientCapabilities } }
         try {
-          if (a.server.upstream) hello = await a.server.upstream.hello({ signal: abort.signal, binding: bindingOf(holder, ttl) })
+          if (a.server.upstream) hello = await a.server.upstream.hello({ signal: abort.signal, binding: bindingOf(holder, ttl), clientCapabilities })
           await sessions.put(holder.session, ttl)
         } catch (err) {
           const code = (err as { code?: unknown }).code
@@ -187,6 +205,7 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     const endpoint = buildEndpoint({
       serverId: req.params.id, source: a.server.source, upstream: a.server.upstream, principal: a.principal, requestId: req.id,
       binding: holder ? bindingOf(holder, ttl) : null, governance: a.mcp.governance, maxResultBytes: a.server.cfg.maxResultBytes,
+      clientRequests, sessionId: holder?.session.id ?? null, clientCapabilities: holder?.session.clientCapabilities ?? null,
       screen: screenFor(a.principal), now: () => d.clock.now(), logger, version: VERSION,
       capabilities: hello ? hello.capabilities : undefined, instructions: hello?.instructions,
     })
@@ -206,7 +225,7 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     }
     raw.once('close', finish)
     try {
-      await transport.handleRequest(req.raw, raw, body)
+      await transport.handleRequest(req.raw, raw, Array.isArray(body) ? messages : messages[0])
     } catch (err) {
       logger.error({ reqId: req.id, err: { type: (err as Error)?.name, message: String((err as Error)?.message).slice(0, 200) } }, 'mcp: transport error')
       if (!raw.headersSent) {
@@ -296,7 +315,28 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     })
   })
 
-  return { close: () => sessions.close() }
+  /**
+   * Answers the consumer sent to server-to-client requests: the gateway's own (relayed during a request,
+   * wherever that request is being served) and the upstream server's (sent on the GET stream, relayed as
+   * they were). False when an answer could not be passed on.
+   */
+  const deliverReplies = async (server: McpServerRuntime, session: McpSession | null, principal: Principal, replies: Array<Record<string, unknown>>, ttl: number): Promise<boolean> => {
+    const theirs: Array<Record<string, unknown>> = []
+    try {
+      for (const m of replies) {
+        if (typeof m.id === 'string' && m.id.startsWith(RELAY_ID_PREFIX)) {
+          await clientRequests.deliver({ id: m.id.slice(0, 128), session: session?.id ?? null, consumer: principal.consumerId, message: { result: m.result, error: m.error as never } })
+        } else theirs.push(m)
+      }
+    } catch (err) {
+      logger.warn({ reason: String((err as Error)?.message).slice(0, 200) }, 'mcp: a client answer could not be passed to the replica that asked')
+      return false
+    }
+    if (theirs.length && server.upstream && session) await server.upstream.forwardReplies(bindingOf({ session }, ttl), theirs, AbortSignal.timeout(10_000))
+    return true
+  }
+
+  return { close: async () => { await clientRequests.close(); await sessions.close() } }
 }
 
 function sendRpc(reply: FastifyReply, status: number, code: number, message: string, data?: Record<string, unknown>, id: string | number | null = null): FastifyReply {

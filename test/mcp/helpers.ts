@@ -125,6 +125,8 @@ export interface UpstreamMcp {
   broadcast(data: string): Promise<void>
   /** Sessions with a standalone GET stream open. */
   readonly getStreams: Set<string>
+  /** Resolves with the session id of the next standalone GET stream opened (rejects after `ms`). */
+  nextGetStream(ms?: number): Promise<string>
   close(): Promise<void>
 }
 
@@ -139,6 +141,7 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[]; 
   const waiters: Array<() => void> = []
   const servers: McpServer[] = []
   const getStreams = new Set<string>()
+  const getWaiters: Array<(sid: string) => void> = []
   const build = () => {
     const s = new McpServer({ name: opts.name ?? 'upstream', version: '1.0.0' }, { capabilities: { logging: {} } })
     const want = (n: string) => !opts.tools || opts.tools.includes(n)
@@ -185,6 +188,7 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[]; 
     }
     if (req.method === 'GET' && sid) {
       getStreams.add(sid)
+      for (const w of getWaiters.splice(0)) w(sid)
       res.once('close', () => getStreams.delete(sid))
     }
     await transport.handleRequest(req, res, body)
@@ -192,6 +196,10 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[]; 
   const url = `${await listen(server)}/mcp`
   return {
     url, authSeen, sessions, getStreams,
+    nextGetStream: (ms = 10_000) => new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no GET stream opened within ${ms} ms`)), ms)
+      getWaiters.push((sid) => { clearTimeout(t); resolve(sid) })
+    }),
     release: () => { for (const w of waiters.splice(0)) w() },
     broadcast: async (data) => { for (const s of servers) if (s.isConnected()) await s.server.sendLoggingMessage({ level: 'info', data }).catch(() => {}) },
     close: async () => {
