@@ -18,11 +18,22 @@ export interface ClientReply {
   readonly message: { result?: unknown; error?: { code: number; message: string; data?: unknown } }
 }
 
-/** Carries answers to the process that asked (Redis pub/sub between replicas; nothing for one process). */
+/** The consumer cancelling one of its requests (`notifications/cancelled`), which some replica is serving. */
+export interface ClientCancel {
+  readonly session: string | null
+  readonly consumer: string
+  readonly requestId: string | number
+  readonly reason?: string
+}
+
+/** What travels between replicas: an answer to a relayed request, or a cancellation. */
+export type RelayMessage = ({ readonly kind: 'reply' } & ClientReply) | ({ readonly kind: 'cancel' } & ClientCancel)
+
+/** Carries answers and cancellations to the process that needs them (Redis pub/sub between replicas; nothing for one process). */
 export interface ReplyBus {
-  publish(reply: ClientReply): Promise<void>
-  /** Resolves once answers published from now on reach `onReply`. */
-  subscribe(onReply: (reply: ClientReply) => void): Promise<void>
+  publish(message: RelayMessage): Promise<void>
+  /** Resolves once messages published from now on reach `onMessage`. */
+  subscribe(onMessage: (message: RelayMessage) => void): Promise<void>
   close(): Promise<void>
 }
 
@@ -35,18 +46,18 @@ export class RedisReplyBus implements ReplyBus {
     this.channel = `${prefix}mcp:client-replies`
   }
 
-  async publish(reply: ClientReply): Promise<void> {
-    await this.redis.publish(this.channel, JSON.stringify(reply))
+  async publish(message: RelayMessage): Promise<void> {
+    await this.redis.publish(this.channel, JSON.stringify(message))
   }
 
-  async subscribe(onReply: (reply: ClientReply) => void): Promise<void> {
+  async subscribe(onReply: (message: RelayMessage) => void): Promise<void> {
     const sub = this.redis.duplicate({ enableOfflineQueue: true, lazyConnect: true })
     this.sub = sub
     sub.on('error', () => {}) // the main client logs connection trouble
     sub.on('message', (ch: string, text: string) => {
       if (ch !== this.channel) return
       try {
-        onReply(JSON.parse(text) as ClientReply)
+        onReply(JSON.parse(text) as RelayMessage)
       } catch {
         this.logger.warn('mcp: an unreadable client reply on the bus was dropped')
       }
@@ -76,19 +87,54 @@ interface Pending {
  */
 export class ClientRequests {
   private readonly pending = new Map<string, Pending>()
+  /** Consumer requests being served here, by session, consumer and JSON-RPC id: how to cancel each. */
+  private readonly serving = new Map<string, (reason: string | undefined) => void>()
   private subscribed: Promise<void> | null = null
 
   constructor(private readonly bus: ReplyBus | null, private readonly logger: Logger) {}
 
+  private subscribe(): Promise<void> {
+    if (!this.bus) return Promise.resolve()
+    this.subscribed ??= this.bus.subscribe((m) => {
+      if (m.kind === 'reply') this.settle(m)
+      else this.cancelHere(m)
+    }).catch((err: Error) => {
+      this.subscribed = null
+      throw err
+    })
+    return this.subscribed
+  }
+
+  /**
+   * A consumer request this replica is serving, so a `notifications/cancelled` for it (posted to any
+   * replica) stops it. Returns the function that forgets it once it is answered.
+   */
+  track(session: string | null, consumer: string, requestId: string | number, cancel: (reason: string | undefined) => void): () => void {
+    const key = servingKey(session, consumer, requestId)
+    this.serving.set(key, cancel)
+    // Cancellations from other replicas arrive on the bus: listen (a failure only means they are not heard).
+    void this.subscribe().catch(() => {})
+    return () => { if (this.serving.get(key) === cancel) this.serving.delete(key) }
+  }
+
+  /** The consumer cancelled one of its requests: stopped here, or told to the other replicas. */
+  async cancel(c: ClientCancel): Promise<void> {
+    if (this.cancelHere(c)) return
+    if (this.bus) await this.bus.publish({ kind: 'cancel', ...c })
+  }
+
+  private cancelHere(c: ClientCancel): boolean {
+    const stop = this.serving.get(servingKey(c.session, c.consumer, c.requestId))
+    if (!stop) return false
+    stop(c.reason)
+    return true
+  }
+
   /** Sends `request` to the consumer with `send` and waits for its answer (or the signal, or the timeout). */
   async ask(o: { session: string | null; consumer: string; method: string; params?: Record<string, unknown>; send: (message: JSONRPCMessage) => Promise<void>; signal: AbortSignal; timeoutMs: number }): Promise<Record<string, unknown>> {
     if (this.bus) {
-      this.subscribed ??= this.bus.subscribe((r) => this.settle(r)).catch((err: Error) => {
-        this.subscribed = null
-        throw err
-      })
       try {
-        await this.subscribed
+        await this.subscribe()
       } catch (err) {
         this.logger.warn({ reason: String((err as Error).message).slice(0, 200) }, 'mcp: client replies cannot be received from other replicas')
         throw mcpError(-32603, 'The gateway cannot relay this request to the client right now.', { code: 'service_unavailable' })
@@ -122,7 +168,7 @@ export class ClientRequests {
   /** A consumer's answer that arrived on this replica: settled here, or sent on to the replica that asked. */
   async deliver(reply: ClientReply): Promise<void> {
     if (this.settle(reply)) return
-    if (this.bus) await this.bus.publish(reply)
+    if (this.bus) await this.bus.publish({ kind: 'reply', ...reply })
   }
 
   private settle(reply: ClientReply): boolean {
@@ -142,6 +188,10 @@ export class ClientRequests {
     for (const p of this.pending.values()) p.reject(new McpError(-32603, 'The gateway is shutting down.'))
     await this.bus?.close()
   }
+}
+
+function servingKey(session: string | null, consumer: string, requestId: string | number): string {
+  return JSON.stringify([session, consumer, requestId])
 }
 
 /** The consumer's capabilities worth declaring upstream (sampling, elicitation, roots), bounded in size; null when none. */

@@ -44,6 +44,7 @@ export interface McpRouteDeps {
 const VERSION = '1.0.0'
 const SAFE_HOST = /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?$/
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
+const RELAYED_NOTIFICATIONS = new Set(['notifications/cancelled', 'notifications/roots/list_changed'])
 
 type Req = FastifyRequest<{ Params: { id: string } }>
 
@@ -173,6 +174,18 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
       messages = messages.filter((m) => !isReply(m))
       if (messages.length === 0) return reply.code(202).send()
     }
+    // Notifications about other requests or the session, which the per-request endpoint cannot act on itself.
+    const notices = messages.filter((m) => m.id === undefined && typeof m.method === 'string' && RELAYED_NOTIFICATIONS.has(m.method))
+    if (notices.length) {
+      let session: McpSession | null = null
+      if (section.sessions === 'stateful') {
+        session = await sessionOf(req, reply, a.principal, ttl)
+        if (!session) return reply
+      }
+      await relayNotifications(a.server, session, a.principal, notices, ttl)
+      messages = messages.filter((m) => !notices.includes(m))
+      if (messages.length === 0) return reply.code(202).send()
+    }
     let holder: { session: McpSession } | null = null
     let hello: Awaited<ReturnType<NonNullable<McpServerRuntime['upstream']>['hello']>> | null = null
     const abort = new AbortController()
@@ -224,6 +237,14 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
       void endpoint.close().catch(() => {})
     }
     raw.once('close', finish)
+    // Each request in the body may be cancelled by a notification posted to any replica.
+    const untrack = messages.filter((m) => m.method !== undefined && (typeof m.id === 'string' || typeof m.id === 'number')).map((m) =>
+      clientRequests.track(holder?.session.id ?? null, a.principal.consumerId, m.id as string | number, (reason) => {
+        transport.onmessage?.({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: m.id as string | number, ...(reason ? { reason } : {}) } })
+        // A cancelled request gets no answer: its stream ends (when it carried nothing else).
+        if (untrack.length === 1) void transport.close().catch(() => {})
+      }))
+    raw.once('close', () => { for (const u of untrack) u() })
     try {
       await transport.handleRequest(req.raw, raw, Array.isArray(body) ? messages : messages[0])
     } catch (err) {
@@ -334,6 +355,25 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     }
     if (theirs.length && server.upstream && session) await server.upstream.forwardReplies(bindingOf({ session }, ttl), theirs, AbortSignal.timeout(10_000))
     return true
+  }
+
+  /**
+   * `notifications/cancelled` stops the request wherever it is being served (the SDK's own cancellation
+   * there, which cancels the upstream call too); `notifications/roots/list_changed` goes to the upstream
+   * server of the session.
+   */
+  const relayNotifications = async (server: McpServerRuntime, session: McpSession | null, principal: Principal, notices: Array<Record<string, unknown>>, ttl: number): Promise<void> => {
+    for (const n of notices) {
+      const params = (n.params ?? {}) as { requestId?: unknown; reason?: unknown }
+      if (n.method === 'notifications/cancelled') {
+        if (typeof params.requestId !== 'string' && typeof params.requestId !== 'number') continue
+        const requestId = typeof params.requestId === 'string' ? params.requestId.slice(0, 128) : params.requestId
+        await clientRequests.cancel({ session: session?.id ?? null, consumer: principal.consumerId, requestId, reason: typeof params.reason === 'string' ? params.reason.slice(0, 500) : undefined })
+          .catch((err: Error) => logger.warn({ reason: String(err.message).slice(0, 200) }, 'mcp: a cancellation could not be passed to the other replicas'))
+      } else if (server.upstream && session) {
+        await server.upstream.forwardReplies(bindingOf({ session }, ttl), [{ jsonrpc: '2.0', method: n.method }], AbortSignal.timeout(10_000))
+      }
+    }
   }
 
   return { close: async () => { await clientRequests.close(); await sessions.close() } }

@@ -10,10 +10,13 @@ import type { BackendConfig } from '../config/schema.ts'
 import type { UpstreamClients } from '../upstream/client.ts'
 import type { McpServerConfig } from './config.ts'
 import { MCP_ERR, mcpError } from './errors.ts'
+import { uniqueRequestIds } from './request-ids.ts'
 import type { CallContext, ExposedTool, ToolOrigin, ToolSource, UpstreamBinding, UpstreamSessionRef } from './source.ts'
 
 type UpstreamConfig = Extract<McpServerConfig, { upstream: unknown }>
 const MAX_PAGES = 50
+/** How long messages still being posted upstream may take to go out once an exchange ends. */
+const FLUSH_SENDS_MS = 5_000
 
 /** What initialize told us about the upstream server, for the gateway's own initialize answer. */
 export interface UpstreamHello {
@@ -100,6 +103,16 @@ export class UpstreamSource implements ToolSource {
         reconnectionOptions: { maxReconnectionDelay: 1000, initialReconnectionDelay: 100, reconnectionDelayGrowFactor: 2, maxRetries: 0 },
       })
       if (saved?.protocolVersion) transport.setProtocolVersion(saved.protocolVersion)
+      uniqueRequestIds(transport)
+      // Messages still being posted when the exchange ends (a cancellation sent as the call is aborted) finish first.
+      const sending = new Set<Promise<void>>()
+      const send = transport.send.bind(transport)
+      transport.send = (message, options) => {
+        const p = send(message, options)
+        sending.add(p)
+        void p.finally(() => sending.delete(p)).catch(() => {})
+        return p
+      }
       // The consumer's own capabilities (sampling, elicitation, roots): the server may ask it those, through the gateway.
       const client = new Client({ name: 'sluice-gateway', version: this.version }, { capabilities: ctx.clientCapabilities ?? {} })
       try {
@@ -121,7 +134,9 @@ export class UpstreamSource implements ToolSource {
         throw this.translate(err, ctx.signal)
       } finally {
         // Ends this HTTP exchange only: the upstream session stays open for the next request.
-        void client.close().catch(() => {})
+        const close = () => void client.close().catch(() => {})
+        if (sending.size === 0) close()
+        else void Promise.race([Promise.allSettled([...sending]), new Promise((r) => setTimeout(r, FLUSH_SENDS_MS).unref())]).then(close)
       }
     }
   }
@@ -207,6 +222,7 @@ export class UpstreamSource implements ToolSource {
    * so under the server's own ids): posted to the server on the bound upstream session.
    */
   async forwardReplies(binding: UpstreamBinding | null, replies: readonly Record<string, unknown>[], signal: AbortSignal): Promise<boolean> {
+    // (also the notifications meant for the server's session, such as roots/list_changed)
     const saved = (binding ?? this.sharedBinding).get(this.cfg.id)
     if (!saved?.sessionId) return false
     const headers = { ...this.headers(), 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': saved.sessionId, ...(saved.protocolVersion ? { 'mcp-protocol-version': saved.protocolVersion } : {}) }

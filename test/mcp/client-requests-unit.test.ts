@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import pino from 'pino'
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js'
-import { ClientRequests, isReply, relayedCapabilities, type ClientReply, type ReplyBus } from '../../src/mcp/client-requests.ts'
+import { ClientRequests, isReply, relayedCapabilities, type RelayMessage, type ReplyBus } from '../../src/mcp/client-requests.ts'
 
 const logger = pino({ level: 'silent' })
 
@@ -45,13 +45,13 @@ test('an error answer rejects with the client\'s code and message', async () => 
 })
 
 test('an answer this process did not ask is published for the other replicas; one it asked is not', async () => {
-  const published: ClientReply[] = []
+  const published: RelayMessage[] = []
   const bus: ReplyBus = { publish: async (r) => { published.push(r) }, subscribe: async () => {}, close: async () => {} }
   const { requests, sent, ask } = asker(bus)
   const pending = ask()
   await new Promise((r) => setImmediate(r))
   await requests.deliver({ id: 'sluice-elsewhere', session: 's1', consumer: 'c1', message: { result: {} } })
-  assert.deepEqual(published.map((p) => p.id), ['sluice-elsewhere'])
+  assert.deepEqual(published.map((p) => p.kind === 'reply' ? p.id : null), ['sluice-elsewhere'])
   await requests.deliver({ id: sent[0]!.id as string, session: 's1', consumer: 'c1', message: { result: { ok: 1 } } })
   assert.deepEqual(await pending, { ok: 1 })
   assert.equal(published.length, 1)

@@ -42,10 +42,27 @@ function registerAskingTools(s: McpServer): void {
     const { roots } = await extra.sendRequest({ method: 'roots/list' }, ListRootsResultSchema)
     return { content: [{ type: 'text', text: roots.map((r) => r.uri).join(',') }] }
   })
+  s.registerTool('wait_for_cancel', { description: 'Runs until cancelled or released', inputSchema: { tag: z.string() } }, async ({ tag }, extra) => {
+    const w = waiting.get(tag)!
+    extra.signal.addEventListener('abort', () => w.end('cancelled'), { once: true })
+    w.started()
+    return { content: [{ type: 'text', text: `${tag}: ${await w.ended}` }] }
+  })
   s.registerTool('ping_client', { description: 'Pings the client', inputSchema: {} }, async (_a, extra) => {
     await extra.sendRequest({ method: 'ping' }, EmptyResultSchema)
     return { content: [{ type: 'text', text: 'pong' }] }
   })
+}
+
+/** Upstream `wait_for_cancel` calls by tag: the test's side (started, how it ended, release) and the tool's (start, end). */
+const waiting = new Map<string, { started: () => void; end: (how: string) => void; ended: Promise<string> }>()
+function expectWait(tag: string): { started: Promise<void>; ended: Promise<string>; release: () => void } {
+  let started!: () => void
+  let end!: (how: string) => void
+  const startedP = new Promise<void>((r) => { started = r })
+  const ended = new Promise<string>((r) => { end = r })
+  waiting.set(tag, { started, end, ended })
+  return { started: startedP, ended, release: () => end('released') }
 }
 
 /** What the consumer's handlers were asked. */
@@ -72,6 +89,12 @@ async function askingClient(url: string, opts: { decline?: boolean; capabilities
   await client.connect(transport)
   if (opts.sessionId) transport.setProtocolVersion('2025-11-25')
   return { client, transport }
+}
+
+/** Fails instead of waiting forever. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout
+  return Promise.race([p, new Promise<never>((_, reject) => { t = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms) })]).finally(() => clearTimeout(t))
 }
 
 const textOf = (r: unknown) => ((r as { content: Array<{ text: string }> }).content)[0]!.text
@@ -169,6 +192,45 @@ test('a request the server sends outside any request travels on the GET stream; 
   }
 })
 
+test('calls in flight at once on one session each get their own answer (the gateway\'s upstream request ids do not collide)', async () => {
+  const { client } = await askingClient(`${gw.url}/mcp/desk`)
+  try {
+    // Both running on the server at once, answered in the opposite order.
+    const first = expectWait('o1')
+    const second = expectWait('o2')
+    const calls = [client.callTool({ name: 'wait_for_cancel', arguments: { tag: 'o1' } }), client.callTool({ name: 'wait_for_cancel', arguments: { tag: 'o2' } })]
+    await within(Promise.all([first.started, second.started]), 10_000, 'both calls reached the server')
+    second.release()
+    assert.equal(textOf(await calls[1]), 'o2: released')
+    first.release()
+    assert.equal(textOf(await calls[0]), 'o1: released')
+    const texts = ['a', 'b', 'c', 'd', 'e', 'f']
+    const answers = await Promise.all(texts.map((text) => client.callTool({ name: 'echo', arguments: { text } })))
+    assert.deepEqual(answers.map(textOf), texts.map((t) => `echo: ${t}`))
+  } finally {
+    await client.close()
+  }
+})
+
+test('a cancelled tool call is cancelled on the upstream server too; a concurrent one runs on', async () => {
+  const { client } = await askingClient(`${gw.url}/mcp/desk`)
+  try {
+    const cancelled = expectWait('c1')
+    const kept = expectWait('k1')
+    const ac = new AbortController()
+    const call = client.callTool({ name: 'wait_for_cancel', arguments: { tag: 'c1' } }, undefined, { signal: ac.signal })
+    const other = client.callTool({ name: 'wait_for_cancel', arguments: { tag: 'k1' } })
+    await within(Promise.all([cancelled.started, kept.started]), 10_000, 'both calls reached the server')
+    ac.abort('user pressed stop')
+    await assert.rejects(call)
+    assert.equal(await within(cancelled.ended, 10_000, 'the upstream handler saw the cancellation'), 'cancelled')
+    kept.release()
+    assert.equal(textOf(await other), 'k1: released')
+  } finally {
+    await client.close()
+  }
+})
+
 if (up) {
   test('two gateway processes on one Redis: the answer is posted to the other process than the one running the tool call', { timeout: 180_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-mcp-relay-'))
@@ -193,7 +255,7 @@ consumers:
       const routed: string[] = []
       const lb: typeof fetch = async (url, init) => {
         const body = typeof init?.body === 'string' ? (JSON.parse(init.body) as Record<string, unknown>) : null
-        const isAnswer = body !== null && body.method === undefined && ('result' in body || 'error' in body)
+        const isAnswer = body !== null && ((body.method === undefined && ('result' in body || 'error' in body)) || body.method === 'notifications/cancelled')
         routed.push(isAnswer ? 'B' : 'A')
         return fetch(isAnswer ? String(url).replace(a.url, b.url) : url, init)
       }
@@ -204,6 +266,15 @@ consumers:
         assert.equal(textOf(await client.callTool({ name: 'summarize', arguments: { text: 'x' } })), 'summary by client-model-1: a short summary')
         assert.deepEqual(asked, ['elicit:Delete c.txt?', 'sample:Summarize: x'])
         assert.equal(routed.filter((r) => r === 'B').length, 2, 'both answers went to the other process')
+        // A cancellation posted to B stops the call A is serving, upstream included.
+        const w = expectWait('mp1')
+        const ac = new AbortController()
+        const call = client.callTool({ name: 'wait_for_cancel', arguments: { tag: 'mp1' } }, undefined, { signal: ac.signal })
+        await within(w.started, 10_000, 'the call reached the server')
+        ac.abort()
+        await assert.rejects(call)
+        assert.equal(await within(w.ended, 10_000, 'the upstream handler saw the cancellation'), 'cancelled')
+        assert.equal(routed.filter((r) => r === 'B').length, 3)
       } finally {
         await client.close()
       }
