@@ -6,7 +6,7 @@ import type { UpstreamClients } from '../upstream/client.ts'
 import { failureFromError, UpstreamFailure } from '../upstream/failure.ts'
 import { GatewayError, GW_ERR } from '../core/errors.ts'
 import { MCP_ERR, mcpError } from './errors.ts'
-import { loadSpecText, parseSpec, type RestSpec, type RestTool } from './openapi.ts'
+import { loadSpecText, parseSpec, RESERVED_HEADERS, type RestSpec, type RestTool } from './openapi.ts'
 import type { CallContext, ExposedTool, ToolOrigin, ToolSource } from './source.ts'
 
 export interface RestSourceDeps {
@@ -21,8 +21,6 @@ export interface RestSourceDeps {
   readonly logger: Logger
 }
 
-/** Request headers a tool argument may never set: the gateway's own credential and the framing are not the model's to choose. */
-const RESERVED_HEADERS = new Set(['authorization', 'api-key', 'x-api-key', 'host', 'content-length', 'content-type', 'connection', 'transfer-encoding', 'cookie', 'proxy-authorization'])
 const RETRY_SPEC_AFTER_MS = 10_000
 
 /**
