@@ -62,8 +62,15 @@ export class RedisReplyBus implements ReplyBus {
         this.logger.warn('mcp: an unreadable client reply on the bus was dropped')
       }
     })
-    await sub.connect()
-    await sub.subscribe(this.channel)
+    try {
+      await sub.connect()
+      await sub.subscribe(this.channel)
+    } catch (err) {
+      // Not left behind reconnecting: the next relayed request tries afresh.
+      sub.disconnect()
+      if (this.sub === sub) this.sub = null
+      throw err
+    }
   }
 
   async close(): Promise<void> {
