@@ -96,7 +96,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const metrics: MetricsSink = opts.metrics ? teeSink(telemetry, opts.metrics) : telemetry
   const stores = opts.stores ?? (await createStores(opts.config.store, { logger, metrics }))
   const keyStore = opts.keyStore !== undefined ? opts.keyStore : await createKeyStore(opts.config.ledger)
-  const clients = new UpstreamClients()
+  const clients = new UpstreamClients(() => clock.now())
   const mocks = new MockFleet()
   const auth = new Authenticator(keyStore, () => clock.now(), opts.config.auth.keyCacheTtl)
   const inflight = { count: 0 }
