@@ -176,6 +176,7 @@ function upload(ctx: Ctx, raw: Buffer, state: FileState): void {
   parser.on('file', (name, stream, info) => {
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('error', () => { broken = true; });
     stream.on('end', () => { if (name === 'file') file = { name: info.filename || 'upload', data: Buffer.concat(chunks) }; });
   });
   parser.on('error', () => { broken = true; });
