@@ -39,7 +39,7 @@ ${consumers}`)
     const file = await azure.files.create({ file: await toFile(Buffer.from(LINE), 'in.jsonl'), purpose: 'batch' })
     assert.equal((await azure.files.retrieve(file.id)).id, file.id)
     assert.ok((await azure.files.list()).data.some((f) => f.id === file.id))
-    const batch = await azure.batches.create({ input_file_id: file.id, endpoint: '/chat/completions', completion_window: '24h' })
+    const batch = await azure.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
     assert.equal((await azure.batches.retrieve(batch.id)).status, 'completed')
 
     // Azure's v1 surface through the plain OpenAI client, the same objects.

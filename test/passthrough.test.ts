@@ -66,6 +66,7 @@ passthrough:
   - { prefix: /native/bedrock, backend: bed, maxRequestBytes: 64KiB }
   - { prefix: /native/gemini, backend: gem }
   - { prefix: /native/openai, backend: oai }
+  - { prefix: /native/tiny, backend: oai, maxRequestBytes: 1KiB, maxResponseBytes: 200 }
 products:
   - { id: standard }
   - id: limited
@@ -200,6 +201,32 @@ consumers:
     const res = await raw(gw.url, 'POST', INVOKE, { 'x-api-key': KEY_A, 'content-type': 'application/json' }, big)
     assert.equal(res.status, 413)
     assert.equal(json(res).error.code, 'request_too_large')
+  })
+
+  it('cuts a streamed (chunked) body at the limit with 413, and refuses an answer declared over its limit with 502', async () => {
+    const u = new URL(gw.url)
+    const before = mock.stats.requests
+    const cut = await new Promise<Answer>((resolve, reject) => {
+      const req = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/native/tiny/chat/completions', headers: { 'x-api-key': KEY_A, 'content-type': 'application/json' } }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }))
+      })
+      req.on('error', reject)
+      // No content-length: Node sends it chunked, 512 bytes at a time, 5 KiB in all.
+      for (let i = 0; i < 10; i++) req.write(Buffer.alloc(512, 0x20))
+      req.end()
+    })
+    assert.equal(cut.status, 413)
+    assert.equal(json(cut).error.code, 'request_too_large')
+    assert.ok(mock.stats.requests - before <= 1) // the upstream call, if it started, was aborted before its end
+    // Under the request limit, but the mock's answer (a chat completion, several hundred bytes) is over 200.
+    const big = await raw(gw.url, 'POST', '/native/tiny/chat/completions', { 'x-api-key': KEY_A, 'content-type': 'application/json' }, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }))
+    assert.equal(big.status, 502)
+    assert.equal(json(big).error.code, 'bad_gateway')
+    // Contrast: the same call on the route without the small limits is relayed.
+    const ok = await raw(gw.url, 'POST', '/native/openai/chat/completions', { 'x-api-key': KEY_A, 'content-type': 'application/json' }, JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }))
+    assert.equal(ok.status, 200)
   })
 
   it('opens the backend\'s circuit after its failures and answers 503 without calling it', async () => {

@@ -19,7 +19,7 @@ import { UpstreamFailure } from '../upstream/failure.ts'
 import { PassThroughError, type BaseUrlOf } from '../upstream/router.ts'
 import { admitCall, startCall, type RelayedCall } from '../passthrough/call.ts'
 import {
-  backendBase, backendCredentialHeaders, BodyCutError, BodyTooLargeError, callBackend, enterCircuit, leaveCircuit, limitedBody, readWhole,
+  backendBase, backendCredentialHeaders, BodyCutError, BodyTooLargeError, callBackend, discard, enterCircuit, leaveCircuit, limitedBody, readWhole,
 } from '../passthrough/upstream.ts'
 import { BatchUsageTap } from './batch-usage.ts'
 import { createOwnershipStore, type OwnedKind, type OwnershipStore } from './ownership.ts'
@@ -193,7 +193,7 @@ async function owned(op: Op, kind: OwnedKind, id: string): Promise<void> {
 async function readJson(op: Op, res: Upstream): Promise<{ text: string; body: Json }> {
   const length = Number(res.headers['content-length'] ?? NaN)
   if (length > MAX_JSON_ANSWER) {
-    res.body.destroy()
+    discard(res.body)
     throw new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${op.backend.id}" answered more than the gateway reads.`)
   }
   let text: string
@@ -312,7 +312,7 @@ async function content(op: Op): Promise<void> {
       if (!out.write(chunk)) await once(out, 'drain', { signal: op.call.ctx.signal })
     }
   } catch {
-    res.body.destroy()
+    discard(res.body)
     op.call.finish(op.call.ctx.signal.aborted ? 499 : 502, null, op.call.ctx.signal.aborted ? null : new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${op.backend.id}" closed the connection mid-file.`))
     out.destroy()
     return

@@ -18,7 +18,7 @@ import { admitCall, startCall, type RelayedCall } from './call.ts'
 import { unsafeSubPath } from './path.ts'
 import { UsageTap } from './usage-tap.ts'
 import {
-  backendBase, backendCredentialHeaders, BodyCutError, BodyTooLargeError, callBackend, enterCircuit, forwardedRequestHeaders,
+  backendBase, backendCredentialHeaders, BodyCutError, BodyTooLargeError, callBackend, discard, enterCircuit, forwardedRequestHeaders,
   leaveCircuit, limitedBody, readWhole, relayedResponseHeaders,
 } from './upstream.ts'
 
@@ -129,7 +129,7 @@ async function forward(deps: PassthroughDeps, prefix: string, req: FastifyReques
     leaveCircuit(rt.router.breakers, backend.id, trial, { status: res.statusCode, headers: res.headers })
     const length = Number(res.headers['content-length'] ?? NaN)
     if (length > route.maxResponseBytes) {
-      res.body.destroy()
+      discard(res.body)
       throw new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${backend.id}" answered ${length} bytes, more than the ${route.maxResponseBytes} this route relays.`)
     }
     await relay(call, reply, res, backend.id, route.maxResponseBytes, Number.isFinite(length) ? length : null)
@@ -176,12 +176,12 @@ async function relay(call: RelayedCall, reply: FastifyReply, res: Awaited<Return
       if (!out.write(c)) await once(out, 'drain', { signal: call.ctx.signal })
     }
   } catch (err) {
-    res.body.destroy()
+    discard(res.body)
     if (call.ctx.signal.aborted) throw new ClientAbortError()
     cut = err instanceof GatewayError ? err : new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${backendId}" closed the connection mid-answer.`)
   }
   if (cut) {
-    res.body.destroy()
+    discard(res.body)
     call.finish(502, tap.end(), cut)
     out.destroy()
     return

@@ -147,7 +147,8 @@ export function limitedBody(raw: IncomingMessage, limit: number): ByteLimit {
   raw.once('aborted', cut)
   raw.once('close', cut)
   raw.once('error', cut)
-  limiter.once('error', () => { raw.unpipe(limiter); raw.pause() })
+  // Persistent: undici destroys the body again when it aborts the upstream call, and that must not go unheard.
+  limiter.on('error', () => { raw.unpipe(limiter); raw.pause() })
   raw.pipe(limiter)
   return limiter
 }
@@ -184,7 +185,7 @@ export async function callBackend(clients: UpstreamClients, backend: BackendConf
   const timer = setTimeout(() => attempt.abort(new UpstreamFailure(GW_ERR.GATEWAY_TIMEOUT, `Backend "${backend.id}" did not answer within ${backend.timeout} ms.`, 'timeout', backend.id)), backend.timeout)
   let bodyError: Error | null = null
   if (call.body && typeof call.body === 'object' && 'once' in call.body && typeof (call.body as Readable).once === 'function') {
-    (call.body as Readable).once('error', (e: Error) => { bodyError = e })
+    (call.body as Readable).on('error', (e: Error) => { bodyError ??= e })
   }
   try {
     return await clients.poolFor(backend, origin).request({
@@ -207,4 +208,10 @@ export async function callBackend(clients: UpstreamClients, backend: BackendConf
     clearTimeout(timer)
     call.signal.removeEventListener('abort', onAbort)
   }
+}
+
+/** Drops an upstream answer's body: undici's stream errors on destroy, and that error is expected, not a crash. */
+export function discard(body: Readable): void {
+  body.on('error', () => {})
+  body.destroy()
 }
