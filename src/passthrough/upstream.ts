@@ -146,7 +146,7 @@ export function limitedBody(raw: IncomingMessage, limit: number): ByteLimit {
   const cut = () => { if (!ended && !limiter.destroyed) limiter.destroy(new BodyCutError()) }
   raw.once('aborted', cut)
   raw.once('close', cut)
-  raw.once('error', cut)
+  raw.on('error', cut)
   // Persistent: undici destroys the body again when it aborts the upstream call, and that must not go unheard.
   limiter.on('error', () => { raw.unpipe(limiter); raw.pause() })
   raw.pipe(limiter)
