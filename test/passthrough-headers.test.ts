@@ -47,7 +47,7 @@ consumers:
       method: 'PUT',
       headers: {
         authorization: `Bearer ${KEY}`, 'api-key': 'client-azure-key', 'ocp-apim-subscription-key': 'client-apim-key', 'x-goog-api-key': 'client-google-key',
-        cookie: 'client=1', 'x-sluice-debug': '1', 'x-amz-date': '20200101T000000Z', 'x-custom': 'keep', 'content-type': 'application/octet-stream',
+        cookie: 'client=1', 'x-sluice-debug': '1', 'accept-encoding': 'gzip, br', 'x-amz-date': '20200101T000000Z', 'x-custom': 'keep', 'content-type': 'application/octet-stream',
       },
       body,
     })
@@ -65,7 +65,7 @@ consumers:
     assert.equal(got.headers['x-tenant'], 'sluice')
     assert.equal(got.headers['x-custom'], 'keep')
     assert.equal(got.headers['content-type'], 'application/octet-stream')
-    for (const h of ['api-key', 'ocp-apim-subscription-key', 'x-goog-api-key', 'cookie', 'x-sluice-debug', 'x-amz-date']) assert.equal(got.headers[h], undefined, h)
+    for (const h of ['accept-encoding', 'api-key', 'ocp-apim-subscription-key', 'x-goog-api-key', 'cookie', 'x-sluice-debug', 'x-amz-date']) assert.equal(got.headers[h], undefined, h)
     assert.ok(!JSON.stringify(got.headers).includes(KEY), 'the Sluice key never goes up')
   })
 

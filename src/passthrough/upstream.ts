@@ -16,6 +16,11 @@ import { failureFromError, retryAfterMsFrom, UpstreamFailure } from '../upstream
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus framing undici sets itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'trailers', 'transfer-encoding', 'upgrade', 'host', 'expect', 'http2-settings'])
+/**
+ * The answer must come back uncompressed for its usage to be read on the way (and its size limit to mean bytes):
+ * the client's accept-encoding is not forwarded, so the backend answers in identity encoding.
+ */
+const NOT_FORWARDED = new Set(['accept-encoding'])
 /** What a client may carry to prove itself to Sluice (or to a provider): never forwarded. */
 const CLIENT_CREDENTIALS = new Set(['authorization', 'api-key', 'x-api-key', 'ocp-apim-subscription-key', 'x-goog-api-key', 'cookie'])
 /** A client's own AWS signature headers would clash with the gateway's. */
@@ -32,7 +37,7 @@ export function forwardedRequestHeaders(h: IncomingHttpHeaders): Record<string, 
   const listed = connectionListed(h)
   const out: Record<string, string> = {}
   for (const [name, value] of Object.entries(h)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || CLIENT_CREDENTIALS.has(name) || CLIENT_SIGNING.test(name) || name.startsWith('x-sluice-')) continue
+    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || NOT_FORWARDED.has(name) || CLIENT_CREDENTIALS.has(name) || CLIENT_SIGNING.test(name) || name.startsWith('x-sluice-')) continue
     out[name] = Array.isArray(value) ? value.join(', ') : value
   }
   return out
