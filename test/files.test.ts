@@ -123,6 +123,18 @@ consumers:
     assert.equal((await rowsOf()).length, 1)
   })
 
+  it('fills a page with the caller\'s own files when the backend\'s page holds another\'s', async () => {
+    const mine = await a.files.create({ file: await toFile(Buffer.from('{}\n'), 'mine.jsonl'), purpose: 'user_data' })
+    // Newer files of team B come first in the backend's (newest first) list.
+    await b.files.create({ file: await toFile(Buffer.from('{}\n'), 'b1.jsonl'), purpose: 'user_data' })
+    await b.files.create({ file: await toFile(Buffer.from('{}\n'), 'b2.jsonl'), purpose: 'user_data' })
+    const page = await a.files.list({ limit: 1 })
+    assert.deepEqual(page.data.map((f) => f.id), [mine.id])
+    const bPage = await b.files.list({ limit: 1 })
+    assert.equal(bPage.data.length, 1)
+    assert.equal(bPage.data[0]!.filename, 'b2.jsonl')
+  })
+
   it('cancels a batch before it runs', async () => {
     const input = await a.files.create({ file: await toFile(Buffer.from(JSONL), 'batch.jsonl'), purpose: 'batch' })
     const batch = await a.batches.create({ input_file_id: input.id, endpoint: '/v1/chat/completions', completion_window: '24h', metadata: { job: 'nightly' } })

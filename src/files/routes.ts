@@ -4,7 +4,6 @@ import type { BackendConfig, GatewayConfig } from '../config/schema.ts'
 import type { Snapshot } from '../config/snapshot.ts'
 import { clipText, UNKNOWN_MODEL } from '../core/bounded.ts'
 import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
-import type { Usage } from '../core/usage.ts'
 import type { Ledger } from '../ledger/ledger.ts'
 import { batchCost, batchPriceOf } from '../pricing/batch-prices.ts'
 import { normaliseModel } from '../pricing/table.ts'
@@ -263,10 +262,44 @@ async function upload(op: Op): Promise<void> {
   })
 }
 
-async function listFiles(op: Op): Promise<void> {
+/** Upstream pages read at most to fill one page of the caller's own objects. */
+const MAX_PAGES = 5
+
+/**
+ * The caller's page of a list: the backend's page filtered to the caller's ids; while that leaves fewer than
+ * `limit` and the backend has more, its next pages are read too (at most MAX_PAGES in all). The cursor the
+ * client gets (`last_id`) is always one of its own ids, so paging on from it never names another's object.
+ */
+async function ownPages(op: Op, sub: 'files' | 'batches', kind: OwnedKind): Promise<void> {
   const query = new URL(op.req.url, 'http://x').searchParams
-  const [res, mine] = await Promise.all([op.send('GET', 'files', { query }), op.owners.idsOf('file', op.backend.id, op.consumer)])
-  await answerJson(op, res, async (body) => ownList(body, mine))
+  const limit = query.has('limit') ? Math.min(Math.max(Number(query.get('limit')) || 1, 1), 10_000) : Number.MAX_SAFE_INTEGER
+  const mine = await op.owners.idsOf(kind, op.backend.id, op.consumer)
+  let res = await op.send('GET', sub, { query })
+  let first: { text: string; body: Json } | null = null
+  const data: Json[] = []
+  for (let page = 1; ; page++) {
+    const read = await readJson(op, res)
+    if (res.statusCode >= 400) throw backendError(op, res.statusCode, read.body, res.headers)
+    if (!Array.isArray(read.body.data)) throw new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${op.backend.id}" sent a list that is not a list.`)
+    first ??= read
+    const items = read.body.data as Json[]
+    data.push(...(ownList(read.body, mine).data as Json[]))
+    const upstreamLast = items.at(-1)?.id
+    if (read.body.has_more !== true || data.length >= limit || page >= MAX_PAGES || typeof upstreamLast !== 'string') {
+      const own = { ...first.body, data: data.slice(0, limit), first_id: data[0]?.id ?? null, last_id: data.slice(0, limit).at(-1)?.id ?? null, has_more: data.length > limit || read.body.has_more === true }
+      if (kind === 'batch') for (const b of own.data) await adoptOutputs(op, b)
+      op.call.finish(200, null, null)
+      void op.reply.code(200).headers({ ...op.call.ctx.responseHeaders, 'content-type': 'application/json', 'x-sluice-backend': op.backend.id }).send(JSON.stringify(own))
+      return
+    }
+    const next = new URLSearchParams(query)
+    next.set('after', upstreamLast)
+    res = await op.send('GET', sub, { query: next })
+  }
+}
+
+async function listFiles(op: Op): Promise<void> {
+  await ownPages(op, 'files', 'file')
 }
 
 function retrieve(kind: OwnedKind): Handler {
@@ -346,13 +379,7 @@ async function createBatch(op: Op): Promise<void> {
 }
 
 async function listBatches(op: Op): Promise<void> {
-  const query = new URL(op.req.url, 'http://x').searchParams
-  const [res, mine] = await Promise.all([op.send('GET', 'batches', { query }), op.owners.idsOf('batch', op.backend.id, op.consumer)])
-  await answerJson(op, res, async (body) => {
-    const own = ownList(body, mine)
-    for (const b of own.data as Json[]) await adoptOutputs(op, b)
-    return own
-  })
+  await ownPages(op, 'batches', 'batch')
 }
 
 async function cancelBatch(op: Op): Promise<void> {
@@ -392,7 +419,7 @@ async function recordBatchUsage(op: Op, batchId: string, tap: BatchUsageTap): Pr
     ledger.recordUsage({
       ts: Date.now(), requestId: batchId, consumer: principal?.consumerId ?? null, product: principal?.productId ?? null, model, backend: op.backend.id,
       status: 200, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, cachedTokens: usage.cachedTokens, reasoningTokens: usage.reasoningTokens,
-      costUsd: price === null ? null : batchCost(price, usage as Usage), latencyMs: 0, ttftMs: null, cacheHit: false, savedUsd: 0, stream: false, attempts: 0, errorCode: null,
+      costUsd: price === null ? null : batchCost(price, usage), latencyMs: 0, ttftMs: null, cacheHit: false, savedUsd: 0, stream: false, attempts: 0, errorCode: null,
     })
   }
   if (tap.skipped > 0) op.deps.proxy.logger.warn({ batchId: clipText(batchId), skipped: tap.skipped }, 'batch output lines that could not be read were not counted')
