@@ -4,6 +4,8 @@ import { authSchema } from '../auth/jwt/config.ts'
 import { expiryDate, ipFilterSchema } from '../auth/schema.ts'
 import { parseDuration } from '../core/duration.ts'
 import { mcpSection, productMcp } from '../mcp/config.ts'
+import { filesSection } from '../files/config.ts'
+import { passthroughSection } from '../passthrough/config.ts'
 
 export { duration, byteSize, text } from './schema-units.ts'
 
@@ -342,9 +344,13 @@ export const configSchema = z.strictObject({
   }).default({ resync: 5_000 }),
   /** MCP gateway: REST APIs as MCP servers, passthrough and aggregation (src/mcp/). */
   mcp: mcpSection,
+  /** Which backend serves /v1/files and /v1/batches, and the upload limit (src/files/). */
+  files: filesSection,
+  /** Native provider APIs forwarded under a prefix (src/passthrough/). */
+  passthrough: passthroughSection,
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
-    models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional() })).default({}),
+    models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional(), batch: z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0) }).optional() })).default({}),
   }).default({ models: {} }),
 })
 export type GatewayConfig = z.infer<typeof configSchema>
