@@ -41,6 +41,7 @@ import { createFinops, type Finops } from '../finops/wiring.ts'
 import { registerSelfService } from '../finops/self-service.ts'
 import type { ManagementStore } from '../control/management/store.ts'
 import { registerMcp } from '../mcp/routes.ts'
+import { registerMedia } from '../media/routes.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -228,6 +229,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   azureRoute('completions', 'completions')
   azureRoute('embeddings', 'embeddings')
   azureRoute('responses', 'responses')
+  // Images, audio, moderations, rerank (src/media/): multipart uploads streamed through, answers in their own forms.
+  registerMedia(app, { ...deps, limits: () => current.snapshot.config.media, admit: (op) => admit(op) })
 
   const listModels = async (req: FastifyRequest, reply: FastifyReply) => {
     const rt = current
