@@ -81,6 +81,7 @@ export async function handleMedia(deps: MediaDeps, req: FastifyRequest, reply: F
       stream: body.stream === true || body.stream === 'true' || body.stream_format === 'sse',
       clientWantsStreamUsage: false,
     })
+    if (upload) ctx.responseHeaders['x-sluice-upload'] = upload.delivery
     if (admitted) ctx.principal = admitted.principal
     else {
       const p = deps.auth.resolve(rt.snapshot, req.headers, req.ip)

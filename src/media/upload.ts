@@ -104,6 +104,11 @@ export class StreamedUpload {
     if (this.modelKnown) this.startThrough()
   }
 
+  /** How the upload goes to the backend (the `x-sluice-upload` response header): as it arrives, or from a spool file once whole. */
+  get delivery(): 'streamed' | 'spooled' {
+    return this.mode === 'spool' ? 'spooled' : 'streamed'
+  }
+
   /** The client's content type (its boundary), which the backend gets unchanged. */
   get contentType(): string {
     return String(this.req.headers['content-type'])
