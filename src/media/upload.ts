@@ -130,6 +130,8 @@ export class StreamedUpload {
     p.on('file', (name, file) => {
       let n = this.fileBytes.get(name) ?? 0
       file.on('data', (c: Buffer) => { n += c.length; this.fileBytes.set(name, n) })
+      // A form cut inside a file part errors the part's stream too; the parser's own error is the one answered.
+      file.on('error', () => {})
       this.fileBytes.set(name, n)
       file.resume()
     })
@@ -259,8 +261,8 @@ export class StreamedUpload {
   }
 
   private async *spooled(): AsyncGenerator<Buffer> {
+    // Read afresh for every try: a spooled upload is never spent.
     for await (const chunk of createReadStream(this.spoolPath!, { highWaterMark: 64 * 1024 })) {
-      this.spent = true
       yield chunk as Buffer
     }
   }

@@ -131,6 +131,7 @@ function parseForm(ctx: Ctx, raw: Buffer): Promise<Form> {
     bb.on('file', (name, stream, info) => {
       const parts: Buffer[] = []
       stream.on('data', (c: Buffer) => parts.push(c))
+      stream.on('error', () => {})
       stream.on('end', () => {
         const list = form.files.get(name) ?? []
         list.push({ filename: info.filename ?? '', mimeType: info.mimeType, data: Buffer.concat(parts) })
