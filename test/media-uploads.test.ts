@@ -73,9 +73,11 @@ backends:
   - { id: m, type: mock, url: ${mock.url}, auth: { apiKey: sk-mock } }
   - { id: dead, type: mock, url: 'http://127.0.0.1:9' }
   - { id: broken, type: mock, url: ${mock.url}, headers: { x-mock-status: '500' } }
+  - { id: slow, type: mock, url: ${mock.url}, headers: { x-mock-latency-ms: '300' } }
 pools:
   - { id: dead-first, strategy: priority, members: [ { backend: dead, priority: 1 }, { backend: m, priority: 2 } ] }
   - { id: broken-first, strategy: priority, members: [ { backend: broken, priority: 1 }, { backend: m, priority: 2 } ] }
+  - { id: slow-first, strategy: priority, members: [ { backend: slow, priority: 1 }, { backend: m, priority: 2 } ] }
 models:
   - { name: whisper-1, target: m }
   - { name: gpt-image-1, target: m }
@@ -84,9 +86,10 @@ models:
   - { name: omni-moderation-latest, target: m }
   - { name: whisper-failover, target: dead-first }
   - { name: whisper-broken, target: broken-first }
+  - { name: whisper-hedged, target: slow-first, hedge: { after: 50ms } }
 products:
   - id: limited
-    models: [whisper-1, gpt-image-1, dall-e-2, tts-1, omni-moderation-latest, whisper-failover, whisper-broken]
+    models: [whisper-1, gpt-image-1, dall-e-2, tts-1, omni-moderation-latest, whisper-failover, whisper-broken, whisper-hedged]
   - id: metered
     models: [whisper-1, tts-1, omni-moderation-latest, dall-e-2]
     policies:
@@ -203,6 +206,18 @@ consumers:
     assert.deepEqual([spooled.headers['x-sluice-backend'], spooled.headers['x-sluice-attempts'], spooled.headers['x-sluice-upload']], ['m', '2', 'spooled'])
     // Spool files are removed when their request ends.
     await until(() => readdirSync(spool).length === 0)
+  })
+
+  it('a hedged model never feeds one streamed upload to two backends: the hedge waits for the first try', async () => {
+    const file = Buffer.alloc(120_000, 5)
+    const before = mock.received.length
+    const res = await post(g.url, '/v1/audio/transcriptions', form([{ name: 'model', value: 'whisper-hedged' }, { name: 'file', filename: 'h.wav', data: file }]))
+    assert.equal(res.status, 200, res.body)
+    assert.deepEqual([res.headers['x-sluice-backend'], res.headers['x-sluice-upload']], ['slow', 'streamed'])
+    const got = mock.received.slice(before).filter((r) => r.path === '/v1/audio/transcriptions')
+    assert.equal(got.length, 1)
+    const part = (got[0]!.body as { files: { file: { bytes: number }[] } }).files.file[0]!
+    assert.equal(part.bytes, file.length)
   })
 
   it('request-rate limits count media requests: three admitted, the fourth refused', async () => {

@@ -33,79 +33,90 @@ function spent(f: UpstreamFailure): UpstreamFailure {
  */
 export function mediaAttempt(ctx: RequestContext, upload: StreamedUpload | null): CustomAttempt {
   return async (t: AttemptTarget, signal: AbortSignal) => {
-    const { backend, target } = t
     if (signal.aborted) throw new ClientAbortError()
-    let body: string | AsyncIterable<Buffer>
-    const headers: Record<string, string> = { ...target.headers }
-    if (upload) {
-      // The Azure deployment path carries the deployment: the form's `model` is then left as the client sent it.
-      const rewrite = backend.type === 'azure-openai' && !target.path.includes('/openai/v1/') ? null : t.upstreamModel
-      const claimed = upload.claim(rewrite)
-      body = claimed.body
-      headers['content-type'] = upload.contentType
-      if (claimed.length !== null) headers['content-length'] = String(claimed.length)
-    } else {
-      body = JSON.stringify({ ...ctx.body, model: t.upstreamModel })
-      headers['content-type'] = 'application/json'
-    }
-    if (t.credentials) {
-      try {
-        Object.assign(headers, await t.credentials.headers({ method: 'POST', url: target.origin + target.path, headers, body: typeof body === 'string' ? body : '' }, signal))
-      } catch (err) {
-        if (signal.aborted) throw new ClientAbortError()
-        throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, err instanceof GatewayError ? err.message : `Backend "${backend.id}" has no usable credentials.`, 'connect', backend.id)
-      }
-    }
-    let res: Dispatcher.ResponseData
+    const endTurn = upload ? await upload.turnFor(signal) : null
     try {
-      res = await requestOnce(t, headers, body, signal, upload)
-    } catch (err) {
-      if (upload?.error) throw upload.error // the client's upload failed: its error, and no breaker failure
-      if (err instanceof UpstreamFailure && upload?.spent) throw spent(err)
-      throw err
+      return await attemptOnce(ctx, upload, t, signal)
+    } finally {
+      endTurn?.()
     }
-    const out: Record<string, string> = {}
-    for (const name of FORWARDED) {
-      const v = res.headers[name]
-      if (typeof v === 'string') out[name] = v
-    }
-    const contentType = out['content-type'] ?? ''
-    if (res.statusCode >= 400) {
-      const text = await boundedText(res.body, MAX_ERROR_BYTES).catch(() => '')
-      let parsed: Record<string, unknown>
-      try {
-        const v: unknown = JSON.parse(text)
-        parsed = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {}
-      } catch {
-        parsed = {}
-      }
-      if (!parsed.error) parsed = { error: { message: `Backend "${backend.id}" answered ${res.statusCode}.`, type: 'api_error', param: null, code: null } }
-      delete out['content-type']
-      const failure = statusFailure(backend.id, res.statusCode, out, parsed)
-      throw failure instanceof UpstreamFailure && upload?.spent ? spent(failure) : failure
-    }
-    if (contentType.includes('text/event-stream')) return { result: sseResult(res, out, signal, backend.id), text: '' }
-    if (contentType.includes('application/json')) {
-      let text: string
-      try {
-        text = await res.body.text()
-      } catch (err) {
-        throw signal.aborted ? new ClientAbortError() : failureFromError(err, backend.id)
-      }
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(text)
-      } catch {
-        parsed = null
-      }
-      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, `Backend "${backend.id}" sent a response that is not JSON.`, 'status', backend.id, res.statusCode)
-      }
-      const result: JsonResult = { kind: 'json', status: res.statusCode, headers: out, body: parsed as Record<string, unknown>, text }
-      return { result, text: '' }
-    }
-    return { result: rawResult(res, out, signal, backend.id), text: '' }
   }
+}
+
+async function attemptOnce(ctx: RequestContext, upload: StreamedUpload | null, t: AttemptTarget, signal: AbortSignal): Promise<{ result: UpstreamResult; text: string }> {
+  const { backend, target } = t
+  if (signal.aborted) throw new ClientAbortError()
+  let body: string | AsyncIterable<Buffer>
+  const headers: Record<string, string> = { ...target.headers }
+  if (upload) {
+    if (upload.spent) throw new GatewayError(GW_ERR.BAD_GATEWAY, 'The upload was already sent to a backend and cannot be sent again.')
+    // The Azure deployment path carries the deployment: the form's `model` is then left as the client sent it.
+    const rewrite = backend.type === 'azure-openai' && !target.path.includes('/openai/v1/') ? null : t.upstreamModel
+    const claimed = upload.claim(rewrite)
+    body = claimed.body
+    headers['content-type'] = upload.contentType
+    if (claimed.length !== null) headers['content-length'] = String(claimed.length)
+  } else {
+    body = JSON.stringify({ ...ctx.body, model: t.upstreamModel })
+    headers['content-type'] = 'application/json'
+  }
+  if (t.credentials) {
+    try {
+      Object.assign(headers, await t.credentials.headers({ method: 'POST', url: target.origin + target.path, headers, body: typeof body === 'string' ? body : '' }, signal))
+    } catch (err) {
+      if (signal.aborted) throw new ClientAbortError()
+      throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, err instanceof GatewayError ? err.message : `Backend "${backend.id}" has no usable credentials.`, 'connect', backend.id)
+    }
+  }
+  let res: Dispatcher.ResponseData
+  try {
+    res = await requestOnce(t, headers, body, signal, upload)
+  } catch (err) {
+    if (upload?.error) throw upload.error // the client's upload failed: its error, and no breaker failure
+    if (err instanceof UpstreamFailure && upload?.spent) throw spent(err)
+    throw err
+  }
+  const out: Record<string, string> = {}
+  for (const name of FORWARDED) {
+    const v = res.headers[name]
+    if (typeof v === 'string') out[name] = v
+  }
+  const contentType = out['content-type'] ?? ''
+  if (res.statusCode >= 400) {
+    const text = await boundedText(res.body, MAX_ERROR_BYTES).catch(() => '')
+    let parsed: Record<string, unknown>
+    try {
+      const v: unknown = JSON.parse(text)
+      parsed = v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {}
+    } catch {
+      parsed = {}
+    }
+    if (!parsed.error) parsed = { error: { message: `Backend "${backend.id}" answered ${res.statusCode}.`, type: 'api_error', param: null, code: null } }
+    delete out['content-type']
+    const failure = statusFailure(backend.id, res.statusCode, out, parsed)
+    throw failure instanceof UpstreamFailure && upload?.spent ? spent(failure) : failure
+  }
+  if (contentType.includes('text/event-stream')) return { result: sseResult(res, out, signal, backend.id), text: '' }
+  if (contentType.includes('application/json')) {
+    let text: string
+    try {
+      text = await res.body.text()
+    } catch (err) {
+      throw signal.aborted ? new ClientAbortError() : failureFromError(err, backend.id)
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      parsed = null
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, `Backend "${backend.id}" sent a response that is not JSON.`, 'status', backend.id, res.statusCode)
+    }
+    const result: JsonResult = { kind: 'json', status: res.statusCode, headers: out, body: parsed as Record<string, unknown>, text }
+    return { result, text: '' }
+  }
+  return { result: rawResult(res, out, signal, backend.id), text: '' }
 }
 
 /**

@@ -82,6 +82,8 @@ export class StreamedUpload {
   private resolveComplete!: () => void
   private rejectComplete!: (e: GatewayError) => void
   private disposed = false
+  /** The try now sending a streamed upload: another (a hedge) waits for it to settle before it may claim the body. */
+  private turn: Promise<void> = Promise.resolve()
 
   constructor(private readonly req: IncomingMessage, private readonly spec: UploadSpec, private readonly limits: UploadLimits, modelFromPath: string | null) {
     this.routable = new Promise((res, rej) => { this.resolveRoutable = res; this.rejectRoutable = rej })
@@ -238,6 +240,20 @@ export class StreamedUpload {
   /** Where the model value is in the raw bytes, for a rewrite (null: the form has none, the model was in the path). */
   private modelRange(): { start: number; end: number } | null {
     return locateModelValue(this.locator)
+  }
+
+  /**
+   * Waits until no other try is sending this upload (hedged tries of a streamed upload go one after the
+   * other: one body cannot feed two requests); the returned function ends this try's turn. A spooled
+   * upload is read afresh per try, so its tries run side by side.
+   */
+  async turnFor(signal: AbortSignal): Promise<() => void> {
+    if (this.mode === 'spool') return () => {}
+    const previous = this.turn
+    let end!: () => void
+    this.turn = new Promise<void>((resolve) => { end = resolve })
+    await Promise.race([previous, new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }))])
+    return end
   }
 
   /**
