@@ -9,6 +9,7 @@ import { pipeline } from 'node:stream/promises'
 import OpenAI, { AzureOpenAI, PermissionDeniedError, toFile } from 'openai'
 import { startMockServer, type MockServer } from '../src/mock/llm.ts'
 import { ledgerRow } from './helpers/ledger-row.ts'
+import { parseProm, sumOf } from './helpers/prom.ts'
 import { startTestGateway, TEST_KEY, TEST_KEY_B, type TestGateway } from './helpers/gateway.ts'
 
 // Expected figures are written here from OpenAI's pricing page (platform.openai.com/docs/pricing), not read from src/:
@@ -50,6 +51,7 @@ describe('media endpoints through the official openai SDK', () => {
     mock = await startMockServer()
     dir = mkdtempSync(join(tmpdir(), 'sluice-media-'))
     g = await startTestGateway(`
+admin: { host: 127.0.0.1, port: 0, token: adm-media-1 }
 ledger: { type: sqlite, path: ${join(dir, 'ledger.db')}, flushInterval: 50ms }
 backends:
   - { id: m, type: openai-compatible, url: ${mock.url}/v1, auth: { apiKey: sk-backend }, models: { whisper: whisper-1 } }
@@ -225,6 +227,15 @@ consumers:
     const row = await ledgerRow(g.gw, a)
     assert.equal(row.status, 200)
     assert.equal(row.costUsd, 0)
+  })
+
+  it('metrics count media requests like any other (per model and status)', async () => {
+    const text = await (await fetch(`${g.adminUrl}/metrics`, { headers: { authorization: 'Bearer adm-media-1' } })).text()
+    const samples = parseProm(text)
+    // The tests above made one dall-e-3 request, one moderation and two tts-1 speech requests, all answered 200.
+    assert.equal(sumOf(samples, 'sluice_requests_total', { model: 'dall-e-3', status: '200' }), 1)
+    assert.equal(sumOf(samples, 'sluice_requests_total', { model: 'omni-moderation-latest', status: '200' }), 1)
+    assert.ok(sumOf(samples, 'sluice_requests_total', { model: 'tts-1', status: '200' }) >= 2)
   })
 
   it('rerank (the Jina/vLLM /v1/rerank shape) on a backend that has it', async () => {
