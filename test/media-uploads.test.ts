@@ -5,7 +5,7 @@ import net from 'node:net'
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import OpenAI, { RateLimitError, toFile } from 'openai'
+import OpenAI, { BadRequestError, RateLimitError, toFile } from 'openai'
 import { startMockServer, type MockServer } from '../src/mock/llm.ts'
 import { ledgerRow } from './helpers/ledger-row.ts'
 import { until } from './helpers/upstreams.ts'
@@ -94,6 +94,10 @@ products:
     models: [whisper-1, tts-1, omni-moderation-latest, dall-e-2]
     policies:
       - rate-limit: { counterKey: consumer.id, requests: 3, per: 1m }
+  - id: guarded
+    models: [dall-e-2, tts-1]
+    policies:
+      - content-safety: { engines: [ { type: builtin, blocklist: ["Project Falcon"] } ] }
   - id: tokens
     models: [gpt-image-1, dall-e-2]
     policies:
@@ -102,6 +106,7 @@ consumers:
   - { id: team-a, product: limited, keys: [ { value: ${TEST_KEY} } ] }
   - { id: team-b, product: metered, keys: [ { value: ${TEST_KEY_B} } ] }
   - { id: team-c, product: tokens, keys: [ { value: sk-test-key-team-c } ] }
+  - { id: team-d, product: guarded, keys: [ { value: sk-test-key-team-d } ] }
 `)
   })
   after(async () => {
@@ -218,6 +223,17 @@ consumers:
     assert.equal(got.length, 1)
     const part = (got[0]!.body as { files: { file: { bytes: number }[] } }).files.file[0]!
     assert.equal(part.bytes, file.length)
+  })
+
+  it('content safety checks an image prompt and a speech input like a chat prompt', async () => {
+    const d = new OpenAI({ apiKey: 'sk-test-key-team-d', baseURL: `${g.url}/v1`, maxRetries: 0 })
+    const image = await d.images.generate({ model: 'dall-e-2', prompt: 'A poster for Project Falcon' }).then(() => null, (e: unknown) => e)
+    assert.ok(image instanceof BadRequestError, String(image))
+    assert.equal(image.code, 'content_filter')
+    const speech = await d.audio.speech.create({ model: 'tts-1', voice: 'alloy', input: 'project falcon launches' }).then(() => null, (e: unknown) => e)
+    assert.ok(speech instanceof BadRequestError, String(speech))
+    const clean = await d.images.generate({ model: 'dall-e-2', prompt: 'A poster for a rocket' })
+    assert.equal(clean.data?.length, 1)
   })
 
   it('request-rate limits count media requests: three admitted, the fourth refused', async () => {
