@@ -185,8 +185,12 @@ consumers:
 
     const srt = await client.audio.transcriptions.create({ model: 'whisper-1', file: await toFile(wav(2), 'two.wav'), response_format: 'srt' })
     assert.match(srt as unknown as string, /^1\n00:00:00,000 --> 00:00:02,000\n/)
-    const tr = await client.audio.translations.create({ model: 'whisper-1', file: await toFile(wav(2), 'two.wav') })
+    // A translation's JSON answer carries no duration: the WAV header's 2 s price it (2/60 × $0.006).
+    const tid = rid('translation')
+    const tr = await client.audio.translations.create({ model: 'whisper-1', file: await toFile(wav(2), 'two.wav') }, { headers: { 'x-request-id': tid } })
     assert.equal(typeof tr.text, 'string')
+    assert.equal((tr as { usage?: unknown }).usage, undefined)
+    near((await ledgerRow(g.gw, tid)).costUsd, (2 / 60) * 0.006, 'whisper-1 translation, 2 s from the WAV header')
   })
 
   it('audio.speech.create streamed to a file: the bytes are the mock\'s, relayed while the backend is still sending', async () => {

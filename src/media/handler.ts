@@ -96,6 +96,7 @@ export async function handleMedia(deps: MediaDeps, req: FastifyRequest, reply: F
     const early = pipeline.inbound === null ? null : await runInbound(pipeline, ctx)
     const result = early ?? (await pipeline.dispatch(ctx))
     const meter = new MediaMeter(endpoint.operation, body, ctx.model)
+    if (upload) meter.uploadSeconds(upload.audioSeconds())
     const c = ctx
     if (result.kind === 'json') sendAnswer(c, reply, result, meter, (usage) => finish(result.status, usage, null))
     else if (result.kind === 'stream') await relaySse(deps.now, c, raw, result, meter, (usage, error) => finish(error ? error.status : 200, usage, error))

@@ -82,6 +82,8 @@ export class StreamedUpload {
   private resolveComplete!: () => void
   private rejectComplete!: (e: GatewayError) => void
   private disposed = false
+  /** The first bytes of the `file` part: a WAV header gives the audio's duration when the answer does not. */
+  private head = Buffer.alloc(0)
   /** The try now sending a streamed upload: another (a hedge) waits for it to settle before it may claim the body. */
   private turn: Promise<void> = Promise.resolve()
 
@@ -104,6 +106,18 @@ export class StreamedUpload {
     req.on('error', () => this.fail(incomplete()))
     req.on('close', () => { if (!this.reqEnded) this.fail(incomplete()) })
     if (this.modelKnown) this.startThrough()
+  }
+
+  /**
+   * Seconds of audio in the `file` part when it is a canonical WAV (RIFF/WAVE, data size over byte rate),
+   * else null: for pricing a per-minute model whose answer carries no duration (translations, text formats).
+   */
+  audioSeconds(): number | null {
+    const h = this.head
+    if (h.length < 44 || h.toString('latin1', 0, 4) !== 'RIFF' || h.toString('latin1', 8, 12) !== 'WAVE' || h.toString('latin1', 36, 40) !== 'data') return null
+    const byteRate = h.readUInt32LE(28)
+    const data = Math.min(h.readUInt32LE(40), Math.max(0, (this.fileBytes.get('file') ?? 0) - 44))
+    return byteRate > 0 ? data / byteRate : null
   }
 
   /** How the upload goes to the backend (the `x-sluice-upload` response header): as it arrives, or from a spool file once whole. */
@@ -131,7 +145,11 @@ export class StreamedUpload {
     })
     p.on('file', (name, file) => {
       let n = this.fileBytes.get(name) ?? 0
-      file.on('data', (c: Buffer) => { n += c.length; this.fileBytes.set(name, n) })
+      file.on('data', (c: Buffer) => {
+        if (name === 'file' && this.head.length < 44) this.head = Buffer.concat([this.head, c.subarray(0, 44 - this.head.length)])
+        n += c.length
+        this.fileBytes.set(name, n)
+      })
       // A form cut inside a file part errors the part's stream too; the parser's own error is the one answered.
       file.on('error', () => {})
       this.fileBytes.set(name, n)

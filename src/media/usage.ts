@@ -18,6 +18,7 @@ export class MediaMeter {
   private cached = 0
   private readonly media: MediaUsage = {}
   private images = 0
+  private fallbackSeconds: number | null = null
 
   constructor(private readonly op: MediaOperation, private readonly request: Json, private readonly model: string) {
     if (op === 'audio.speech' && typeof request.input === 'string') {
@@ -82,8 +83,14 @@ export class MediaMeter {
     }
   }
 
+  /** The upload's own duration (a WAV header), used when the answer reports none. */
+  uploadSeconds(seconds: number | null): void {
+    if (seconds !== null && this.media.audioSeconds === undefined) this.fallbackSeconds = seconds
+  }
+
   usage(): Usage {
     const media: MediaUsage = { ...this.media }
+    if (media.audioSeconds === undefined && this.fallbackSeconds !== null && media.audioInputTokens === undefined && this.prompt === 0) media.audioSeconds = this.fallbackSeconds
     if ((this.op === 'images.generations' || this.op === 'images.edits') && this.images > 0) {
       media.images = { count: this.images, size: sizeOf(this.request), quality: qualityOf(this.request, this.model) }
     }
