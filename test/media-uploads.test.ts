@@ -192,6 +192,12 @@ consumers:
     assert.equal(withImage.status, 200, withImage.body)
     const noModel = await post(g.url, '/v1/audio/transcriptions', form([{ name: 'file', filename: 'a.wav', data: audio(100) }]))
     assert.deepEqual([noModel.status, codeOf(noModel).param], [400, 'model'])
+    // A form sent to a JSON endpoint, and JSON sent to an upload endpoint: 400, nothing sent on.
+    const formToJson = await post(g.url, '/v1/images/generations', form([{ name: 'model', value: 'dall-e-2' }, { name: 'prompt', value: 'x' }]))
+    assert.deepEqual([formToJson.status, codeOf(formToJson).code], [400, 'invalid_request_error'])
+    const jsonToForm = await fetch(`${g.url}/v1/audio/transcriptions`, { method: 'POST', headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'whisper-1' }) })
+    assert.equal(jsonToForm.status, 400)
+    assert.match(((await jsonToForm.json()) as { error: { message: string } }).error.message, /multipart\/form-data/)
   })
 
   it('failover: a streamed upload moves on while no byte went upstream; after a backend read it, it does not; a spooled one always can', async () => {

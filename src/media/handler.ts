@@ -114,7 +114,8 @@ export async function handleMedia(deps: MediaDeps, req: FastifyRequest, reply: F
     ctx ??= refusedContext(req, endpoint, controller.signal, deps.now())
     if (admitted && ctx.principal === null) ctx.principal = admitted.principal
     finish(gwErr.status, null, gwErr)
-    if (upload?.unfinished) closeAfterAnswer(req, reply)
+    // A body still arriving (an upload refused midway, a form sent to a JSON route) is not drained: the connection closes.
+    if (upload ? upload.unfinished : !req.raw.complete) closeAfterAnswer(req, reply)
     if (!reply.sent && !raw.headersSent && !raw.destroyed) sendError(reply, gwErr, ctx)
   } finally {
     raw.off('close', onClose)
