@@ -66,12 +66,13 @@ models:
   - { name: whisper, target: m }
   - { name: gpt-4o-transcribe, target: m }
   - { name: tts-1, target: m }
+  - { name: gpt-4o-mini-tts, target: m }
   - { name: omni-moderation-latest, target: m }
   - { name: rerank-small, target: m }
   - { name: my-whisper, target: azure }
   - { name: my-tts, target: azure }
 products:
-  - { id: everything, models: [dall-e-2, dall-e-3, gpt-image-1, whisper-1, whisper, gpt-4o-transcribe, tts-1, omni-moderation-latest, rerank-small, my-whisper, my-tts] }
+  - { id: everything, models: [dall-e-2, dall-e-3, gpt-image-1, whisper-1, whisper, gpt-4o-transcribe, tts-1, gpt-4o-mini-tts, omni-moderation-latest, rerank-small, my-whisper, my-tts] }
   - { id: speech-only, models: [tts-1] }
 consumers:
   - { id: team-a, product: everything, keys: [ { value: ${TEST_KEY} } ] }
@@ -217,6 +218,34 @@ consumers:
     const wavBytes = Buffer.from(await wavRes.arrayBuffer())
     assert.equal(wavBytes.length, 44 + 3 * 2400)
     assert.equal(wavBytes.toString('latin1', 0, 4), 'RIFF')
+  })
+
+  it('streamed transcripts and SSE speech: events relayed as SSE, their reported tokens in the ledger', async () => {
+    const a = rid('transcribe-stream')
+    const stream = await client.audio.transcriptions.create({ model: 'gpt-4o-transcribe', file: await toFile(wav(3), 's.wav'), stream: true }, { headers: { 'x-request-id': a } })
+    const events: { type: string; usage?: { input_tokens: number; output_tokens: number } }[] = []
+    for await (const ev of stream) events.push(ev as never)
+    assert.equal(events.at(-1)!.type, 'transcript.text.done')
+    assert.ok(events.slice(0, -1).every((e) => e.type === 'transcript.text.delta') && events.length > 1)
+    const done = events.at(-1)!.usage!
+    const row = await ledgerRow(g.gw, a)
+    assert.deepEqual([row.stream, row.promptTokens, row.completionTokens], [true, 30, done.output_tokens])
+    near(row.costUsd, (30 * 6 + done.output_tokens * 10) / 1e6, 'gpt-4o-transcribe streamed')
+
+    const s = rid('speech-sse')
+    const res = await fetch(`${g.url}/v1/audio/speech`, {
+      method: 'POST', headers: { authorization: `Bearer ${TEST_KEY}`, 'content-type': 'application/json', 'x-request-id': s },
+      body: JSON.stringify({ model: 'gpt-4o-mini-tts', voice: 'alloy', input: 'Short.', stream_format: 'sse' }),
+    })
+    assert.match(res.headers.get('content-type')!, /^text\/event-stream/)
+    const text = await res.text()
+    const frames = text.split('\n\n').filter(Boolean).map((f) => JSON.parse(f.split('\n').find((l) => l.startsWith('data: '))!.slice(6)) as { type: string; audio?: string; usage?: { input_tokens: number; output_tokens: number } })
+    const audio = Buffer.concat(frames.filter((f) => f.type === 'speech.audio.delta').map((f) => Buffer.from(f.audio!, 'base64')))
+    assert.ok(audio.equals(expectedPcm(6)))
+    const usage = frames.at(-1)!.usage!
+    const srow = await ledgerRow(g.gw, s)
+    assert.deepEqual([srow.promptTokens, srow.completionTokens], [usage.input_tokens, usage.output_tokens])
+    near(srow.costUsd, (usage.input_tokens * 0.6 + usage.output_tokens * 12) / 1e6, 'gpt-4o-mini-tts, reported tokens')
   })
 
   it('moderations.create: the real shape, free in the ledger', async () => {

@@ -95,7 +95,8 @@ export async function handleMedia(deps: MediaDeps, req: FastifyRequest, reply: F
     setCustomAttempt(ctx, mediaAttempt(ctx, upload))
     const early = pipeline.inbound === null ? null : await runInbound(pipeline, ctx)
     const result = early ?? (await pipeline.dispatch(ctx))
-    const meter = new MediaMeter(endpoint.operation, body, ctx.model)
+    // The form is whole by the time a backend answers: fields after the file (`size`, `n`, `stream`…) are known now.
+    const meter = new MediaMeter(endpoint.operation, upload ? Object.fromEntries(upload.fields) : body, ctx.model)
     if (upload) meter.uploadSeconds(upload.audioSeconds())
     const c = ctx
     if (result.kind === 'json') sendAnswer(c, reply, result, meter, (usage) => finish(result.status, usage, null))
@@ -177,6 +178,8 @@ async function drained(res: ServerResponse, signal: AbortSignal): Promise<void> 
 async function relaySse(now: () => number, ctx: RequestContext, res: ServerResponse, result: StreamResult, meter: MediaMeter, beforeEnd: (usage: Usage, error: GatewayError | null) => void): Promise<void> {
   const onAbort = () => result.abort()
   ctx.signal.addEventListener('abort', onAbort, { once: true })
+  // A form's `stream` field may come after its file, unread when the request was routed: the answer tells.
+  ;(ctx as { stream: boolean }).stream = true
   let error: GatewayError | null = null
   res.writeHead(200, { ...result.headers, ...sluiceHeaders(ctx), 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' })
   res.flushHeaders()
