@@ -348,9 +348,25 @@ export const configSchema = z.strictObject({
   files: filesSection,
   /** Native provider APIs forwarded under a prefix (src/passthrough/). */
   passthrough: passthroughSection,
+  /** Images, audio, moderations and rerank (src/media/): multipart uploads are streamed, never held whole. */
+  media: z.strictObject({
+    /** Largest multipart upload (images/edits, audio/transcriptions|translations); 413 `request_too_large` past it, declared or counted. */
+    maxUploadBytes: byteSize.default(50 * 1024 * 1024),
+    /** Bytes held in memory while waiting for the `model` field; a file part before it sends the upload to a spool file. */
+    routingPrefixBytes: byteSize.default(256 * 1024),
+    /** Where such uploads are spooled (default: the OS temp directory); each file is removed when its request ends. */
+    spoolDir: z.string().min(1).optional(),
+  }).default({ maxUploadBytes: 50 * 1024 * 1024, routingPrefixBytes: 256 * 1024 }),
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
-    models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional(), batch: z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0) }).optional() })).default({}),
+    models: z.record(z.string(), z.strictObject({
+      input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional(),
+      batch: z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0) }).optional(),
+      // Media units (src/pricing/media.ts): per image by `quality:size`, image/audio input tokens, per audio minute, per 1M characters, per 1K searches.
+      perImage: z.record(z.string().regex(/^[a-z0-9_-]{1,32}:[a-z0-9_-]{1,32}$/), z.number().nonnegative()).optional(),
+      imageInput: z.number().nonnegative().optional(), audioInput: z.number().nonnegative().optional(),
+      perAudioMinute: z.number().nonnegative().optional(), perMillionCharacters: z.number().nonnegative().optional(), perThousandSearches: z.number().nonnegative().optional(),
+    })).default({}),
   }).default({ models: {} }),
 })
 export type GatewayConfig = z.infer<typeof configSchema>

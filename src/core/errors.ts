@@ -21,6 +21,8 @@ export const GW_ERR = {
   RATE_LIMIT_EXCEEDED: { status: 429, type: 'rate_limit_error', code: 'rate_limit_exceeded' },
   INVALID_REQUEST: { status: 400, type: 'invalid_request_error', code: 'invalid_request_error' },
   REQUEST_TOO_LARGE: { status: 413, type: 'invalid_request_error', code: 'request_too_large' },
+  /** A multipart upload that ended before its last part (connection cut, or no closing boundary). */
+  UPLOAD_INCOMPLETE: { status: 400, type: 'invalid_request_error', code: 'upload_incomplete' },
   MODEL_NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'model_not_found' },
   NOT_FOUND: { status: 404, type: 'invalid_request_error', code: 'not_found' },
   METHOD_NOT_ALLOWED: { status: 405, type: 'invalid_request_error', code: 'method_not_allowed' },

@@ -31,7 +31,20 @@ export interface StreamResult {
   abort(): void
 }
 
-export type UpstreamResult = JsonResult | StreamResult
+/**
+ * A body relayed as bytes, chunk by chunk (speech audio, a plain-text transcript): never parsed, never
+ * buffered. Only the media routes (src/media/) produce it.
+ */
+export interface RawResult {
+  readonly kind: 'raw'
+  status: number
+  headers: Record<string, string>
+  body: AsyncIterable<Buffer>
+  /** Stops the upstream (client gone, deadline). Idempotent. */
+  abort(): void
+}
+
+export type UpstreamResult = JsonResult | StreamResult | RawResult
 
 /** One parsed stream event as outbound policies see it. */
 export interface StreamChunk {

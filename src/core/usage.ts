@@ -1,3 +1,5 @@
+import type { MediaUsage } from '../pricing/media.ts'
+
 /** Token usage in one canonical shape whatever the provider reported. */
 export interface Usage {
   promptTokens: number
@@ -8,6 +10,8 @@ export interface Usage {
   reasoningTokens: number
   /** Prompt tokens written to the provider's prompt cache (Anthropic, Bedrock; included in promptTokens). */
   cacheWriteTokens?: number
+  /** Images, audio seconds, characters… of a media call (src/media/), priced by their own units. */
+  media?: MediaUsage
 }
 
 export function emptyUsage(): Usage {

@@ -73,7 +73,8 @@ export function handleSafety(path: string, req: http.IncomingMessage, body: Json
     })
   }
   if (path.endsWith('/moderations')) {
-    const inputs = typeof body.input === 'string' ? [body.input] : Array.isArray(body.input) ? (body.input as unknown[]).map((x) => (typeof x === 'string' ? x : '')) : null
+    // A string, an array of strings, or omni-moderation's multimodal items ({type: text, text} / {type: image_url}).
+    const inputs = typeof body.input === 'string' ? [body.input] : Array.isArray(body.input) ? (body.input as unknown[]).map((x) => (typeof x === 'string' ? x : typeof (x as Json)?.text === 'string' ? String((x as Json).text) : '')) : null
     if (inputs === null) return send(400, { error: { message: "'input' is a required property (mock)", type: 'invalid_request_error', param: 'input', code: null } })
     return send(200, {
       id: `modr-mock-${Date.now().toString(36)}`,
@@ -86,6 +87,8 @@ export function handleSafety(path: string, req: http.IncomingMessage, body: Json
           flagged: hit.size > 0,
           categories: Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, hit.has(c)])),
           category_scores: Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, hit.has(c) ? 0.97 : 0.0001])),
+          // As omni-moderation reports it: which input types each category was judged on (text only here).
+          category_applied_input_types: Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, ['text']])),
         }
       }),
     })

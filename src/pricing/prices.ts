@@ -29,6 +29,19 @@ export interface ModelPrice {
   readonly cached?: number
   /** USD per 1M prompt tokens written to the provider's cache (Anthropic: 1.25× input for the 5-minute TTL); absent: billed as input. */
   readonly cacheWrite?: number
+  // Media units (src/pricing/media.ts): absent ones do not apply to the model.
+  /** USD per image by `quality:size` (dall-e-2, dall-e-3). */
+  readonly perImage?: Readonly<Record<string, number>>
+  /** USD per 1M image input tokens (gpt-image-1); absent: billed as input. */
+  readonly imageInput?: number
+  /** USD per 1M audio input tokens (gpt-4o-transcribe); absent: billed as input. */
+  readonly audioInput?: number
+  /** USD per minute of input audio, billed by the second (whisper-1). */
+  readonly perAudioMinute?: number
+  /** USD per 1M characters of input text (tts-1, tts-1-hd). */
+  readonly perMillionCharacters?: number
+  /** USD per 1,000 searches (Cohere rerank). */
+  readonly perThousandSearches?: number
 }
 
 export const PRICES_DATE = '2026-11-21'
@@ -49,6 +62,28 @@ export const SHIPPED_PRICES: Readonly<Record<string, ModelPrice>> = {
   'gpt-5.5': { input: 5, output: 30, cached: 0.5 },
   'text-embedding-3-small': { input: 0.02, output: 0 },
   'text-embedding-3-large': { input: 0.13, output: 0 },
+  // OpenAI media (platform.openai.com/docs/pricing: "Image generation", "Transcription and speech generation",
+  // "Moderation"), in their own units. dall-e-3's per-image table also as quoted by a public API portal's docs
+  // (docs.dev.xavier.icvr.xyz/models/openai/dall-e-3); gpt-4o-mini-tts as quoted in the OpenAI community
+  // thread "Understanding gpt-4o-mini-tts pricing" (input $0.60, audio output $12.00 per 1M).
+  'dall-e-2': { input: 0, output: 0, perImage: { 'standard:256x256': 0.016, 'standard:512x512': 0.018, 'standard:1024x1024': 0.02 } },
+  'dall-e-3': { input: 0, output: 0, perImage: { 'standard:1024x1024': 0.04, 'standard:1024x1792': 0.08, 'standard:1792x1024': 0.08, 'hd:1024x1024': 0.08, 'hd:1024x1792': 0.12, 'hd:1792x1024': 0.12 } },
+  // gpt-image-1: text input $5, cached text $1.25, image input $10, image output $40 per 1M tokens (usage is reported).
+  'gpt-image-1': { input: 5, cached: 1.25, imageInput: 10, output: 40 },
+  'gpt-image-1-mini': { input: 2, cached: 0.2, imageInput: 2.5, output: 8 },
+  'whisper-1': { input: 0, output: 0, perAudioMinute: 0.006 },
+  // gpt-4o(-mini)-transcribe: text input, audio input and text output per 1M tokens (usage type "tokens").
+  'gpt-4o-transcribe': { input: 2.5, audioInput: 6, output: 10 },
+  'gpt-4o-mini-transcribe': { input: 1.25, audioInput: 3, output: 5 },
+  'tts-1': { input: 0, output: 0, perMillionCharacters: 15 },
+  'tts-1-hd': { input: 0, output: 0, perMillionCharacters: 30 },
+  // gpt-4o-mini-tts: text input and audio output per 1M tokens (output tokens are reported with stream_format "sse").
+  'gpt-4o-mini-tts': { input: 0.6, output: 12 },
+  // Moderations are free (both names are looked up without their -latest suffix).
+  'omni-moderation': { input: 0, output: 0 },
+  'text-moderation': { input: 0, output: 0 },
+  // Cohere Rerank 3.5: $2.00 per 1,000 searches (cohere.com/pricing).
+  'rerank-v3.5': { input: 0, output: 0, perThousandSearches: 2 },
   // Anthropic
   'claude-haiku-4-5': { input: 1, output: 5, cached: 0.1, cacheWrite: 1.25 },
   'claude-sonnet-4': { input: 3, output: 15, cached: 0.3, cacheWrite: 3.75 },

@@ -1,5 +1,6 @@
 import type { Usage } from '../core/usage.ts'
 import { SHIPPED_PRICES, type ModelPrice } from './prices.ts'
+import { mediaCostUsd } from './media.ts'
 
 /**
  * Canonical name for price lookups: lower case, no provider prefix (`openai/`, `azure/`…), no dated
@@ -38,6 +39,7 @@ export class PriceTable {
    * cache at the cache-write price, completion (reasoning included) at output price.
    */
   static cost(price: ModelPrice, usage: Usage): number {
+    if (usage.media) return mediaCostUsd(price, usage, usage.media)
     const cached = Math.min(usage.cachedTokens, usage.promptTokens)
     const writes = Math.min(usage.cacheWriteTokens ?? 0, usage.promptTokens - cached)
     const uncached = usage.promptTokens - cached - writes

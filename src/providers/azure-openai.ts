@@ -10,7 +10,8 @@ import { OPERATION_PATH, splitBase, type Provider } from './types.ts'
 export const azureOpenai: Provider = {
   type: 'azure-openai',
   speaks: 'openai',
-  operations: new Set<Operation>(['chat.completions', 'completions', 'embeddings', 'responses']),
+  // Azure OpenAI has no moderations or rerank endpoints (content filtering is built into its deployments).
+  operations: new Set<Operation>(['chat.completions', 'completions', 'embeddings', 'responses', 'images.generations', 'images.edits', 'audio.transcriptions', 'audio.translations', 'audio.speech']),
   target(backend, operation, deployment, baseUrl) {
     const { origin, prefix } = splitBase(baseUrl)
     const headers: Record<string, string> = { ...backend.headers }

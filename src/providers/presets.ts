@@ -33,7 +33,8 @@ export const PRESETS: readonly Preset[] = [
   { type: 'perplexity', baseUrl: 'https://api.perplexity.ai', operations: CHAT },
   // Local servers: their default ports on this machine.
   { type: 'ollama', baseUrl: 'http://127.0.0.1:11434/v1', operations: ['chat.completions', 'completions', 'embeddings'] },
-  { type: 'vllm', baseUrl: 'http://127.0.0.1:8000/v1', operations: ALL },
+  // vLLM also serves Whisper-style transcription/translation and the Jina/Cohere-shaped `/v1/rerank`.
+  { type: 'vllm', baseUrl: 'http://127.0.0.1:8000/v1', operations: [...ALL, 'audio.transcriptions', 'audio.translations', 'rerank'] },
   { type: 'lmstudio', baseUrl: 'http://127.0.0.1:1234/v1', operations: ['chat.completions', 'completions', 'embeddings'] },
 ]
 

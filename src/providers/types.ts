@@ -39,6 +39,13 @@ export const OPERATION_PATH: Record<Operation, string> = {
   completions: '/completions',
   embeddings: '/embeddings',
   responses: '/responses',
+  'images.generations': '/images/generations',
+  'images.edits': '/images/edits',
+  'audio.transcriptions': '/audio/transcriptions',
+  'audio.translations': '/audio/translations',
+  'audio.speech': '/audio/speech',
+  moderations: '/moderations',
+  rerank: '/rerank',
 }
 
 /** Splits a base URL into origin and a path prefix without a trailing slash. */

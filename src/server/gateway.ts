@@ -43,6 +43,7 @@ import type { ManagementStore } from '../control/management/store.ts'
 import { registerMcp } from '../mcp/routes.ts'
 import { registerPassthrough } from '../passthrough/routes.ts'
 import { registerFiles } from '../files/routes.ts'
+import { registerMedia } from '../media/routes.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -230,6 +231,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   azureRoute('completions', 'completions')
   azureRoute('embeddings', 'embeddings')
   azureRoute('responses', 'responses')
+  // Images, audio, moderations, rerank (src/media/): multipart uploads streamed through, answers in their own forms.
+  registerMedia(app, { ...deps, limits: () => current.snapshot.config.media, admit: (op) => admit(op) })
 
   const listModels = async (req: FastifyRequest, reply: FastifyReply) => {
     const rt = current

@@ -100,8 +100,11 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     const c = ctx
     if (result.kind === 'json') {
       sendJson(c, pipeline, reply, result, door, (text) => finish(result.status, c.usage, null, text, servedBy))
-    } else {
+    } else if (result.kind === 'stream') {
       await relayStream(deps, c, pipeline, raw, result, door, rt.snapshot.config.requestLimits.maxStreamDuration, (usage, error, text) => finish(error ? error.status : 200, usage, error, text, servedBy))
+    } else {
+      result.abort() // raw bodies are the media routes' own (src/media/); the text routes never get one
+      throw new GatewayError(GW_ERR.INTERNAL, 'The backend answered in a form this endpoint does not relay.')
     }
   } catch (err) {
     if (err instanceof ClientAbortError || controller.signal.aborted) {
@@ -297,7 +300,7 @@ export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestCo
 }
 
 /** Runs `complete` hooks and writes the access log, after the response, never delaying it. */
-function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline | null, answered: Outcome): void {
+export function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline | null, answered: Outcome): void {
   if (answered.usage) ctx.usage = answered.usage
   const extra = cancelledTriesUsage(ctx)
   const outcome: Outcome = extra === null ? answered : { ...answered, extraUsage: extra }

@@ -31,6 +31,13 @@ const OPERATION_NAME: Record<Operation, string> = {
   completions: 'text_completion',
   embeddings: 'embeddings',
   responses: 'chat',
+  'images.generations': 'image_generation',
+  'images.edits': 'image_generation',
+  'audio.transcriptions': 'transcription',
+  'audio.translations': 'transcription',
+  'audio.speech': 'speech',
+  moderations: 'moderation',
+  rerank: 'rerank',
 }
 
 

@@ -28,6 +28,14 @@ export const GEN_AI_OPERATION: Record<Operation, string> = {
   completions: 'text_completion',
   embeddings: 'embeddings',
   responses: 'chat',
+  // No well-known GenAI operation names for these yet: the endpoint's own name (the conventions allow custom values).
+  'images.generations': 'images.generations',
+  'images.edits': 'images.edits',
+  'audio.transcriptions': 'audio.transcriptions',
+  'audio.translations': 'audio.translations',
+  'audio.speech': 'audio.speech',
+  moderations: 'moderations',
+  rerank: 'rerank',
 }
 
 /** What a backend's answer says about itself: the conventions' `gen_ai.response.*`. */

@@ -1,6 +1,6 @@
 import { Pool } from 'undici'
 import type { BackendConfig } from '../config/schema.ts'
-import type { JsonResult, StreamResult, UpstreamResult } from '../core/pipeline.ts'
+import type { JsonResult, StreamResult } from '../core/pipeline.ts'
 import { SseParser, type SseFrame } from '../core/sse.ts'
 import type { UpstreamTarget } from '../providers/types.ts'
 import { CredentialsCache, credentialsFor } from '../providers/credentials/index.ts'
@@ -77,7 +77,7 @@ export interface SendOptions {
 }
 
 /** One attempt against one backend. Network failures become UpstreamFailure; HTTP errors come back as results. */
-export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<UpstreamResult> {
+export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<JsonResult | StreamResult> {
   const { backend, target, signal } = opts
   if (signal.aborted) throw abortError()
   // `timeout` covers the whole wait for the response headers, the wait for a free pooled connection included:

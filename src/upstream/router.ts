@@ -32,6 +32,7 @@ import type { UpstreamTarget } from '../providers/types.ts'
 import { noHealthyBackend, Plan, type Choice, type Target } from './failover.ts'
 import { UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 import { clientErrorBody } from './backend-error.ts'
+import { customAttemptOf } from './custom-attempt.ts'
 
 export type BaseUrlOf = (backend: BackendConfig) => string
 
@@ -190,7 +191,7 @@ export class Router {
         this.runModel(ctx, m, controllers[i]!.signal).then(
           (result) => {
             if (done) {
-              if (result.kind === 'stream') result.abort()
+              if (result.kind !== 'json') result.abort()
               else this.billRejected(ctx, m.name, result)
               return over()
             }
@@ -388,11 +389,11 @@ export class Router {
             if (done) {
               // Lost the race after producing content: stop it, and account for what it produced.
               busy?.()
-              if (result.kind === 'stream') result.abort()
+              if (result.kind !== 'json') result.abort()
               if (text) this.chargeLoser(ctx, r.record, text)
               return
             }
-            this.latency.observe(choice.backend.id, result.kind === 'stream', this.clock.now() - startedAt, this.clock.now())
+            this.latency.observe(choice.backend.id, result.kind !== 'json', this.clock.now() - startedAt, this.clock.now())
             if (busy) {
               if (result.kind === 'json') busy()
               else result.abort = endsWith(result.abort, busy)
@@ -467,6 +468,8 @@ export class Router {
     }
     const upstreamModel = backend.models?.[model.name] ?? model.name
     const target = provider.target(backend, ctx.operation, upstreamModel, this.baseUrlOf(backend), ctx.stream)
+    const custom = customAttemptOf(ctx)
+    if (custom) return custom({ backend, upstreamModel, target, pool: this.clients.poolFor(backend, target.origin), credentials: this.clients.credentials.of(backend) }, signal)
     // A provider of another schema gets the hub body translated (pure, so a failover translates again);
     // one of the hub's own schema gets the client's body with only the model replaced. A provider of the client's
     // own (non-hub) schema gets the client's original body: same-schema passthrough.
@@ -585,7 +588,7 @@ function hubErrorBody(e: TranslatedError): Record<string, unknown> {
 }
 
 /** Upstream HTTP errors as the client should see them. Client errors (400, 404, 422) pass through as they are. */
-function statusFailure(backendId: string, status: number, headers: Record<string, string>, body: Record<string, unknown>, overloaded = false): GatewayError {
+export function statusFailure(backendId: string, status: number, headers: Record<string, string>, body: Record<string, unknown>, overloaded = false): GatewayError {
   const retryAfterMs = retryAfterMsFrom(headers)
   if (overloaded && status < 500 && status !== 429) {
     return new UpstreamFailure(GW_ERR.BAD_GATEWAY, `Backend "${backendId}" is overloaded.`, 'status', backendId, 503, retryAfterMs)

@@ -7,6 +7,7 @@ import { geminiDialect } from './gemini.ts'
 import { googleIdentityDialect } from './google-identity.ts'
 import { openaiFilesDialect } from './openai-files.ts'
 import { bedrockInvokeDialect } from './bedrock-invoke.ts'
+import { openaiMediaDialect } from './openai-media.ts'
 
 /**
  * A wire protocol the mock speaks besides OpenAI's (llm.ts): Anthropic Messages, Gemini, Bedrock, identity
@@ -22,4 +23,4 @@ export interface MockDialect {
 }
 
 /** Registered dialects, consulted before the OpenAI routes. */
-export const MOCK_DIALECTS: readonly MockDialect[] = [entraDialect, anthropicDialect, anthropicVertexDialect, geminiDialect, googleIdentityDialect, bedrockDialect, openaiFilesDialect, bedrockInvokeDialect]
+export const MOCK_DIALECTS: readonly MockDialect[] = [entraDialect, anthropicDialect, anthropicVertexDialect, geminiDialect, googleIdentityDialect, bedrockDialect, openaiFilesDialect, bedrockInvokeDialect, openaiMediaDialect]

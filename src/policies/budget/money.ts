@@ -1,5 +1,6 @@
 import type { Usage } from '../../core/usage.ts'
 import type { ModelPrice } from '../../pricing/prices.ts'
+import { mediaCostUsd } from '../../pricing/media.ts'
 
 /** Budgets count integer micro-dollars: exact sums in any store, no float drift across millions of requests. */
 export const MICROS_PER_USD = 1_000_000
@@ -10,6 +11,7 @@ export const MICROS_PER_USD = 1_000_000
  * when the table has none), completion at `output` (reasoning tokens are part of the completion count).
  */
 export function costMicros(price: ModelPrice, usage: Usage): number {
+  if (usage.media) return Math.max(0, Math.ceil(mediaCostUsd(price, usage, usage.media) * MICROS_PER_USD - 1e-6))
   const cached = Math.min(Math.max(0, usage.cachedTokens), usage.promptTokens)
   const uncached = usage.promptTokens - cached
   const v = uncached * price.input + cached * (price.cached ?? price.input) + usage.completionTokens * price.output

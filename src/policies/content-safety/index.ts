@@ -88,7 +88,7 @@ export const contentSafetyPolicy: PolicyFactory<Options> = {
     if (o.onCompletions) {
       policy.backend = (next: Dispatch): Dispatch => async (ctx): Promise<UpstreamResult> => {
         const result = await next(ctx)
-        if (result.status >= 400) return result
+        if (result.status >= 400 || result.kind === 'raw') return result
         if (result.kind === 'json') {
           const segments = completionSegments(ctx.operation, result.body)
           const before = segments.map((s) => s.text)

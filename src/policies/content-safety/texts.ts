@@ -57,6 +57,10 @@ export function promptSegments(op: Operation, body: Obj, scope: CheckScope): Tex
     pushStrings(out, 'user', body, 'prompt')
   } else if (op === 'embeddings') {
     pushStrings(out, 'user', body, 'input')
+  } else if (op === 'images.generations') {
+    pushStrings(out, 'user', body, 'prompt') // media JSON bodies (src/media/): the text a user sent
+  } else if (op === 'audio.speech') {
+    pushStrings(out, 'user', body, 'input')
   } else if (op === 'responses') {
     if (scope.system) pushStrings(out, 'system', body, 'instructions')
     if (typeof body.input === 'string') pushStrings(out, 'user', body, 'input')
