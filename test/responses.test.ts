@@ -107,8 +107,8 @@ describe('Responses on a backend without a Responses API (Anthropic)', () => {
   it('store: false leaves nothing stored; a stored response is found and continued', async () => {
     const kept = await a.responses.create({ model: 'claude-sonnet-4-5', input: 'Remember me.' })
     const gone = await a.responses.create({ model: 'claude-sonnet-4-5', input: 'Forget me.', store: false })
-    assert.equal(kept.store, true)
-    assert.equal(gone.store, false)
+    assert.equal((kept as any).store, true)
+    assert.equal((gone as any).store, false)
     assert.equal((await a.responses.retrieve(kept.id)).id, kept.id)
     assert.equal((await apiError(a.responses.retrieve(gone.id))).status, 404)
     const next = await a.responses.create({ model: 'claude-sonnet-4-5', input: 'Again.', previous_response_id: kept.id })
