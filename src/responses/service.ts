@@ -54,13 +54,16 @@ export class ResponsesService {
 
   /** Stores a response after the current turn of the event loop (never before the answer is on its way). */
   save(r: StoredResponse): void {
-    const size = JSON.stringify(r.input).length + JSON.stringify(r.response).length
-    if (size > this.config().maxStoredBytes) {
-      this.logger.warn({ responseId: r.id, bytes: size }, 'response larger than responses.maxStoredBytes: not stored')
-      return
-    }
+    // Measured and serialised after the answer is sent, never on its path.
     const write = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.store.put(r))
+      .then(() => {
+        const size = JSON.stringify(r.input).length + JSON.stringify(r.response).length
+        if (size > this.config().maxStoredBytes) {
+          this.logger.warn({ responseId: r.id, bytes: size }, 'response larger than responses.maxStoredBytes: not stored')
+          return
+        }
+        return this.store.put(r)
+      })
       .catch((err) => this.logger.warn({ err, responseId: r.id }, 'storing a response failed'))
       .finally(() => { if (this.pending.get(r.id) === write) this.pending.delete(r.id) })
     this.pending.set(r.id, write)
