@@ -113,7 +113,8 @@ export class ResponsesService {
     const m = OUR_ID.exec(id)
     if (found(v) || !m) return v
     const until = Number.parseInt(m[1]!, 16) + SETTLE_WINDOW_MS
-    while (!found(v) && this.now() < until) {
+    // Bounded by count too, so a clock that stands still (tests) cannot make it wait forever.
+    for (let polls = 0; !found(v) && this.now() < until && polls < SETTLE_WINDOW_MS / SETTLE_POLL_MS; polls++) {
       await new Promise((r) => setTimeout(r, SETTLE_POLL_MS))
       v = await read()
     }
