@@ -6,12 +6,15 @@ import { startLedgeredGateway } from './helpers/providers.ts'
 import { startRecordingMock, type RecordingMock } from './helpers/recording-mock.ts'
 import type { TestGateway } from './helpers/gateway.ts'
 import type { UsageRecord } from '../src/stores/ledger.ts'
+import { parseProm, sumOf } from './helpers/prom.ts'
 
 // The Responses API through Sluice on every kind of backend, driven by the official openai SDK: translated for
 // Anthropic, Gemini, Bedrock and chat-only servers (the gateway keeps the conversation), passed through to
 // backends that speak it (the backend keeps it, and follow-ups stick to it).
 const KEY_A = 'sk-responses-team-a'
 const KEY_B = 'sk-responses-team-b'
+const KEY_C = 'sk-responses-team-c'
+const ADMIN = 'admin-token-responses'
 const STATIC = '{ accessKeyId: AKIDEXAMPLE, secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" }'
 const WEATHER = { type: 'function' as const, name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }, strict: false }
 
@@ -25,6 +28,9 @@ let b: OpenAI
 before(async () => {
   ;[up, natA, natB] = await Promise.all([startRecordingMock(), startRecordingMock(), startRecordingMock()])
   tg = await startLedgeredGateway(`
+admin: { host: 127.0.0.1, port: 0, token: ${ADMIN} }
+policies:
+  - token-limit: { counterKey: consumer.id, tokensPerMinute: 1000000 }
 backends:
   - { id: claude, type: anthropic, url: ${up.url}, auth: { apiKey: sk-ant-responses } }
   - { id: gem, type: gemini, url: ${up.url}, auth: { apiKey: AIza-responses }, headers: { x-mock-completion-tokens: '7' } }
@@ -43,6 +49,7 @@ models:
 consumers:
   - { id: team-a, keys: [ { value: ${KEY_A} } ] }
   - { id: team-b, keys: [ { value: ${KEY_B} } ] }
+  - { id: team-c, keys: [ { value: ${KEY_C} } ] }
 `)
   a = new OpenAI({ baseURL: `${tg.url}/v1`, apiKey: KEY_A, maxRetries: 0 })
   b = new OpenAI({ baseURL: `${tg.url}/v1`, apiKey: KEY_B, maxRetries: 0 })
@@ -303,5 +310,32 @@ describe('bad input', () => {
       assert.equal(got.status, 200)
       assert.equal(((await got.json()) as { id: string }).id, r.id)
     }
+  })
+})
+
+describe('limits and metrics', () => {
+  it('token limits and metrics count Responses calls (translated and native, streamed and not) like chat completions', async () => {
+    const c = new OpenAI({ baseURL: `${tg.url}/v1`, apiKey: KEY_C, maxRetries: 0 })
+    const usages: Array<{ input_tokens: number; output_tokens: number }> = []
+    usages.push((await c.responses.create({ model: 'claude-sonnet-4-5', input: 'Count me.' })).usage!)
+    const s = await c.responses.create({ model: 'claude-sonnet-4-5', input: 'Count me too.', stream: true })
+    for await (const ev of s) if (ev.type === 'response.completed') usages.push(ev.response.usage!)
+    usages.push((await c.responses.create({ model: 'gpt-4o', input: 'And me.', max_output_tokens: 4 })).usage!)
+    assert.equal(usages.length, 3)
+    const prompt = usages.reduce((n, u) => n + u.input_tokens, 0)
+    const completion = usages.reduce((n, u) => n + u.output_tokens, 0)
+    const admin = (path: string) => fetch(`${tg.adminUrl}${path}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    let used = -1
+    let samples: ReturnType<typeof parseProm> = []
+    for (let i = 0; i < 250; i++) {
+      used = ((await (await admin('/admin/limits?key=team-c')).json()) as { limits: Array<{ windows: Array<{ used: number }> }> }).limits[0]!.windows[0]!.used
+      samples = parseProm(await (await admin('/metrics')).text())
+      if (used === prompt + completion && sumOf(samples, 'sluice_requests_total', { consumer: 'team-c' }) === 3) break
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.equal(used, prompt + completion, 'the token counter settled on the usage the client saw')
+    assert.equal(sumOf(samples, 'sluice_tokens_total', { consumer: 'team-c', type: 'prompt' }), prompt)
+    assert.equal(sumOf(samples, 'sluice_tokens_total', { consumer: 'team-c', type: 'completion' }), completion)
+    assert.equal(sumOf(samples, 'sluice_requests_total', { consumer: 'team-c', status: '200' }), 3)
   })
 })
