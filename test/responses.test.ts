@@ -200,6 +200,47 @@ describe('Responses on a backend without a Responses API (Anthropic)', () => {
   })
 })
 
+describe('what coding agents send', () => {
+  it('a Codex-shaped streamed turn (store: false, include, prompt_cache_key, reasoning, hosted + custom + function tools) completes; its items go back as input', async () => {
+    const body = {
+      model: 'claude-sonnet-4-5', instructions: 'You are a coding agent.', stream: true as const, store: false, parallel_tool_calls: false, tool_choice: 'auto' as const,
+      include: ['reasoning.encrypted_content'], prompt_cache_key: 'session-1', reasoning: { effort: 'low' as const, summary: 'auto' as const }, text: { verbosity: 'low' as const },
+      max_output_tokens: 4000,
+      tools: [
+        { type: 'function', name: 'shell', description: 'Run a command', parameters: { type: 'object', properties: { command: { type: 'array', items: { type: 'string' } } }, required: ['command'] }, strict: false },
+        { type: 'custom', name: 'apply_patch', description: 'Apply a patch', format: { type: 'grammar', syntax: 'lark', definition: 'start: /.+/' } },
+        { type: 'web_search' },
+      ] as any[],
+    }
+    const first: any[] = []
+    const s1 = await a.responses.create({ ...body, input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Fix it [[mock-tool:apply_patch {"input":"*** Begin Patch"}]]' }] }] })
+    for await (const ev of s1) first.push(ev)
+    const done1 = first.at(-1)
+    assert.equal(done1.type, 'response.completed')
+    const items = done1.response.output as any[]
+    assert.deepEqual(items.map((it) => it.type), ['reasoning', 'custom_tool_call'])
+    assert.ok(items[0].encrypted_content.startsWith('sluice1.'))
+    assert.deepEqual([items[1].name, items[1].input], ['apply_patch', '*** Begin Patch'])
+    assert.ok(first.some((e) => e.type === 'response.custom_tool_call_input.done' && e.input === '*** Begin Patch'))
+    assert.ok(first.some((e) => e.type === 'response.reasoning_summary_text.delta'))
+    // The next turn, as Codex sends it with store: false: everything so far plus the tool's output.
+    const s2 = await a.responses.create({ ...body, input: [
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Fix it [[mock-tool:apply_patch {"input":"*** Begin Patch"}]]' }] },
+      ...items,
+      { type: 'custom_tool_call_output', call_id: items[1].call_id, output: 'Done!' },
+    ] as any[] })
+    let final: any = null
+    for await (const ev of s2) if (ev.type === 'response.completed') final = ev.response
+    assert.equal(final.output.at(-1).type, 'message')
+    const sent = sentToAnthropic()
+    assert.deepEqual(sent.messages.map((m) => m.role), ['user', 'assistant', 'user'])
+    assert.deepEqual(sent.messages[1]!.content.map((c: any) => c.type), ['thinking', 'tool_use'])
+    assert.deepEqual(sent.messages[2]!.content.map((c: any) => [c.type, c.content]), [['tool_result', 'Done!']])
+    // Nothing was stored (store: false).
+    assert.equal((await apiError(a.responses.retrieve(done1.response.id))).status, 404)
+  })
+})
+
 describe('Responses on Gemini, Bedrock and chat-only backends', () => {
   it('Gemini answers a Responses call, streamed and not', async () => {
     const r = await a.responses.create({ model: 'gemini-2.5-flash', input: 'Hello Gemini' })
