@@ -46,6 +46,7 @@ models:
   - { name: nova, target: bed }
   - { name: small-chat, target: chat }
   - { name: gpt-4o, target: natives }
+  - { name: gpt-4o-a, target: nat-a }
 consumers:
   - { id: team-a, keys: [ { value: ${KEY_A} } ] }
   - { id: team-b, keys: [ { value: ${KEY_B} } ] }
@@ -304,6 +305,18 @@ describe('Responses passed through to backends that speak it', () => {
     assert.equal((await a.responses.retrieve(prev.id)).id, prev.id)
     await a.responses.delete(prev.id)
     assert.equal((await apiError(a.responses.retrieve(prev.id))).status, 404)
+  })
+
+  it('an id the gateway never recorded goes to a model whose backends all keep their own state, and they decide', async () => {
+    const direct = new OpenAI({ baseURL: `${natA.url}/v1`, apiKey: 'k', maxRetries: 0 })
+    const made = await direct.responses.create({ model: 'gpt-4o', input: 'Made outside the gateway.' })
+    const next = await a.responses.create({ model: 'gpt-4o-a', input: 'Continue.', previous_response_id: made.id })
+    assert.equal(next.previous_response_id, made.id)
+    const unknown = await apiError(a.responses.create({ model: 'gpt-4o-a', input: 'Continue.', previous_response_id: 'resp_nobody_made_this' }))
+    assert.deepEqual([unknown.status, unknown.code], [400, 'previous_response_not_found'])
+    // A model with a backend the gateway translates for refuses it itself (it would lose the conversation).
+    const translated = await apiError(a.responses.create({ model: 'claude-sonnet-4-5', input: 'Continue.', previous_response_id: made.id }))
+    assert.deepEqual([translated.status, translated.code], [400, 'previous_response_not_found'])
   })
 
   it('a streamed native answer is relayed as the backend sent it and accounted', async () => {

@@ -9,6 +9,7 @@ import { proxyRequest, type ProxyDeps } from '../server/proxy.ts'
 import { responsesDoor } from '../server/front-doors/responses.ts'
 import { clientOutput } from '../translate/responses-to-openai.ts'
 import { previousNotFound, type Continuation, type ResponsesService } from './service.ts'
+import { speaksResponses } from './native.ts'
 import type { StoredResponse } from './store.ts'
 
 type Json = Record<string, unknown>
@@ -56,11 +57,31 @@ async function create(deps: ResponsesRouteDeps, req: FastifyRequest, reply: Fast
   const prev = body && typeof body === 'object' ? body.previous_response_id : undefined
   if (typeof prev === 'string') {
     if (!ID.test(prev)) throw previousNotFound(prev)
-    previous = await deps.service.continuation(prev, principal.consumerId)
-    if (previous.kind === 'native') checkServes(deps, previous.backendId, typeof body!.model === 'string' ? body!.model : deployment, prev)
+    const model = typeof body!.model === 'string' ? body!.model : deployment
+    try {
+      previous = await deps.service.continuation(prev, principal.consumerId)
+    } catch (err) {
+      // An id the gateway never recorded (made before, or elsewhere) may still be known to a backend that keeps
+      // its own state: when every backend of the model does, the request goes up as it came and they decide.
+      if (!(err instanceof GatewayError && err.code === 'previous_response_not_found' && allNative(deps, model))) throw err
+    }
+    if (previous?.kind === 'native') checkServes(deps, previous.backendId, model, prev)
   }
   const door = responsesDoor({ service: deps.service, consumerId: principal.consumerId, previous, now: deps.proxy.now })
   return proxyRequest(deps.proxy, req, reply, 'chat.completions', deployment, door)
+}
+
+/** Whether every backend that can serve the model (its target's members) speaks Responses natively. */
+function allNative(deps: ResponsesRouteDeps, model: string | null): boolean {
+  const snapshot = deps.proxy.runtime().snapshot
+  const m = model === null ? undefined : snapshot.models.get(model)
+  if (!m || !m.target || m.fallbacks.length) return false
+  const pool = snapshot.pools.get(m.target)
+  const ids = pool ? pool.members.map((x) => x.backend) : [m.target]
+  return ids.every((id) => {
+    const b = snapshot.backends.get(id)
+    return b !== undefined && speaksResponses(providerFor(b.type), b)
+  })
 }
 
 /** A natively kept conversation can only go on where its state is: the backend must serve the model. */
