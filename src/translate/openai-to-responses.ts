@@ -65,11 +65,15 @@ class ResponsesEventDecoder implements StreamDecoder {
   private started = false
   private calls = new Map<string, number>()
   private ended = false
-  constructor(private readonly tc: TranslateContext) {}
+  /** The hub chunks carry the backend's response id (as a translated answer carries the backend's message id). */
+  private id: string
+  constructor(private readonly tc: TranslateContext) {
+    this.id = `chatcmpl-${tc.requestId}`
+  }
 
   private chunk(delta: Json | null, finish: HubFinishReason | null = null, usage?: Json): Json {
     const choice = delta === null ? null : { index: 0, delta, finish_reason: finish }
-    return hubChunk(`chatcmpl-${this.tc.requestId}`, this.tc.publicModel, this.tc.created, choice, usage)
+    return hubChunk(this.id, this.tc.publicModel, this.tc.created, choice, usage)
   }
 
   push(event: { data: string }): readonly Json[] {
@@ -79,6 +83,8 @@ class ResponsesEventDecoder implements StreamDecoder {
     const out: Json[] = []
     if (!this.started) {
       this.started = true
+      const r = e.response as Json | undefined
+      if (r && typeof r.id === 'string') this.id = r.id.slice(0, 256)
       out.push(this.chunk({ role: 'assistant', content: '' }))
     }
     switch (e.type) {
