@@ -6,6 +6,7 @@ import { parseDuration } from '../core/duration.ts'
 import { mcpSection, productMcp } from '../mcp/config.ts'
 import { filesSection } from '../files/config.ts'
 import { passthroughSection } from '../passthrough/config.ts'
+import { responsesSection } from '../responses/config.ts'
 
 export { duration, byteSize, text } from './schema-units.ts'
 
@@ -76,6 +77,11 @@ const backend = z.strictObject({
   /** Vertex AI: the publisher of the models (default: `anthropic` for claude-* model ids, `google` otherwise). */
   publisher: z.enum(['google', 'anthropic']).optional(),
   headers: z.record(z.string(), text()).optional(),
+  /**
+   * OpenAI Responses requests: `native` passes them through (default where the provider serves the Responses API),
+   * `translate` sends them as chat completions with the conversation kept by the gateway (chat-only servers).
+   */
+  responses: z.enum(['native', 'translate']).optional(),
   /** Time to the response headers (first byte). */
   timeout: duration.default(60_000),
   connectTimeout: duration.default(5_000),
@@ -357,6 +363,8 @@ export const configSchema = z.strictObject({
     /** Where such uploads are spooled (default: the OS temp directory); each file is removed when its request ends. */
     spoolDir: z.string().min(1).optional(),
   }).default({ maxUploadBytes: 50 * 1024 * 1024, routingPrefixBytes: 256 * 1024 }),
+  /** OpenAI Responses API state kept by the gateway (src/responses/): retention and bounds. */
+  responses: responsesSection,
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
     models: z.record(z.string(), z.strictObject({
