@@ -46,7 +46,7 @@ import { errorBody } from './errors.ts';
 import { after, commonHeaders, effective, elapsed, header, rid, sendJson, type Ctx, type Effective } from './engine.ts';
 import { MOCK_DIALECTS } from './dialects/index.ts';
 import { MockIdentity } from './identity.ts';
-import { argumentPieces, callId, planToolCalls, toolCallTokens, type PlannedCall, type ToolRequest } from './tools.ts';
+import { answerPieces, argumentPieces, callId, planToolCalls, toolCallTokens, toolEchoAnswer, type PlannedCall, type ToolRequest } from './tools.ts';
 import { handleSafety, isSafetyPath } from './content-safety.ts';
 
 export interface MockOptions {
@@ -529,6 +529,43 @@ function responsesMessages(body: Body): unknown[] {
   return msgs;
 }
 
+/** A Responses request's function tools, tool_choice and last user text, in the neutral terms of tools.ts. */
+function responsesToolRequest(body: Body): ToolRequest {
+  // Top-level function tools only: hosted tools (web_search…) are the provider's to run, and a `namespace`
+  // group's members are not callable by their bare name.
+  const tools = Array.isArray(body.tools)
+    ? (body.tools as Body[]).flatMap((t) => (t?.type === 'function' && typeof t.name === 'string' ? [{ name: t.name, schema: (t.parameters as Body | undefined) ?? {} }] : []))
+    : [];
+  const c = body.tool_choice as any;
+  const choice: ToolRequest['choice'] =
+    c === 'required' ? 'any' : c === 'none' ? 'none' : c && typeof c === 'object' && c.type === 'function' && typeof c.name === 'string' ? { name: c.name } : 'auto';
+  let lastUserText: string | null = null;
+  const inp = body.input;
+  if (typeof inp === 'string') lastUserText = inp;
+  else if (Array.isArray(inp)) {
+    // The last item that is not a system/developer message (agents put their context there).
+    const last = [...inp].reverse().find((it: any) => !(it && (it.role === 'system' || it.role === 'developer'))) as Body | undefined;
+    if (last && last.role === 'user' && (last.type === undefined || last.type === 'message')) {
+      const content = last.content;
+      lastUserText = typeof content === 'string' ? content : Array.isArray(content) ? content.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('\n') : '';
+    }
+  }
+  return { tools, choice, lastUserText };
+}
+
+/** The outputs of the function calls that end a Responses input (null when it ends otherwise). */
+function responsesToolResults(body: Body): string[] | null {
+  if (!Array.isArray(body.input)) return null;
+  const out: string[] = [];
+  for (let i = body.input.length - 1; i >= 0; i--) {
+    const it = body.input[i] as Body | undefined;
+    if (it?.type !== 'function_call_output') break;
+    const o = it.output;
+    out.unshift(typeof o === 'string' ? o : Array.isArray(o) ? o.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('') : '');
+  }
+  return out.length ? out : null;
+}
+
 function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   const model = requireModel(body, deployment);
   if (body.input === undefined || body.input === null) missing('input');
@@ -536,17 +573,28 @@ function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   const promptTokens = countChatPromptTokens(msgs, body.tools, requestCounter());
   ctx.promptTokens = promptTokens;
   const maxOut = optInt(body, 'max_output_tokens', 1);
-  const { count, truncated } = planLength(ctx.eff, maxOut);
-  const comp = makeCompletion(fnv1a(promptSeedText(msgs)), 0, count);
+  const seed = fnv1a(promptSeedText(msgs));
+  // What the answer is: function calls (a marker, x-mock-tool-call, a demanding tool_choice), a quote of the tool
+  // results (x-mock-tool-echo), or the mock's prose.
+  const calls = planToolCalls(ctx.req, responsesToolRequest(body));
+  const echo = calls.length ? null : toolEchoAnswer(ctx.req, responsesToolResults(body));
+  const planned = planLength(ctx.eff, maxOut);
+  const count = calls.length ? 0 : echo !== null ? answerPieces(echo).length : planned.count;
+  const truncated = !calls.length && echo === null && planned.truncated;
+  const comp = makeCompletion(seed, 0, count);
+  const textOf = (): string => (echo !== null ? echo : completionText(comp));
+  const pieceAt = (step: number): string => (echo !== null ? JSON.stringify(answerPieces(echo)[step]) : pieceJson(comp, step));
+  const outputTokens = calls.length ? toolCallTokens(calls) : echo !== null ? countTextTokens(echo) : count;
   const id = 'resp_' + rid(24);
   const msgId = 'msg_' + rid(24);
+  const callItems = calls.map((c, i) => ({ id: callId('fc_', seed, i), type: 'function_call', status: 'completed', arguments: c.arguments, call_id: callId('call_', seed, i), name: c.name }));
   const createdAt = Math.floor(Date.now() / 1000);
   const usage = {
     input_tokens: promptTokens,
     input_tokens_details: { cached_tokens: 0 },
-    output_tokens: count,
+    output_tokens: outputTokens,
     output_tokens_details: { reasoning_tokens: 0 },
-    total_tokens: promptTokens + count,
+    total_tokens: promptTokens + outputTokens,
   };
   const base = (status: string, output: unknown[], u: unknown) => ({
     id,
@@ -579,11 +627,12 @@ function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   const finalStatus = truncated ? 'incomplete' : 'completed';
   const outPart = (text: string) => ({ type: 'output_text', annotations: [], logprobs: [], text });
   const message = (text: string, status: string) => ({ id: msgId, type: 'message', status, content: [outPart(text)], role: 'assistant' });
+  const output = (): unknown[] => (calls.length ? callItems : [message(textOf(), finalStatus)]);
 
   if (body.stream !== true) {
-    after(ctx, nonStreamDelay(ctx.eff, count) - elapsed(ctx), () => {
-      ctx.stats.completionTokensSent += count;
-      sendJson(ctx, 200, base(finalStatus, [message(completionText(comp), finalStatus)], usage));
+    after(ctx, nonStreamDelay(ctx.eff, Math.max(1, count)) - elapsed(ctx), () => {
+      ctx.stats.completionTokensSent += outputTokens;
+      sendJson(ctx, 200, base(finalStatus, output(), usage));
     });
     return;
   }
@@ -591,31 +640,56 @@ function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   let seq = 0;
   const ev = (type: string, rest: string): string => `event: ${type}\ndata: {"type":"${type}","sequence_number":${seq++}${rest}}\n\n`;
   const loc = `"item_id":"${msgId}","output_index":0,"content_index":0`;
+  const created = (): string => {
+    const r = JSON.stringify(base('in_progress', [], null));
+    return ev('response.created', `,"response":${r}`) + ev('response.in_progress', `,"response":${r}`);
+  };
+  const completed = (): string =>
+    ev(finalStatus === 'completed' ? 'response.completed' : 'response.incomplete', `,"response":${JSON.stringify(base(finalStatus, output(), usage))}`);
+  const streamError = () =>
+    ev('error', `,"code":"server_error","message":"The server had an error while processing your request. (mock stream error)","param":null`);
+
+  if (calls.length) {
+    // Each call: added (empty arguments), the arguments in small deltas, done, then the item done.
+    const events: string[] = [];
+    callItems.forEach((item, i) => {
+      const at = `"item_id":"${item.id}","output_index":${i}`;
+      for (const piece of argumentPieces(item.arguments)) events.push(ev('response.function_call_arguments.delta', `,${at},"delta":${JSON.stringify(piece)}`));
+      events.push(ev('response.function_call_arguments.done', `,${at},"arguments":${JSON.stringify(item.arguments)}`) + ev('response.output_item.done', `,"output_index":${i},"item":${JSON.stringify(item)}`));
+      if (i + 1 < callItems.length) events[events.length - 1] += ev('response.output_item.added', `,"output_index":${i + 1},"item":${JSON.stringify({ ...callItems[i + 1], status: 'in_progress', arguments: '' })}`);
+    });
+    runStream(ctx, {
+      steps: events.length,
+      choices: 1,
+      head: () => created() + ev('response.output_item.added', `,"output_index":0,"item":${JSON.stringify({ ...callItems[0], status: 'in_progress', arguments: '' })}`),
+      token: (_c, step) => events[step]!,
+      tail: completed,
+      error: streamError,
+    });
+    return;
+  }
+
   runStream(ctx, {
     steps: count,
     choices: 1,
     head() {
-      const r = JSON.stringify(base('in_progress', [], null));
       return (
-        ev('response.created', `,"response":${r}`) +
-        ev('response.in_progress', `,"response":${r}`) +
+        created() +
         ev('response.output_item.added', `,"output_index":0,"item":${JSON.stringify({ id: msgId, type: 'message', status: 'in_progress', content: [], role: 'assistant' })}`) +
         ev('response.content_part.added', `,${loc},"part":${JSON.stringify(outPart(''))}`)
       );
     },
-    token: (_c, step) => ev('response.output_text.delta', `,${loc},"delta":${pieceJson(comp, step)},"logprobs":[]`),
+    token: (_c, step) => ev('response.output_text.delta', `,${loc},"delta":${pieceAt(step)},"logprobs":[]`),
     tail() {
-      const text = completionText(comp);
-      const done = finalStatus === 'completed' ? 'response.completed' : 'response.incomplete';
+      const text = textOf();
       return (
         ev('response.output_text.done', `,${loc},"text":${JSON.stringify(text)},"logprobs":[]`) +
         ev('response.content_part.done', `,${loc},"part":${JSON.stringify(outPart(text))}`) +
         ev('response.output_item.done', `,"output_index":0,"item":${JSON.stringify(message(text, finalStatus))}`) +
-        ev(done, `,"response":${JSON.stringify(base(finalStatus, [message(text, finalStatus)], usage))}`)
+        completed()
       );
     },
-    error: () =>
-      ev('error', `,"code":"server_error","message":"The server had an error while processing your request. (mock stream error)","param":null`),
+    error: streamError,
   });
 }
 

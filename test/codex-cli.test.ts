@@ -1,0 +1,134 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SLUICE_KEY, startLedgeredGateway } from './helpers/providers.ts'
+import { CODEX, runCodex, type CodexRun } from './helpers/codex.ts'
+import { startRecordingMock, type Exchange, type RecordingMock } from './helpers/recording-mock.ts'
+
+/**
+ * Codex CLI (@openai/codex 0.171, the native binary) pointed at Sluice by a model provider with
+ * `wire_api = "responses"` and a Sluice key. The prompt carries the mock's marker, so the mock's first answer is
+ * an `exec_command` call (Codex's shell tool) running `cat answer.txt`; Codex runs it in the workspace and sends
+ * the output back as a `function_call_output`; the mock (x-mock-tool-echo, set on the backend) answers by quoting
+ * that output, which ends the task. What Codex sends on the way is what it always sends (captured in
+ * test/fixtures/codex/): namespace tool groups, the hosted web_search tool, include of encrypted reasoning,
+ * prompt_cache_key, store: false. Nothing leaves loopback: the helper's tripwire proxy sees every attempt.
+ */
+
+const SECRET = '4217'
+const MARKER = `[[mock-tool:exec_command {"cmd":"cat answer.txt"}]]`
+const PROMPT = `Run \`cat answer.txt\` and tell me the number it holds. ${MARKER}`
+const skip = !existsSync(CODEX) && 'codex binary not installed'
+
+/** The `usage` of the terminal event of a recorded Responses stream (response.completed). */
+function responsesUsageOf(ex: Exchange): { input_tokens: number; output_tokens: number; input_tokens_details?: { cached_tokens?: number }; output_tokens_details?: { reasoning_tokens?: number } } {
+  for (const block of ex.response.split('\n\n')) {
+    const data = block.split('\n').find((l) => l.startsWith('data: '))
+    if (!data) continue
+    const j = JSON.parse(data.slice(6)) as { type: string; response?: { usage?: any } }
+    if (j.type === 'response.completed' && j.response?.usage) return j.response.usage
+  }
+  throw new Error(`no response.completed usage in the recorded stream: ${ex.response.slice(0, 300)}`)
+}
+
+/** The `usage` of a recorded Anthropic stream: message_start's input figures plus message_delta's output. */
+function anthropicUsageOf(ex: Exchange): { input_tokens: number; output_tokens: number; cache_read_input_tokens: number; cache_creation_input_tokens: number } {
+  let start: any
+  let delta: any
+  for (const block of ex.response.split('\n\n')) {
+    const data = block.split('\n').find((l) => l.startsWith('data: '))
+    if (!data) continue
+    const j = JSON.parse(data.slice(6)) as { type: string; message?: { usage?: any }; usage?: any }
+    if (j.type === 'message_start') start = j.message?.usage
+    if (j.type === 'message_delta') delta = j.usage
+  }
+  if (!start || !delta) throw new Error(`no usage in the recorded Anthropic stream: ${ex.response.slice(0, 300)}`)
+  return { ...start, ...delta }
+}
+
+/** Runs the task in a fresh workspace holding answer.txt, and checks what every backend-neutral part proves. */
+async function runTask(baseUrl: string): Promise<CodexRun> {
+  const home = mkdtempSync(join(tmpdir(), 'sluice-codex-home-'))
+  const work = mkdtempSync(join(tmpdir(), 'sluice-codex-work-'))
+  try {
+    writeFileSync(join(work, 'answer.txt'), `${SECRET}\n`)
+    const run = await runCodex({ prompt: PROMPT, cwd: work, home, baseUrl, apiKey: SLUICE_KEY, model: 'gpt-5.4', timeoutMs: 90_000 })
+    assert.equal(run.code, 0, `codex failed: ${run.err.slice(-1500)}\n${run.out.slice(-1500)}`)
+    assert.deepEqual(run.egress, [], 'Codex tried to reach a non-loopback address')
+    // The tool really ran, in the workspace, and printed the file.
+    const commands = run.events.filter((e) => e.type === 'item.completed' && e.item?.type === 'command_execution')
+    assert.equal(commands.length, 1, run.out)
+    assert.match(commands[0]!.item!.command!, /cat answer\.txt/)
+    assert.equal(commands[0]!.item!.exit_code, 0)
+    assert.equal(commands[0]!.item!.aggregated_output, `${SECRET}\n`)
+    // The task completed, and the final message carries the file's content (it made the round trip via the model).
+    assert.ok(run.events.some((e) => e.type === 'turn.completed'), run.out)
+    assert.ok(!run.events.some((e) => e.type === 'turn.failed' || e.type === 'error'), run.out)
+    assert.match(run.lastMessage, new RegExp(`\\b${SECRET}\\b`))
+    return run
+  } finally {
+    rmSync(home, { recursive: true, force: true })
+    rmSync(work, { recursive: true, force: true })
+  }
+}
+
+/** The ledger rows of the run equal, turn by turn, what the backend reported; and Codex saw the same sum. */
+function assertLedger(rows: { status: number; consumer: string | null; backend: string | null; model: string | null; promptTokens: number; completionTokens: number; cachedTokens: number; stream: boolean }[], reported: { p: number; c: number; cached: number }[], run: CodexRun, backend: string): void {
+  assert.equal(rows.length, reported.length)
+  assert.ok(rows.length >= 2, 'a tool call turn and a final turn')
+  for (const r of rows) {
+    assert.deepEqual({ status: r.status, consumer: r.consumer, backend: r.backend, model: r.model, stream: r.stream }, { status: 200, consumer: 'coder', backend, model: 'gpt-5.4', stream: true })
+    assert.ok(r.promptTokens > 0 && r.completionTokens > 0, `every turn has usage: ${JSON.stringify(r)}`)
+  }
+  const order = (a: { p: number; c: number }, b: { p: number; c: number }) => a.p - b.p || a.c - b.c
+  assert.deepEqual(rows.map((r) => ({ p: r.promptTokens, c: r.completionTokens, cached: r.cachedTokens })).sort(order), [...reported].sort(order))
+  // Codex's own account of the turn (turn.completed usage) is the sum of what the backend reported.
+  const usage = run.events.find((e) => e.type === 'turn.completed')!.usage!
+  assert.equal(usage.input_tokens, reported.reduce((n, r) => n + r.p, 0))
+  assert.equal(usage.output_tokens, reported.reduce((n, r) => n + r.c, 0))
+}
+
+test('Codex completes a shell-tool task through Sluice served by the mock speaking OpenAI (Responses passthrough)', { skip, timeout: 150_000 }, async () => {
+  const mock: RecordingMock = await startRecordingMock()
+  const tg = await startLedgeredGateway(`
+backends:
+  - id: openai-mock
+    type: openai
+    url: ${mock.url}/v1
+    auth: { apiKey: sk-upstream-openai-codex }
+    headers: { x-mock-tool-echo: 'true' }
+models:
+  - { name: gpt-5.4, target: openai-mock }
+consumers:
+  - { id: coder, keys: [ { value: ${SLUICE_KEY} } ] }
+`)
+  try {
+    const run = await runTask(`${tg.url}/v1`)
+    // Every call reached the backend as a Responses request with the backend's key, never the Sluice key.
+    assert.ok(mock.exchanges.length >= 2)
+    for (const e of mock.exchanges) {
+      assert.deepEqual({ method: e.method, url: e.url, status: e.status }, { method: 'POST', url: '/v1/responses', status: 200 })
+      assert.equal(e.headers.authorization, 'Bearer sk-upstream-openai-codex')
+      assert.doesNotMatch(JSON.stringify(e.headers), new RegExp(SLUICE_KEY))
+    }
+    // Codex's specifics went up unchanged (same schema: no translation, nothing omitted).
+    const first = JSON.parse(mock.exchanges[0]!.body) as Record<string, any>
+    assert.equal(first.store, false)
+    assert.deepEqual(first.include, ['reasoning.encrypted_content'])
+    assert.equal(typeof first.prompt_cache_key, 'string')
+    assert.ok(first.tools.some((t: any) => t.type === 'namespace' && Array.isArray(t.tools)))
+    assert.ok(first.tools.some((t: any) => t.type === 'web_search'))
+    // The second turn carries the call and its output back.
+    const second = JSON.parse(mock.exchanges[1]!.body) as Record<string, any>
+    const output = second.input.find((i: any) => i.type === 'function_call_output')
+    assert.match(output.output, new RegExp(SECRET))
+
+    const reported = mock.exchanges.map(responsesUsageOf).map((u) => ({ p: u.input_tokens, c: u.output_tokens, cached: u.input_tokens_details?.cached_tokens ?? 0 }))
+    assertLedger([...(await tg.rows()).values()], reported, run, 'openai-mock')
+  } finally {
+    await tg.close()
+    await mock.close()
+  }
+})
