@@ -273,6 +273,8 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
   const seed = fnv1a(promptSeedText(messages));
   const calls = planToolCalls(ctx.req, openaiToolRequest(body, messages));
   if (calls.length) return chatToolCalls(ctx, body, model, promptTokens, seed, calls);
+  const echo = toolEchoAnswer(ctx.req, chatToolResults(messages));
+  if (echo !== null) return chatEcho(ctx, body, model, promptTokens, echo);
   const { count, truncated } = planLength(ctx.eff, maxTokens);
   const finish = truncated ? 'length' : 'stop';
   const comps: Completion[] = [];
@@ -396,6 +398,59 @@ function chatToolCalls(ctx: Ctx, body: Body, model: string, promptTokens: number
     token: (_c, step) => events[step]!,
     tail() {
       let s = ev({}, 'tool_calls');
+      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, completion))}}\n\n`;
+      return s + 'data: [DONE]\n\n';
+    },
+    error: () => streamErrorData(),
+  });
+}
+
+/** The contents of the tool messages that end a chat (null when it ends otherwise). */
+function chatToolResults(messages: unknown[]): string[] | null {
+  const out: string[] = [];
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i] as Body | undefined;
+    if (m?.role !== 'tool') break;
+    const c = m.content;
+    out.unshift(typeof c === 'string' ? c : Array.isArray(c) ? c.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('') : '');
+  }
+  return out.length ? out : null;
+}
+
+/** A text answer quoting the tool results (x-mock-tool-echo), one choice, streamed in word pieces. */
+function chatEcho(ctx: Ctx, body: Body, model: string, promptTokens: number, text: string): void {
+  const id = 'chatcmpl-' + rid(12);
+  const created = Math.floor(Date.now() / 1000);
+  const completion = countTextTokens(text);
+  const pieces = answerPieces(text);
+  if (body.stream !== true) {
+    after(ctx, nonStreamDelay(ctx.eff, pieces.length) - elapsed(ctx), () => {
+      ctx.stats.completionTokensSent += completion;
+      sendJson(ctx, 200, {
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+        usage: usageObj(promptTokens, completion),
+        service_tier: 'default',
+        system_fingerprint: FP,
+      });
+    });
+    return;
+  }
+  const so = body.stream_options as Body | undefined;
+  const includeUsage = !!so && so.include_usage === true;
+  const usageNull = includeUsage ? ',"usage":null' : '';
+  const pre = `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"${FP}","choices":[`;
+  const ev = (delta: unknown, finish: string | null = null) => `${pre}{"index":0,"delta":${JSON.stringify(delta)},"logprobs":null,"finish_reason":${finish === null ? 'null' : `"${finish}"`}}]${usageNull}}\n\n`;
+  runStream(ctx, {
+    steps: pieces.length,
+    choices: 1,
+    head: () => ev({ role: 'assistant', content: '', refusal: null }),
+    token: (_c, step) => ev({ content: pieces[step] }),
+    tail() {
+      let s = ev({}, 'stop');
       if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, completion))}}\n\n`;
       return s + 'data: [DONE]\n\n';
     },
