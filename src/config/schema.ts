@@ -4,6 +4,7 @@ import { authSchema } from '../auth/jwt/config.ts'
 import { expiryDate, ipFilterSchema } from '../auth/schema.ts'
 import { parseDuration } from '../core/duration.ts'
 import { mcpSection, productMcp } from '../mcp/config.ts'
+import { responsesSection } from '../responses/config.ts'
 
 export { duration, byteSize, text } from './schema-units.ts'
 
@@ -61,6 +62,11 @@ const backend = z.strictObject({
   /** Vertex AI: the publisher of the models (default: `anthropic` for claude-* model ids, `google` otherwise). */
   publisher: z.enum(['google', 'anthropic']).optional(),
   headers: z.record(z.string(), text()).optional(),
+  /**
+   * OpenAI Responses requests: `native` passes them through (default where the provider serves the Responses API),
+   * `translate` sends them as chat completions with the conversation kept by the gateway (chat-only servers).
+   */
+  responses: z.enum(['native', 'translate']).optional(),
   /** Time to the response headers (first byte). */
   timeout: duration.default(60_000),
   connectTimeout: duration.default(5_000),
@@ -313,6 +319,8 @@ export const configSchema = z.strictObject({
   }).default({ resync: 5_000 }),
   /** MCP gateway: REST APIs as MCP servers, passthrough and aggregation (src/mcp/). */
   mcp: mcpSection,
+  /** OpenAI Responses API state kept by the gateway (src/responses/): retention and bounds. */
+  responses: responsesSection,
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
     models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional() })).default({}),

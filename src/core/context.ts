@@ -61,6 +61,8 @@ export interface ClientRequest {
   readonly omitted: readonly string[]
   /** Client headers that go up with a passthrough request (e.g. `anthropic-beta`: the body may need them). */
   readonly headers?: Readonly<Record<string, string>>
+  /** Only this backend may serve the request (a Responses follow-up whose conversation state that backend keeps). */
+  readonly backend?: string
 }
 
 /** What a new request context is made from; everything else starts empty (no principal, usage or attempts). */

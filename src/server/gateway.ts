@@ -41,6 +41,9 @@ import { createFinops, type Finops } from '../finops/wiring.ts'
 import { registerSelfService } from '../finops/self-service.ts'
 import type { ManagementStore } from '../control/management/store.ts'
 import { registerMcp } from '../mcp/routes.ts'
+import { registerResponses } from '../responses/routes.ts'
+import { ResponsesService } from '../responses/service.ts'
+import { createResponseStore } from '../responses/factory.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -213,12 +216,10 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   route('/v1/chat/completions', 'chat.completions')
   route('/v1/completions', 'completions')
   route('/v1/embeddings', 'embeddings')
-  route('/v1/responses', 'responses')
   // Azure OpenAI's v1 surface: OpenAI's own paths under /openai/v1, the deployment (a model name here) in the body.
   route('/openai/v1/chat/completions', 'chat.completions')
   route('/openai/v1/completions', 'completions')
   route('/openai/v1/embeddings', 'embeddings')
-  route('/openai/v1/responses', 'responses')
   // Anthropic's Messages API, served from any backend (front-doors/anthropic.ts), admitted like the others.
   app.post('/v1/messages', { onRequest: admit('chat.completions', anthropicDoor) }, (req, reply) => proxyRequest(deps, req, reply, 'chat.completions', null, anthropicDoor))
   app.post('/v1/messages/count_tokens', { onRequest: admit('chat.completions', anthropicDoor) }, (req, reply) => countTokens(deps, req, reply))
@@ -227,7 +228,9 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   azureRoute('chat/completions', 'chat.completions')
   azureRoute('completions', 'completions')
   azureRoute('embeddings', 'embeddings')
-  azureRoute('responses', 'responses')
+  // The Responses API on every backend, its stored conversations beside the ledger (src/responses/).
+  const responsesService = new ResponsesService(await createResponseStore(opts.config.ledger), () => current.snapshot.config.responses, () => clock.now(), logger)
+  registerResponses(app, { proxy: deps, service: responsesService, clients, baseUrlOf, admit: admit('chat.completions') })
 
   const listModels = async (req: FastifyRequest, reply: FastifyReply) => {
     const rt = current
@@ -326,6 +329,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
       await telemetry.close()
       // Every request has ended: drain the ledger's queue (retrying an unreachable store up to its deadline).
       await ledger?.close()
+      await responsesService.close()
       await finops.close()
       await closeSharedStores(stores)
       await stores.close()

@@ -3,9 +3,10 @@ import type { SseFrame } from '../core/sse.ts'
 /**
  * The API schemas Sluice speaks. The kernel's own schema (the "hub") is OpenAI Chat Completions, with the
  * few extensions listed in hub.ts; every other schema is translated to and from it, one codec per
- * schema side, so N backends and M front doors need N + M codecs, not N × M.
+ * schema side, so N backends and M front doors need N + M codecs, not N × M. `responses` is OpenAI's
+ * Responses API: a front door (responses-to-openai.ts) and the codec of backends that speak it natively.
  */
-export type ApiSchema = 'openai' | 'anthropic' | 'gemini' | 'bedrock'
+export type ApiSchema = 'openai' | 'anthropic' | 'gemini' | 'bedrock' | 'responses'
 
 /** One upstream stream event: an SSE frame, or a decoded AWS event-stream message (`event` = `:event-type`). */
 export type UpstreamEvent = SseFrame

@@ -93,6 +93,8 @@ export class Plan {
   }
 
   private async advance(): Promise<Choice | null> {
+    // A request only one backend can serve (it keeps the conversation's state): every other member is ineligible.
+    const pinned = this.ctx.client?.backend
     while (this.index < this.chain.length) {
       const model = this.chain[this.index]!
       const target = this.targetOf(model)
@@ -109,6 +111,7 @@ export class Plan {
       for (;;) {
         const now = this.breakers.now()
         const eligible = (m: Member): boolean => {
+          if (pinned !== undefined && m.backend.id !== pinned) return false
           if (this.tried.has(`${model.name}\0${m.backend.id}`)) return false
           const rec = records.get(m.backend.id)
           const state = stateOf(rec, now)

@@ -31,6 +31,7 @@ import type { UpstreamTarget } from '../providers/types.ts'
 import { noHealthyBackend, Plan, type Choice, type Target } from './failover.ts'
 import { UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 import { clientErrorBody } from './backend-error.ts'
+import { nativeResponsesCodec } from '../responses/native.ts'
 
 export type BaseUrlOf = (backend: BackendConfig) => string
 
@@ -456,15 +457,18 @@ export class Router {
   async attempt(ctx: RequestContext, choice: Choice, signal: AbortSignal): Promise<{ result: UpstreamResult; text: string }> {
     const { model, backend } = choice
     const provider = providerFor(backend.type)
-    if (!provider.operations.has(ctx.operation)) {
-      throw new GatewayError(GW_ERR.UNSUPPORTED_OPERATION, `The model "${model.name}" does not support ${ctx.operation}.`)
-    }
     const upstreamModel = backend.models?.[model.name] ?? model.name
-    const target = provider.target(backend, ctx.operation, upstreamModel, this.baseUrlOf(backend), ctx.stream)
+    // A Responses client at a backend that serves the Responses API natively goes up as it came (its operation).
+    const native = nativeResponsesCodec(provider, backend, ctx)
+    const operation = native ? 'responses' : ctx.operation
+    if (!provider.operations.has(operation)) {
+      throw new GatewayError(GW_ERR.UNSUPPORTED_OPERATION, `The model "${model.name}" does not support ${operation}.`)
+    }
+    const target = provider.target(backend, operation, upstreamModel, this.baseUrlOf(backend), ctx.stream)
     // A provider of another schema gets the hub body translated (pure, so a failover translates again);
     // one of the hub's own schema gets the client's body with only the model replaced. A provider of the client's
     // own (non-hub) schema gets the client's original body: same-schema passthrough.
-    const codec = provider.codecFor?.(backend, upstreamModel) ?? provider.codec
+    const codec = native ?? provider.codecFor?.(backend, upstreamModel) ?? provider.codec
     const passthrough = codec !== undefined && ctx.client !== undefined && ctx.client.schema === codec.schema
     const tc: TranslateContext | null = codec ? { upstreamModel, publicModel: model.name, stream: ctx.stream, requestId: ctx.id, created: Math.floor(ctx.startedAt / 1000), backendId: backend.id } : null
     let body: Record<string, unknown>
