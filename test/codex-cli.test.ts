@@ -132,3 +132,51 @@ consumers:
     await mock.close()
   }
 })
+
+test('Codex completes a shell-tool task through Sluice served by the mock speaking Anthropic (Responses translated)', { skip, timeout: 150_000 }, async () => {
+  const mock: RecordingMock = await startRecordingMock()
+  const tg = await startLedgeredGateway(`
+backends:
+  - id: anthropic-mock
+    type: anthropic
+    url: ${mock.url}
+    auth: { apiKey: sk-ant-upstream-codex }
+    headers: { x-mock-tool-echo: 'true' }
+    models: { gpt-5.4: claude-sonnet-4-5 }
+models:
+  - { name: gpt-5.4, target: anthropic-mock }
+consumers:
+  - { id: coder, keys: [ { value: ${SLUICE_KEY} } ] }
+`)
+  try {
+    const run = await runTask(`${tg.url}/v1`)
+    // Every turn reached the backend as an Anthropic Messages stream with the backend's key.
+    assert.ok(mock.exchanges.length >= 2)
+    for (const e of mock.exchanges) {
+      assert.deepEqual({ method: e.method, url: e.url.split('?')[0], status: e.status }, { method: 'POST', url: '/v1/messages', status: 200 })
+      assert.equal(e.headers['x-api-key'], 'sk-ant-upstream-codex')
+      assert.doesNotMatch(JSON.stringify(e.headers), new RegExp(SLUICE_KEY))
+    }
+    const first = JSON.parse(mock.exchanges[0]!.body) as Record<string, any>
+    assert.equal(first.model, 'claude-sonnet-4-5')
+    const names = (first.tools as any[]).map((t) => t.name)
+    // Codex's shell tool went up under its own name; the namespace group flattened to ns__fn; web_search omitted.
+    assert.ok(names.includes('exec_command'))
+    assert.ok(names.includes('multi_agent_v1__spawn_agent'), names.join(','))
+    assert.ok(!(first.tools as any[]).some((t) => /web_search/.test(String(t.type ?? t.name))))
+    // The tool output went back as a tool_result for exec_command's call.
+    const second = JSON.parse(mock.exchanges[1]!.body) as { messages: Array<{ role: string; content: any }> }
+    const results = second.messages.flatMap((m) => (Array.isArray(m.content) ? m.content : [])).filter((b: any) => b.type === 'tool_result')
+    assert.match(JSON.stringify(results.at(-1)), new RegExp(SECRET))
+
+    const reported = mock.exchanges.map(anthropicUsageOf).map((u) => ({
+      p: u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
+      c: u.output_tokens,
+      cached: u.cache_read_input_tokens,
+    }))
+    assertLedger([...(await tg.rows()).values()], reported, run, 'anthropic-mock')
+  } finally {
+    await tg.close()
+    await mock.close()
+  }
+})
