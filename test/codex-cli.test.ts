@@ -180,3 +180,54 @@ consumers:
     await mock.close()
   }
 })
+
+/** The `usage` of a recorded chat completions stream (its last chunk with usage). */
+function chatUsageOf(ex: Exchange): { prompt_tokens: number; completion_tokens: number; prompt_tokens_details?: { cached_tokens?: number } } {
+  let usage: any
+  for (const block of ex.response.split('\n\n')) {
+    if (!block.startsWith('data: {')) continue
+    const j = JSON.parse(block.slice(6)) as { usage?: any }
+    if (j.usage) usage = j.usage
+  }
+  if (!usage) throw new Error(`no usage in the recorded chat stream: ${ex.response.slice(0, 300)}`)
+  return usage
+}
+
+test('Codex completes a shell-tool task through Sluice served by a chat-only OpenAI-compatible backend (Responses translated to chat)', { skip, timeout: 150_000 }, async () => {
+  const mock: RecordingMock = await startRecordingMock()
+  const tg = await startLedgeredGateway(`
+backends:
+  - id: chat-mock
+    type: openai-compatible
+    responses: translate
+    url: ${mock.url}/v1
+    auth: { apiKey: sk-upstream-chat-codex }
+    headers: { x-mock-tool-echo: 'true' }
+    models: { gpt-5.4: gpt-4o-mini }
+models:
+  - { name: gpt-5.4, target: chat-mock }
+consumers:
+  - { id: coder, keys: [ { value: ${SLUICE_KEY} } ] }
+`)
+  try {
+    const run = await runTask(`${tg.url}/v1`)
+    assert.ok(mock.exchanges.length >= 2)
+    for (const e of mock.exchanges) {
+      assert.deepEqual({ method: e.method, url: e.url, status: e.status }, { method: 'POST', url: '/v1/chat/completions', status: 200 })
+      assert.equal(e.headers.authorization, 'Bearer sk-upstream-chat-codex')
+    }
+    const first = JSON.parse(mock.exchanges[0]!.body) as Record<string, any>
+    assert.equal(first.model, 'gpt-4o-mini')
+    const names = (first.tools as any[]).map((t) => t.function.name)
+    assert.ok(names.includes('exec_command') && names.includes('multi_agent_v1__spawn_agent'), names.join(','))
+    assert.ok(!(first.tools as any[]).some((t) => t.type !== 'function'))
+    const second = JSON.parse(mock.exchanges[1]!.body) as { messages: Array<{ role: string; content: any }> }
+    assert.match(JSON.stringify(second.messages.filter((m) => m.role === 'tool').at(-1)), new RegExp(SECRET))
+
+    const reported = mock.exchanges.map(chatUsageOf).map((u) => ({ p: u.prompt_tokens, c: u.completion_tokens, cached: u.prompt_tokens_details?.cached_tokens ?? 0 }))
+    assertLedger([...(await tg.rows()).values()], reported, run, 'chat-mock')
+  } finally {
+    await tg.close()
+    await mock.close()
+  }
+})
