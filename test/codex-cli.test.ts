@@ -90,6 +90,20 @@ function assertLedger(rows: { status: number; consumer: string | null; backend: 
   assert.equal(usage.output_tokens, reported.reduce((n, r) => n + r.c, 0))
 }
 
+/** GET /admin/usage?by=consumer: the consumer's requests and tokens are the turns the backend reported. */
+async function assertUsageReport(adminUrl: string, reported: { p: number; c: number }[]): Promise<void> {
+  const res = await fetch(`${adminUrl}/admin/usage?by=consumer`)
+  assert.equal(res.status, 200)
+  const { rows } = (await res.json()) as { rows: { key: string; requests: number; promptTokens: number; completionTokens: number; errors: number }[] }
+  const coder = rows.find((r) => r.key === 'coder')
+  assert.deepEqual(coder && { requests: coder.requests, promptTokens: coder.promptTokens, completionTokens: coder.completionTokens, errors: coder.errors }, {
+    requests: reported.length,
+    promptTokens: reported.reduce((n, r) => n + r.p, 0),
+    completionTokens: reported.reduce((n, r) => n + r.c, 0),
+    errors: 0,
+  })
+}
+
 test('Codex completes a shell-tool task through Sluice served by the mock speaking OpenAI (Responses passthrough)', { skip, timeout: 150_000 }, async () => {
   const mock: RecordingMock = await startRecordingMock()
   const tg = await startLedgeredGateway(`
@@ -127,6 +141,7 @@ consumers:
 
     const reported = mock.exchanges.map(responsesUsageOf).map((u) => ({ p: u.input_tokens, c: u.output_tokens, cached: u.input_tokens_details?.cached_tokens ?? 0 }))
     assertLedger([...(await tg.rows()).values()], reported, run, 'openai-mock')
+    await assertUsageReport(tg.adminUrl, reported)
   } finally {
     await tg.close()
     await mock.close()
@@ -175,6 +190,7 @@ consumers:
       cached: u.cache_read_input_tokens,
     }))
     assertLedger([...(await tg.rows()).values()], reported, run, 'anthropic-mock')
+    await assertUsageReport(tg.adminUrl, reported)
   } finally {
     await tg.close()
     await mock.close()
@@ -226,6 +242,7 @@ consumers:
 
     const reported = mock.exchanges.map(chatUsageOf).map((u) => ({ p: u.prompt_tokens, c: u.completion_tokens, cached: u.prompt_tokens_details?.cached_tokens ?? 0 }))
     assertLedger([...(await tg.rows()).values()], reported, run, 'chat-mock')
+    await assertUsageReport(tg.adminUrl, reported)
   } finally {
     await tg.close()
     await mock.close()
