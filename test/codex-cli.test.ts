@@ -49,12 +49,12 @@ function anthropicUsageOf(ex: Exchange): { input_tokens: number; output_tokens: 
 }
 
 /** Runs the task in a fresh workspace holding answer.txt, and checks what every backend-neutral part proves. */
-async function runTask(baseUrl: string): Promise<CodexRun> {
+async function runTask(baseUrl: string, config: readonly string[] = []): Promise<CodexRun> {
   const home = mkdtempSync(join(tmpdir(), 'sluice-codex-home-'))
   const work = mkdtempSync(join(tmpdir(), 'sluice-codex-work-'))
   try {
     writeFileSync(join(work, 'answer.txt'), `${SECRET}\n`)
-    const run = await runCodex({ prompt: PROMPT, cwd: work, home, baseUrl, apiKey: SLUICE_KEY, model: 'gpt-5.4', timeoutMs: 90_000 })
+    const run = await runCodex({ prompt: PROMPT, cwd: work, home, baseUrl, apiKey: SLUICE_KEY, model: 'gpt-5.4', timeoutMs: 90_000, config })
     assert.equal(run.code, 0, `codex failed: ${run.err.slice(-1500)}\n${run.out.slice(-1500)}`)
     assert.deepEqual(run.egress, [], 'Codex tried to reach a non-loopback address')
     // The tool really ran, in the workspace, and printed the file.
@@ -243,6 +243,59 @@ consumers:
     const reported = mock.exchanges.map(chatUsageOf).map((u) => ({ p: u.prompt_tokens, c: u.completion_tokens, cached: u.prompt_tokens_details?.cached_tokens ?? 0 }))
     assertLedger([...(await tg.rows()).values()], reported, run, 'chat-mock')
     await assertUsageReport(tg.adminUrl, reported)
+  } finally {
+    await tg.close()
+    await mock.close()
+  }
+})
+
+/** The thinking block (text and signature) a recorded Anthropic stream carried. */
+function thinkingOf(ex: Exchange): { thinking: string; signature: string } {
+  let thinking = ''
+  let signature = ''
+  for (const block of ex.response.split('\n\n')) {
+    const data = block.split('\n').find((l) => l.startsWith('data: '))
+    if (!data) continue
+    const j = JSON.parse(data.slice(6)) as { type: string; delta?: { type: string; thinking?: string; signature?: string } }
+    if (j.type !== 'content_block_delta') continue
+    if (j.delta?.type === 'thinking_delta') thinking += j.delta.thinking
+    if (j.delta?.type === 'signature_delta') signature += j.delta.signature
+  }
+  return { thinking, signature }
+}
+
+test('Codex with reasoning through an Anthropic backend: the signed thinking goes out as encrypted reasoning and comes back to Anthropic unchanged', { skip, timeout: 150_000 }, async () => {
+  const mock: RecordingMock = await startRecordingMock()
+  const tg = await startLedgeredGateway(`
+backends:
+  - id: anthropic-mock
+    type: anthropic
+    url: ${mock.url}
+    auth: { apiKey: sk-ant-upstream-codex }
+    headers: { x-mock-tool-echo: 'true' }
+    models: { gpt-5.4: claude-sonnet-4-5 }
+models:
+  - { name: gpt-5.4, target: anthropic-mock }
+consumers:
+  - { id: coder, keys: [ { value: ${SLUICE_KEY} } ] }
+`)
+  try {
+    const run = await runTask(`${tg.url}/v1`, ['model_reasoning_effort = "high"'])
+    assert.ok(mock.exchanges.length >= 2)
+    const first = JSON.parse(mock.exchanges[0]!.body) as Record<string, any>
+    assert.equal(first.thinking?.type, 'enabled', 'Codex\'s reasoning effort reached Anthropic as extended thinking')
+    // The first answer's thinking (signed by the mock), as Anthropic sent it...
+    const signed = thinkingOf(mock.exchanges[0]!)
+    assert.ok(signed.thinking.length > 0 && signed.signature.length > 0)
+    // ...went to Codex as a reasoning item whose encrypted_content Codex cannot read, and Codex sent it back: the
+    // second request gives Anthropic the very block, first in the assistant turn with the tool call (the mock
+    // refuses a thinking block whose signature is not its own with a 400, which would have failed the task).
+    const second = JSON.parse(mock.exchanges[1]!.body) as { messages: Array<{ role: string; content: any }> }
+    const assistant = second.messages.find((m) => m.role === 'assistant' && Array.isArray(m.content) && m.content.some((b: any) => b.type === 'tool_use'))!
+    assert.deepEqual(assistant.content[0], { type: 'thinking', thinking: signed.thinking, signature: signed.signature })
+    assert.equal(assistant.content.at(-1).type, 'tool_use')
+    const reported = mock.exchanges.map(anthropicUsageOf).map((u) => ({ p: u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens, c: u.output_tokens, cached: u.cache_read_input_tokens }))
+    assertLedger([...(await tg.rows()).values()], reported, run, 'anthropic-mock')
   } finally {
     await tg.close()
     await mock.close()

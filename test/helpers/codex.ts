@@ -18,9 +18,9 @@ const KEY_ENV = 'SLUICE_API_KEY'
  * provider has no ChatGPT login (`requires_openai_auth` is false by default). Web search stays on, as real
  * agents send it: it is a hosted tool the provider runs, never Codex itself.
  */
-export function codexConfig(baseUrl: string, model: string): string {
+export function codexConfig(baseUrl: string, model: string, extra: readonly string[] = []): string {
   return `model = "${model}"
-model_provider = "sluice"
+${extra.map((l) => `${l}\n`).join('')}model_provider = "sluice"
 approval_policy = "never"
 sandbox_mode = "danger-full-access"
 check_for_update_on_startup = false
@@ -92,10 +92,14 @@ async function startTripwire(): Promise<{ url: string; seen: string[]; close(): 
  * anything that would leave loopback. A run longer than `timeoutMs` is killed and REJECTS, so a hung agent fails
  * the test instead of passing it by a harness timeout.
  */
-export async function runCodex(opts: { prompt: string; cwd: string; home: string; baseUrl: string; apiKey: string; model: string; timeoutMs?: number }): Promise<CodexRun> {
+export async function runCodex(opts: {
+  prompt: string; cwd: string; home: string; baseUrl: string; apiKey: string; model: string; timeoutMs?: number
+  /** More top-level config.toml lines, e.g. `model_reasoning_effort = "high"`. */
+  config?: readonly string[]
+}): Promise<CodexRun> {
   const codexHome = join(opts.home, '.codex')
   mkdirSync(codexHome, { recursive: true })
-  writeFileSync(join(codexHome, 'config.toml'), codexConfig(opts.baseUrl, opts.model))
+  writeFileSync(join(codexHome, 'config.toml'), codexConfig(opts.baseUrl, opts.model, opts.config))
   const lastFile = join(opts.home, 'last-message.txt')
   writeFileSync(lastFile, '')
   const tripwire = await startTripwire()
