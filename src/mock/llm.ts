@@ -1,6 +1,9 @@
 /**
  * Mock OpenAI-compatible LLM server: chat completions, legacy completions, embeddings, Responses
  * API, models; Azure OpenAI deployment paths; fault injection via options or x-mock-* headers.
+ * The Responses API is stateful as OpenAI's: stored responses (store not false) are continued by
+ * previous_response_id (an unknown one is a 400 previous_response_not_found), read and deleted by
+ * GET/DELETE /v1/responses/{id}; function calls follow tools.ts (see responses-state.ts).
  *
  * Deterministic output (see text.ts), token counts consistent with gpt-tokenizer (o200k_base).
  *
@@ -48,6 +51,7 @@ import { MOCK_DIALECTS } from './dialects/index.ts';
 import { MockIdentity } from './identity.ts';
 import { answerPieces, argumentPieces, callId, planToolCalls, toolCallTokens, toolEchoAnswer, type PlannedCall, type ToolRequest } from './tools.ts';
 import { handleSafety, isSafetyPath } from './content-safety.ts';
+import { keep, previousNotFound, responseNotFound, responsesState } from './responses-state.ts';
 
 export interface MockOptions {
   /** Delay before the response headers (non-stream: before the whole body); default 0. */
@@ -584,26 +588,19 @@ function responsesMessages(body: Body): unknown[] {
   return msgs;
 }
 
-/** A Responses request's function tools, tool_choice and last user text, in the neutral terms of tools.ts. */
-function responsesToolRequest(body: Body): ToolRequest {
-  // Top-level function tools only: hosted tools (web_search…) are the provider's to run, and a `namespace`
-  // group's members are not callable by their bare name.
+/** The request's function tools in the neutral terms of tools.ts (Responses tools are flat: name, parameters). */
+function responsesToolRequest(body: Body, messages: unknown[]): ToolRequest {
   const tools = Array.isArray(body.tools)
     ? (body.tools as Body[]).flatMap((t) => (t?.type === 'function' && typeof t.name === 'string' ? [{ name: t.name, schema: (t.parameters as Body | undefined) ?? {} }] : []))
     : [];
-  const c = body.tool_choice as any;
+  const c = body.tool_choice as unknown;
   const choice: ToolRequest['choice'] =
-    c === 'required' ? 'any' : c === 'none' ? 'none' : c && typeof c === 'object' && c.type === 'function' && typeof c.name === 'string' ? { name: c.name } : 'auto';
+    c === 'required' ? 'any' : c === 'none' ? 'none' : c && typeof c === 'object' && typeof (c as Body).name === 'string' ? { name: (c as Body).name as string } : 'auto';
+  const last = [...messages].reverse().find((m: any) => m?.role !== 'system' && m?.role !== 'developer') as Body | undefined;
   let lastUserText: string | null = null;
-  const inp = body.input;
-  if (typeof inp === 'string') lastUserText = inp;
-  else if (Array.isArray(inp)) {
-    // The last item that is not a system/developer message (agents put their context there).
-    const last = [...inp].reverse().find((it: any) => !(it && (it.role === 'system' || it.role === 'developer'))) as Body | undefined;
-    if (last && last.role === 'user' && (last.type === undefined || last.type === 'message')) {
-      const content = last.content;
-      lastUserText = typeof content === 'string' ? content : Array.isArray(content) ? content.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('\n') : '';
-    }
+  if (last && last.role === 'user') {
+    const content = last.content;
+    lastUserText = typeof content === 'string' ? content : Array.isArray(content) ? content.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('\n') : '';
   }
   return { tools, choice, lastUserText };
 }
@@ -623,33 +620,46 @@ function responsesToolResults(body: Body): string[] | null {
 
 function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   const model = requireModel(body, deployment);
-  if (body.input === undefined || body.input === null) missing('input');
-  const msgs = responsesMessages(body);
+  if ((body.input === undefined || body.input === null) && typeof body.previous_response_id !== 'string') missing('input');
+  const state = responsesState(ctx.received);
+  // previous_response_id: the conversation this server stored continues (instructions are not carried over).
+  let earlier: readonly unknown[] = [];
+  if (typeof body.previous_response_id === 'string') {
+    const prev = state.get(body.previous_response_id);
+    if (!prev) return after(ctx, ctx.eff.latencyMs - elapsed(ctx), () => sendJson(ctx, 400, previousNotFound(body.previous_response_id as string)));
+    earlier = prev.messages;
+  }
+  const own = responsesMessages(body);
+  const msgs = [...earlier, ...own];
   const promptTokens = countChatPromptTokens(msgs, body.tools, requestCounter());
   ctx.promptTokens = promptTokens;
   const maxOut = optInt(body, 'max_output_tokens', 1);
   const seed = fnv1a(promptSeedText(msgs));
-  // What the answer is: function calls (a marker, x-mock-tool-call, a demanding tool_choice), a quote of the tool
-  // results (x-mock-tool-echo), or the mock's prose.
-  const calls = planToolCalls(ctx.req, responsesToolRequest(body));
+  const calls = planToolCalls(ctx.req, responsesToolRequest(body, msgs));
+  // x-mock-tool-echo: a turn ending with function call outputs is answered by quoting them (tools.ts).
   const echo = calls.length ? null : toolEchoAnswer(ctx.req, responsesToolResults(body));
+  const echoPieces = echo !== null ? answerPieces(echo) : [];
   const planned = planLength(ctx.eff, maxOut);
-  const count = calls.length ? 0 : echo !== null ? answerPieces(echo).length : planned.count;
-  const truncated = !calls.length && echo === null && planned.truncated;
-  const comp = makeCompletion(seed, 0, count);
+  const count = calls.length ? 0 : echo !== null ? echoPieces.length : planned.count;
+  const truncated = calls.length || echo !== null ? false : planned.truncated;
   const textOf = (): string => (echo !== null ? echo : completionText(comp));
-  const pieceAt = (step: number): string => (echo !== null ? JSON.stringify(answerPieces(echo)[step]) : pieceJson(comp, step));
-  const outputTokens = calls.length ? toolCallTokens(calls) : echo !== null ? countTextTokens(echo) : count;
+  const comp = makeCompletion(seed, 0, count);
   const id = 'resp_' + rid(24);
   const msgId = 'msg_' + rid(24);
-  const callItems = calls.map((c, i) => ({ id: callId('fc_', seed, i), type: 'function_call', status: 'completed', arguments: c.arguments, call_id: callId('call_', seed, i), name: c.name }));
   const createdAt = Math.floor(Date.now() / 1000);
+  const outputTokens = calls.length ? toolCallTokens(calls) : echo !== null ? countTextTokens(echo) : count;
   const usage = {
     input_tokens: promptTokens,
-    input_tokens_details: { cached_tokens: 0 },
+    input_tokens_details: { cached_tokens: Math.min(ctx.eff.cachedTokens, promptTokens) },
     output_tokens: outputTokens,
     output_tokens_details: { reasoning_tokens: 0 },
     total_tokens: promptTokens + outputTokens,
+  };
+  const callItems = calls.map((c, i) => ({ id: 'fc_' + rid(24), type: 'function_call', status: 'completed', arguments: c.arguments, call_id: callId('call_', seed, i), name: c.name }));
+  const remember = (output: unknown[], response: Body) => {
+    if (body.store === false) return;
+    const said = calls.length ? calls.map((c) => `${c.name}${c.arguments}`).join('') : textOf();
+    keep(state, id, { messages: [...msgs.filter((m: any) => m?.role !== 'developer' || !own.includes(m)), { role: 'assistant', content: said }], response: { ...response, output } });
   };
   const base = (status: string, output: unknown[], u: unknown) => ({
     id,
@@ -682,69 +692,95 @@ function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   const finalStatus = truncated ? 'incomplete' : 'completed';
   const outPart = (text: string) => ({ type: 'output_text', annotations: [], logprobs: [], text });
   const message = (text: string, status: string) => ({ id: msgId, type: 'message', status, content: [outPart(text)], role: 'assistant' });
-  const output = (): unknown[] => (calls.length ? callItems : [message(textOf(), finalStatus)]);
 
   if (body.stream !== true) {
-    after(ctx, nonStreamDelay(ctx.eff, Math.max(1, count)) - elapsed(ctx), () => {
+    after(ctx, nonStreamDelay(ctx.eff, Math.max(count, 1)) - elapsed(ctx), () => {
       ctx.stats.completionTokensSent += outputTokens;
-      sendJson(ctx, 200, base(finalStatus, output(), usage));
+      const output = calls.length ? callItems : [message(textOf(), finalStatus)];
+      const answer = base(finalStatus, output, usage);
+      remember(output, answer);
+      sendJson(ctx, 200, answer);
     });
     return;
   }
+  if (calls.length) return responsesCallStream(ctx, base, callItems, usage, remember);
 
   let seq = 0;
   const ev = (type: string, rest: string): string => `event: ${type}\ndata: {"type":"${type}","sequence_number":${seq++}${rest}}\n\n`;
-  const loc = `"item_id":"${msgId}","output_index":0,"content_index":0`;
-  const created = (): string => {
-    const r = JSON.stringify(base('in_progress', [], null));
-    return ev('response.created', `,"response":${r}`) + ev('response.in_progress', `,"response":${r}`);
+  const finalAnswer = (text: string) => {
+    const output = [message(text, finalStatus)];
+    const answer = base(finalStatus, output, usage);
+    remember(output, answer);
+    return answer;
   };
-  const completed = (): string =>
-    ev(finalStatus === 'completed' ? 'response.completed' : 'response.incomplete', `,"response":${JSON.stringify(base(finalStatus, output(), usage))}`);
-  const streamError = () =>
-    ev('error', `,"code":"server_error","message":"The server had an error while processing your request. (mock stream error)","param":null`);
-
-  if (calls.length) {
-    // Each call: added (empty arguments), the arguments in small deltas, done, then the item done.
-    const events: string[] = [];
-    callItems.forEach((item, i) => {
-      const at = `"item_id":"${item.id}","output_index":${i}`;
-      for (const piece of argumentPieces(item.arguments)) events.push(ev('response.function_call_arguments.delta', `,${at},"delta":${JSON.stringify(piece)}`));
-      events.push(ev('response.function_call_arguments.done', `,${at},"arguments":${JSON.stringify(item.arguments)}`) + ev('response.output_item.done', `,"output_index":${i},"item":${JSON.stringify(item)}`));
-      if (i + 1 < callItems.length) events[events.length - 1] += ev('response.output_item.added', `,"output_index":${i + 1},"item":${JSON.stringify({ ...callItems[i + 1], status: 'in_progress', arguments: '' })}`);
-    });
-    runStream(ctx, {
-      steps: events.length,
-      choices: 1,
-      head: () => created() + ev('response.output_item.added', `,"output_index":0,"item":${JSON.stringify({ ...callItems[0], status: 'in_progress', arguments: '' })}`),
-      token: (_c, step) => events[step]!,
-      tail: completed,
-      error: streamError,
-    });
-    return;
-  }
-
+  const loc = `"item_id":"${msgId}","output_index":0,"content_index":0`;
   runStream(ctx, {
     steps: count,
     choices: 1,
     head() {
+      const r = JSON.stringify(base('in_progress', [], null));
       return (
-        created() +
+        ev('response.created', `,"response":${r}`) +
+        ev('response.in_progress', `,"response":${r}`) +
         ev('response.output_item.added', `,"output_index":0,"item":${JSON.stringify({ id: msgId, type: 'message', status: 'in_progress', content: [], role: 'assistant' })}`) +
         ev('response.content_part.added', `,${loc},"part":${JSON.stringify(outPart(''))}`)
       );
     },
-    token: (_c, step) => ev('response.output_text.delta', `,${loc},"delta":${pieceAt(step)},"logprobs":[]`),
+    token: (_c, step) => ev('response.output_text.delta', `,${loc},"delta":${echo !== null ? JSON.stringify(echoPieces[step]) : pieceJson(comp, step)},"logprobs":[]`),
     tail() {
       const text = textOf();
+      const done = finalStatus === 'completed' ? 'response.completed' : 'response.incomplete';
       return (
         ev('response.output_text.done', `,${loc},"text":${JSON.stringify(text)},"logprobs":[]`) +
         ev('response.content_part.done', `,${loc},"part":${JSON.stringify(outPart(text))}`) +
         ev('response.output_item.done', `,"output_index":0,"item":${JSON.stringify(message(text, finalStatus))}`) +
-        completed()
+        ev(done, `,"response":${JSON.stringify(finalAnswer(text))}`)
       );
     },
-    error: streamError,
+    error: () =>
+      ev('error', `,"code":"server_error","message":"The server had an error while processing your request. (mock stream error)","param":null`),
+  });
+}
+
+/** A streamed answer that is function calls: each call's item, its argument pieces, then response.completed. */
+function responsesCallStream(ctx: Ctx, base: (status: string, output: unknown[], u: unknown) => Body, items: Body[], usage: unknown, remember: (output: unknown[], response: Body) => void): void {
+  let seq = 0;
+  const ev = (type: string, payload: Body): string => `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...payload })}\n\n`;
+  const events: string[] = [];
+  items.forEach((it, i) => {
+    events.push(ev('response.output_item.added', { output_index: i, item: { ...it, status: 'in_progress', arguments: '' } }));
+    for (const piece of argumentPieces(it.arguments as string)) events.push(ev('response.function_call_arguments.delta', { item_id: it.id, output_index: i, delta: piece }));
+    events.push(ev('response.function_call_arguments.done', { item_id: it.id, output_index: i, name: it.name, arguments: it.arguments }));
+    events.push(ev('response.output_item.done', { output_index: i, item: it }));
+  });
+  runStream(ctx, {
+    steps: events.length,
+    choices: 1,
+    head() {
+      const r = base('in_progress', [], null);
+      return ev('response.created', { response: r }) + ev('response.in_progress', { response: r });
+    },
+    token: (_c, step) => events[step]!,
+    tail() {
+      const answer = base('completed', items, usage);
+      remember(items, answer);
+      return ev('response.completed', { response: answer });
+    },
+    error: () => ev('error', { code: 'server_error', message: 'The server had an error while processing your request. (mock stream error)', param: null }),
+  });
+}
+
+/** GET / DELETE of a response this server stored. */
+function storedResponse(ctx: Ctx, method: string, id: string): void {
+  const state = responsesState(ctx.received);
+  const r = state.get(id);
+  after(ctx, ctx.eff.latencyMs - elapsed(ctx), () => {
+    if (!r) return sendJson(ctx, 404, responseNotFound(id));
+    if (method === 'DELETE') {
+      state.delete(id);
+      return sendJson(ctx, 200, { id, object: 'response', deleted: true });
+    }
+    sendJson(ctx, 200, r.response);
   });
 }
 
@@ -756,11 +792,12 @@ function modelObj(id: string) {
 // Routing
 // ---------------------------------------------------------------------------------------------
 
-type Kind = 'chat' | 'completions' | 'embeddings' | 'responses' | 'models' | 'model';
+type Kind = 'chat' | 'completions' | 'embeddings' | 'responses' | 'models' | 'model' | 'stored-response';
 interface Route {
   kind: Kind;
   deployment?: string;
   modelId?: string;
+  responseId?: string;
 }
 
 const AZURE_RE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings|responses)$/;
@@ -786,6 +823,8 @@ function route(method: string, rawPath: string): Route | undefined {
     const k = POST_KINDS[path];
     return k ? { kind: k } : undefined;
   }
+  const stored = /^\/v1\/responses\/([A-Za-z0-9_-]{1,256})$/.exec(path);
+  if (stored && (method === 'GET' || method === 'DELETE')) return { kind: 'stored-response', responseId: stored[1]! };
   if (method === 'GET') {
     if (path === '/v1/models') return { kind: 'models' };
     if (path.startsWith('/v1/models/')) return { kind: 'model', modelId: decodeURIComponent(path.slice(11)) };
@@ -863,6 +902,8 @@ function dispatch(ctx: Ctx, raw: Buffer): void {
         );
       case 'model':
         return after(ctx, eff.latencyMs - elapsed(ctx), () => sendJson(ctx, 200, modelObj(r.modelId!)));
+      case 'stored-response':
+        return storedResponse(ctx, method, r.responseId!);
     }
   } catch (e) {
     if (e instanceof BadRequest) return sendError(ctx, 400, e.message, { param: e.param, code: e.code });
