@@ -96,6 +96,8 @@ export async function runCodex(opts: {
   prompt: string; cwd: string; home: string; baseUrl: string; apiKey: string; model: string; timeoutMs?: number
   /** More top-level config.toml lines, e.g. `model_reasoning_effort = "high"`. */
   config?: readonly string[]
+  /** More `codex exec` options, e.g. `--enable plugins`. */
+  args?: readonly string[]
 }): Promise<CodexRun> {
   const codexHome = join(opts.home, '.codex')
   mkdirSync(codexHome, { recursive: true })
@@ -104,7 +106,7 @@ export async function runCodex(opts: {
   writeFileSync(lastFile, '')
   const tripwire = await startTripwire()
   try {
-    const args = ['exec', '--json', '--skip-git-repo-check', '--ephemeral', '-o', lastFile, opts.prompt]
+    const args = ['exec', '--json', '--skip-git-repo-check', '--ephemeral', ...(opts.args ?? []), '-o', lastFile, opts.prompt]
     const child = spawn(CODEX, args, {
       cwd: opts.cwd,
       env: {
