@@ -54,13 +54,16 @@ export class ResponsesService {
 
   /** Stores a response after the current turn of the event loop (never before the answer is on its way). */
   save(r: StoredResponse): void {
-    const size = JSON.stringify(r.input).length + JSON.stringify(r.response).length
-    if (size > this.config().maxStoredBytes) {
-      this.logger.warn({ responseId: r.id, bytes: size }, 'response larger than responses.maxStoredBytes: not stored')
-      return
-    }
+    // Measured and serialised after the answer is sent, never on its path.
     const write = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.store.put(r))
+      .then(() => {
+        const size = JSON.stringify(r.input).length + JSON.stringify(r.response).length
+        if (size > this.config().maxStoredBytes) {
+          this.logger.warn({ responseId: r.id, bytes: size }, 'response larger than responses.maxStoredBytes: not stored')
+          return
+        }
+        return this.store.put(r)
+      })
       .catch((err) => this.logger.warn({ err, responseId: r.id }, 'storing a response failed'))
       .finally(() => { if (this.pending.get(r.id) === write) this.pending.delete(r.id) })
     this.pending.set(r.id, write)
@@ -110,7 +113,8 @@ export class ResponsesService {
     const m = OUR_ID.exec(id)
     if (found(v) || !m) return v
     const until = Number.parseInt(m[1]!, 16) + SETTLE_WINDOW_MS
-    while (!found(v) && this.now() < until) {
+    // Bounded by count too, so a clock that stands still (tests) cannot make it wait forever.
+    for (let polls = 0; !found(v) && this.now() < until && polls < SETTLE_WINDOW_MS / SETTLE_POLL_MS; polls++) {
       await new Promise((r) => setTimeout(r, SETTLE_POLL_MS))
       v = await read()
     }
