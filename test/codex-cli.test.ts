@@ -174,6 +174,7 @@ consumers:
     }
     const first = JSON.parse(mock.exchanges[0]!.body) as Record<string, any>
     assert.equal(first.model, 'claude-sonnet-4-5')
+    assert.equal(first.prompt_cache_key, undefined) // a hint Anthropic has no notion of: safely omitted
     const names = (first.tools as any[]).map((t) => t.name)
     // Codex's shell tool went up under its own name; the namespace group flattened to ns__fn; web_search omitted.
     assert.ok(names.includes('exec_command'))
@@ -234,6 +235,10 @@ consumers:
     }
     const first = JSON.parse(mock.exchanges[0]!.body) as Record<string, any>
     assert.equal(first.model, 'gpt-4o-mini')
+    // prompt_cache_key is kept for an OpenAI-compatible backend (Codex's session id); store/include are the gateway's.
+    assert.match(first.prompt_cache_key, /^[0-9a-f-]{36}$/)
+    assert.equal(first.store, undefined)
+    assert.equal(first.include, undefined)
     const names = (first.tools as any[]).map((t) => t.function.name)
     assert.ok(names.includes('exec_command') && names.includes('multi_agent_v1__spawn_agent'), names.join(','))
     assert.ok(!(first.tools as any[]).some((t) => t.type !== 'function'))
