@@ -98,6 +98,9 @@ consumers:
     // Anthropic has no notion of (safe omission, listed); neither reached the backend.
     assert.ok(!first.omitted.some((o) => o.startsWith('include')), first.omitted.join(','))
     assert.ok(first.omitted.includes('prompt_cache_key'), first.omitted.join(','))
+    // client_metadata (Codex's turn telemetry) is a hint no backend answers by: a listed safe omission too.
+    assert.ok(first.omitted.includes('client_metadata'), first.omitted.join(','))
+    assert.equal(up1.client_metadata, undefined)
     assert.equal(up1.prompt_cache_key, undefined)
     assert.equal(up1.include, undefined)
     assert.equal(up1.store, undefined)
