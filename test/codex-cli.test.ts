@@ -88,6 +88,7 @@ function assertLedger(rows: { status: number; consumer: string | null; backend: 
   const usage = run.events.find((e) => e.type === 'turn.completed')!.usage!
   assert.equal(usage.input_tokens, reported.reduce((n, r) => n + r.p, 0))
   assert.equal(usage.output_tokens, reported.reduce((n, r) => n + r.c, 0))
+  assert.equal(usage.cached_input_tokens, reported.reduce((n, r) => n + r.cached, 0))
 }
 
 /** GET /admin/usage?by=consumer: the consumer's requests and tokens are the turns the backend reported. */
@@ -112,7 +113,7 @@ backends:
     type: openai
     url: ${mock.url}/v1
     auth: { apiKey: sk-upstream-openai-codex }
-    headers: { x-mock-tool-echo: 'true' }
+    headers: { x-mock-tool-echo: 'true', x-mock-cached-tokens: '64' }
 models:
   - { name: gpt-5.4, target: openai-mock }
 consumers:
@@ -140,6 +141,7 @@ consumers:
     assert.match(output.output, new RegExp(SECRET))
 
     const reported = mock.exchanges.map(responsesUsageOf).map((u) => ({ p: u.input_tokens, c: u.output_tokens, cached: u.input_tokens_details?.cached_tokens ?? 0 }))
+    assert.deepEqual(reported.map((r) => r.cached), reported.map(() => 64)) // cache reads, as a prompt_cache_key would get them
     assertLedger([...(await tg.rows()).values()], reported, run, 'openai-mock')
     await assertUsageReport(tg.adminUrl, reported)
   } finally {
