@@ -6,12 +6,15 @@ import { startLedgeredGateway } from './helpers/providers.ts'
 import { startRecordingMock, type RecordingMock } from './helpers/recording-mock.ts'
 import type { TestGateway } from './helpers/gateway.ts'
 import type { UsageRecord } from '../src/stores/ledger.ts'
+import { parseProm, sumOf } from './helpers/prom.ts'
 
 // The Responses API through Sluice on every kind of backend, driven by the official openai SDK: translated for
 // Anthropic, Gemini, Bedrock and chat-only servers (the gateway keeps the conversation), passed through to
 // backends that speak it (the backend keeps it, and follow-ups stick to it).
 const KEY_A = 'sk-responses-team-a'
 const KEY_B = 'sk-responses-team-b'
+const KEY_C = 'sk-responses-team-c'
+const ADMIN = 'admin-token-responses'
 const STATIC = '{ accessKeyId: AKIDEXAMPLE, secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY" }'
 const WEATHER = { type: 'function' as const, name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] }, strict: false }
 
@@ -25,6 +28,9 @@ let b: OpenAI
 before(async () => {
   ;[up, natA, natB] = await Promise.all([startRecordingMock(), startRecordingMock(), startRecordingMock()])
   tg = await startLedgeredGateway(`
+admin: { host: 127.0.0.1, port: 0, token: ${ADMIN} }
+policies:
+  - token-limit: { counterKey: consumer.id, tokensPerMinute: 1000000 }
 backends:
   - { id: claude, type: anthropic, url: ${up.url}, auth: { apiKey: sk-ant-responses } }
   - { id: gem, type: gemini, url: ${up.url}, auth: { apiKey: AIza-responses }, headers: { x-mock-completion-tokens: '7' } }
@@ -43,6 +49,7 @@ models:
 consumers:
   - { id: team-a, keys: [ { value: ${KEY_A} } ] }
   - { id: team-b, keys: [ { value: ${KEY_B} } ] }
+  - { id: team-c, keys: [ { value: ${KEY_C} } ] }
 `)
   a = new OpenAI({ baseURL: `${tg.url}/v1`, apiKey: KEY_A, maxRetries: 0 })
   b = new OpenAI({ baseURL: `${tg.url}/v1`, apiKey: KEY_B, maxRetries: 0 })
@@ -193,6 +200,47 @@ describe('Responses on a backend without a Responses API (Anthropic)', () => {
   })
 })
 
+describe('what coding agents send', () => {
+  it('a Codex-shaped streamed turn (store: false, include, prompt_cache_key, reasoning, hosted + custom + function tools) completes; its items go back as input', async () => {
+    const body = {
+      model: 'claude-sonnet-4-5', instructions: 'You are a coding agent.', stream: true as const, store: false, parallel_tool_calls: false, tool_choice: 'auto' as const,
+      include: ['reasoning.encrypted_content'], prompt_cache_key: 'session-1', reasoning: { effort: 'low' as const, summary: 'auto' as const }, text: { verbosity: 'low' as const },
+      max_output_tokens: 4000,
+      tools: [
+        { type: 'function', name: 'shell', description: 'Run a command', parameters: { type: 'object', properties: { command: { type: 'array', items: { type: 'string' } } }, required: ['command'] }, strict: false },
+        { type: 'custom', name: 'apply_patch', description: 'Apply a patch', format: { type: 'grammar', syntax: 'lark', definition: 'start: /.+/' } },
+        { type: 'web_search' },
+      ] as any[],
+    }
+    const first: any[] = []
+    const s1 = await a.responses.create({ ...body, input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Fix it [[mock-tool:apply_patch {"input":"*** Begin Patch"}]]' }] }] })
+    for await (const ev of s1) first.push(ev)
+    const done1 = first.at(-1)
+    assert.equal(done1.type, 'response.completed')
+    const items = done1.response.output as any[]
+    assert.deepEqual(items.map((it) => it.type), ['reasoning', 'custom_tool_call'])
+    assert.ok(items[0].encrypted_content.startsWith('sluice1.'))
+    assert.deepEqual([items[1].name, items[1].input], ['apply_patch', '*** Begin Patch'])
+    assert.ok(first.some((e) => e.type === 'response.custom_tool_call_input.done' && e.input === '*** Begin Patch'))
+    assert.ok(first.some((e) => e.type === 'response.reasoning_summary_text.delta'))
+    // The next turn, as Codex sends it with store: false: everything so far plus the tool's output.
+    const s2 = await a.responses.create({ ...body, input: [
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Fix it [[mock-tool:apply_patch {"input":"*** Begin Patch"}]]' }] },
+      ...items,
+      { type: 'custom_tool_call_output', call_id: items[1].call_id, output: 'Done!' },
+    ] as any[] })
+    let final: any = null
+    for await (const ev of s2) if (ev.type === 'response.completed') final = ev.response
+    assert.equal(final.output.at(-1).type, 'message')
+    const sent = sentToAnthropic()
+    assert.deepEqual(sent.messages.map((m) => m.role), ['user', 'assistant', 'user'])
+    assert.deepEqual(sent.messages[1]!.content.map((c: any) => c.type), ['thinking', 'tool_use'])
+    assert.deepEqual(sent.messages[2]!.content.map((c: any) => [c.type, c.content]), [['tool_result', 'Done!']])
+    // Nothing was stored (store: false).
+    assert.equal((await apiError(a.responses.retrieve(done1.response.id))).status, 404)
+  })
+})
+
 describe('Responses on Gemini, Bedrock and chat-only backends', () => {
   it('Gemini answers a Responses call, streamed and not', async () => {
     const r = await a.responses.create({ model: 'gemini-2.5-flash', input: 'Hello Gemini' })
@@ -303,5 +351,32 @@ describe('bad input', () => {
       assert.equal(got.status, 200)
       assert.equal(((await got.json()) as { id: string }).id, r.id)
     }
+  })
+})
+
+describe('limits and metrics', () => {
+  it('token limits and metrics count Responses calls (translated and native, streamed and not) like chat completions', async () => {
+    const c = new OpenAI({ baseURL: `${tg.url}/v1`, apiKey: KEY_C, maxRetries: 0 })
+    const usages: Array<{ input_tokens: number; output_tokens: number }> = []
+    usages.push((await c.responses.create({ model: 'claude-sonnet-4-5', input: 'Count me.' })).usage!)
+    const s = await c.responses.create({ model: 'claude-sonnet-4-5', input: 'Count me too.', stream: true })
+    for await (const ev of s) if (ev.type === 'response.completed') usages.push(ev.response.usage!)
+    usages.push((await c.responses.create({ model: 'gpt-4o', input: 'And me.', max_output_tokens: 4 })).usage!)
+    assert.equal(usages.length, 3)
+    const prompt = usages.reduce((n, u) => n + u.input_tokens, 0)
+    const completion = usages.reduce((n, u) => n + u.output_tokens, 0)
+    const admin = (path: string) => fetch(`${tg.adminUrl}${path}`, { headers: { authorization: `Bearer ${ADMIN}` } })
+    let used = -1
+    let samples: ReturnType<typeof parseProm> = []
+    for (let i = 0; i < 250; i++) {
+      used = ((await (await admin('/admin/limits?key=team-c')).json()) as { limits: Array<{ windows: Array<{ used: number }> }> }).limits[0]!.windows[0]!.used
+      samples = parseProm(await (await admin('/metrics')).text())
+      if (used === prompt + completion && sumOf(samples, 'sluice_requests_total', { consumer: 'team-c' }) === 3) break
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.equal(used, prompt + completion, 'the token counter settled on the usage the client saw')
+    assert.equal(sumOf(samples, 'sluice_tokens_total', { consumer: 'team-c', type: 'prompt' }), prompt)
+    assert.equal(sumOf(samples, 'sluice_tokens_total', { consumer: 'team-c', type: 'completion' }), completion)
+    assert.equal(sumOf(samples, 'sluice_requests_total', { consumer: 'team-c', status: '200' }), 3)
   })
 })
