@@ -202,7 +202,7 @@ describe('Responses on a backend without a Responses API (Anthropic)', () => {
 
 describe('what coding agents send', () => {
   it('a Codex-shaped streamed turn (store: false, include, prompt_cache_key, reasoning, hosted + custom + function tools) completes; its items go back as input', async () => {
-    const body = {
+    const body: any = {
       model: 'claude-sonnet-4-5', instructions: 'You are a coding agent.', stream: true as const, store: false, parallel_tool_calls: false, tool_choice: 'auto' as const,
       include: ['reasoning.encrypted_content'], prompt_cache_key: 'session-1', reasoning: { effort: 'low' as const, summary: 'auto' as const }, text: { verbosity: 'low' as const },
       max_output_tokens: 4000,
@@ -213,7 +213,7 @@ describe('what coding agents send', () => {
       ] as any[],
     }
     const first: any[] = []
-    const s1 = await a.responses.create({ ...body, input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Fix it [[mock-tool:apply_patch {"input":"*** Begin Patch"}]]' }] }] })
+    const s1 = (await a.responses.create({ ...body, input: [{ type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Fix it [[mock-tool:apply_patch {"input":"*** Begin Patch"}]]' }] }] })) as unknown as AsyncIterable<any>
     for await (const ev of s1) first.push(ev)
     const done1 = first.at(-1)
     assert.equal(done1.type, 'response.completed')
@@ -224,11 +224,11 @@ describe('what coding agents send', () => {
     assert.ok(first.some((e) => e.type === 'response.custom_tool_call_input.done' && e.input === '*** Begin Patch'))
     assert.ok(first.some((e) => e.type === 'response.reasoning_summary_text.delta'))
     // The next turn, as Codex sends it with store: false: everything so far plus the tool's output.
-    const s2 = await a.responses.create({ ...body, input: [
+    const s2 = (await a.responses.create({ ...body, input: [
       { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Fix it [[mock-tool:apply_patch {"input":"*** Begin Patch"}]]' }] },
       ...items,
       { type: 'custom_tool_call_output', call_id: items[1].call_id, output: 'Done!' },
-    ] as any[] })
+    ] as any[] })) as unknown as AsyncIterable<any>
     let final: any = null
     for await (const ev of s2) if (ev.type === 'response.completed') final = ev.response
     assert.equal(final.output.at(-1).type, 'message')
