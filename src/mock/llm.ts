@@ -49,7 +49,7 @@ import { errorBody } from './errors.ts';
 import { after, commonHeaders, effective, elapsed, header, rid, sendJson, type Ctx, type Effective } from './engine.ts';
 import { MOCK_DIALECTS } from './dialects/index.ts';
 import { MockIdentity } from './identity.ts';
-import { argumentPieces, callId, planToolCalls, toolCallTokens, type PlannedCall, type ToolRequest } from './tools.ts';
+import { answerPieces, argumentPieces, callId, planToolCalls, toolCallTokens, toolEchoAnswer, type PlannedCall, type ToolRequest } from './tools.ts';
 import { handleSafety, isSafetyPath } from './content-safety.ts';
 import { keep, previousNotFound, responseNotFound, responsesState } from './responses-state.ts';
 
@@ -277,6 +277,8 @@ function chatCompletions(ctx: Ctx, body: Body, deployment: string | undefined): 
   const seed = fnv1a(promptSeedText(messages));
   const calls = planToolCalls(ctx.req, openaiToolRequest(body, messages));
   if (calls.length) return chatToolCalls(ctx, body, model, promptTokens, seed, calls);
+  const echo = toolEchoAnswer(ctx.req, chatToolResults(messages));
+  if (echo !== null) return chatEcho(ctx, body, model, promptTokens, echo);
   const { count, truncated } = planLength(ctx.eff, maxTokens);
   const finish = truncated ? 'length' : 'stop';
   const comps: Completion[] = [];
@@ -400,6 +402,59 @@ function chatToolCalls(ctx: Ctx, body: Body, model: string, promptTokens: number
     token: (_c, step) => events[step]!,
     tail() {
       let s = ev({}, 'tool_calls');
+      if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, completion))}}\n\n`;
+      return s + 'data: [DONE]\n\n';
+    },
+    error: () => streamErrorData(),
+  });
+}
+
+/** The contents of the tool messages that end a chat (null when it ends otherwise). */
+function chatToolResults(messages: unknown[]): string[] | null {
+  const out: string[] = [];
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i] as Body | undefined;
+    if (m?.role !== 'tool') break;
+    const c = m.content;
+    out.unshift(typeof c === 'string' ? c : Array.isArray(c) ? c.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('') : '');
+  }
+  return out.length ? out : null;
+}
+
+/** A text answer quoting the tool results (x-mock-tool-echo), one choice, streamed in word pieces. */
+function chatEcho(ctx: Ctx, body: Body, model: string, promptTokens: number, text: string): void {
+  const id = 'chatcmpl-' + rid(12);
+  const created = Math.floor(Date.now() / 1000);
+  const completion = countTextTokens(text);
+  const pieces = answerPieces(text);
+  if (body.stream !== true) {
+    after(ctx, nonStreamDelay(ctx.eff, pieces.length) - elapsed(ctx), () => {
+      ctx.stats.completionTokensSent += completion;
+      sendJson(ctx, 200, {
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+        usage: usageObj(promptTokens, completion),
+        service_tier: 'default',
+        system_fingerprint: FP,
+      });
+    });
+    return;
+  }
+  const so = body.stream_options as Body | undefined;
+  const includeUsage = !!so && so.include_usage === true;
+  const usageNull = includeUsage ? ',"usage":null' : '';
+  const pre = `data: {"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"${FP}","choices":[`;
+  const ev = (delta: unknown, finish: string | null = null) => `${pre}{"index":0,"delta":${JSON.stringify(delta)},"logprobs":null,"finish_reason":${finish === null ? 'null' : `"${finish}"`}}]${usageNull}}\n\n`;
+  runStream(ctx, {
+    steps: pieces.length,
+    choices: 1,
+    head: () => ev({ role: 'assistant', content: '', refusal: null }),
+    token: (_c, step) => ev({ content: pieces[step] }),
+    tail() {
+      let s = ev({}, 'stop');
       if (includeUsage && !ctx.eff.noUsage) s += `${pre}],"usage":${JSON.stringify(usageObj(promptTokens, completion))}}\n\n`;
       return s + 'data: [DONE]\n\n';
     },
@@ -550,6 +605,19 @@ function responsesToolRequest(body: Body, messages: unknown[]): ToolRequest {
   return { tools, choice, lastUserText };
 }
 
+/** The outputs of the function calls that end a Responses input (null when it ends otherwise). */
+function responsesToolResults(body: Body): string[] | null {
+  if (!Array.isArray(body.input)) return null;
+  const out: string[] = [];
+  for (let i = body.input.length - 1; i >= 0; i--) {
+    const it = body.input[i] as Body | undefined;
+    if (it?.type !== 'function_call_output') break;
+    const o = it.output;
+    out.unshift(typeof o === 'string' ? o : Array.isArray(o) ? o.map((p: any) => (typeof p?.text === 'string' ? p.text : '')).join('') : '');
+  }
+  return out.length ? out : null;
+}
+
 function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   const model = requireModel(body, deployment);
   if ((body.input === undefined || body.input === null) && typeof body.previous_response_id !== 'string') missing('input');
@@ -568,14 +636,18 @@ function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   const maxOut = optInt(body, 'max_output_tokens', 1);
   const seed = fnv1a(promptSeedText(msgs));
   const calls = planToolCalls(ctx.req, responsesToolRequest(body, msgs));
+  // x-mock-tool-echo: a turn ending with function call outputs is answered by quoting them (tools.ts).
+  const echo = calls.length ? null : toolEchoAnswer(ctx.req, responsesToolResults(body));
+  const echoPieces = echo !== null ? answerPieces(echo) : [];
   const planned = planLength(ctx.eff, maxOut);
-  const count = calls.length ? 0 : planned.count;
-  const truncated = calls.length ? false : planned.truncated;
+  const count = calls.length ? 0 : echo !== null ? echoPieces.length : planned.count;
+  const truncated = calls.length || echo !== null ? false : planned.truncated;
+  const textOf = (): string => (echo !== null ? echo : completionText(comp));
   const comp = makeCompletion(seed, 0, count);
   const id = 'resp_' + rid(24);
   const msgId = 'msg_' + rid(24);
   const createdAt = Math.floor(Date.now() / 1000);
-  const outputTokens = calls.length ? toolCallTokens(calls) : count;
+  const outputTokens = calls.length ? toolCallTokens(calls) : echo !== null ? countTextTokens(echo) : count;
   const usage = {
     input_tokens: promptTokens,
     input_tokens_details: { cached_tokens: Math.min(ctx.eff.cachedTokens, promptTokens) },
@@ -586,7 +658,7 @@ function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   const callItems = calls.map((c, i) => ({ id: 'fc_' + rid(24), type: 'function_call', status: 'completed', arguments: c.arguments, call_id: callId('call_', seed, i), name: c.name }));
   const remember = (output: unknown[], response: Body) => {
     if (body.store === false) return;
-    const said = calls.length ? calls.map((c) => `${c.name}${c.arguments}`).join('') : completionText(comp);
+    const said = calls.length ? calls.map((c) => `${c.name}${c.arguments}`).join('') : textOf();
     keep(state, id, { messages: [...msgs.filter((m: any) => m?.role !== 'developer' || !own.includes(m)), { role: 'assistant', content: said }], response: { ...response, output } });
   };
   const base = (status: string, output: unknown[], u: unknown) => ({
@@ -624,7 +696,7 @@ function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
   if (body.stream !== true) {
     after(ctx, nonStreamDelay(ctx.eff, Math.max(count, 1)) - elapsed(ctx), () => {
       ctx.stats.completionTokensSent += outputTokens;
-      const output = calls.length ? callItems : [message(completionText(comp), finalStatus)];
+      const output = calls.length ? callItems : [message(textOf(), finalStatus)];
       const answer = base(finalStatus, output, usage);
       remember(output, answer);
       sendJson(ctx, 200, answer);
@@ -654,9 +726,9 @@ function responses(ctx: Ctx, body: Body, deployment: string | undefined): void {
         ev('response.content_part.added', `,${loc},"part":${JSON.stringify(outPart(''))}`)
       );
     },
-    token: (_c, step) => ev('response.output_text.delta', `,${loc},"delta":${pieceJson(comp, step)},"logprobs":[]`),
+    token: (_c, step) => ev('response.output_text.delta', `,${loc},"delta":${echo !== null ? JSON.stringify(echoPieces[step]) : pieceJson(comp, step)},"logprobs":[]`),
     tail() {
-      const text = completionText(comp);
+      const text = textOf();
       const done = finalStatus === 'completed' ? 'response.completed' : 'response.incomplete';
       return (
         ev('response.output_text.done', `,${loc},"text":${JSON.stringify(text)},"logprobs":[]`) +

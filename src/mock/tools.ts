@@ -10,6 +10,10 @@
  *
  * A header or marker only applies to a turn that ends with user text: once the tool result comes back, the mock
  * answers in text, so an agent's loop ends. A demanding tool_choice always gets its call.
+ *
+ *   x-mock-tool-echo: true       that text answer quotes the tool results instead of the mock's usual prose, so a
+ *                                test can see an agent's tool really ran and its output made the round trip
+ *                                (Codex `cat answer.txt` → the number in its final message)
  */
 import type http from 'node:http'
 import { countTextTokens } from './text.ts'
@@ -106,4 +110,23 @@ export function toolCallTokens(calls: readonly PlannedCall[]): number {
 /** Deterministic call ids (the same request gives the same ids, as every other mock figure). */
 export function callId(prefix: string, seed: number, i: number): string {
   return `${prefix}${(seed >>> 0).toString(36)}${i.toString(36).padStart(2, '0')}`.padEnd(prefix.length + 12, '0')
+}
+
+/** The longest tool result an echo quotes (a tool may return megabytes; the answer stays small). */
+const ECHO_MAX = 2000
+
+/**
+ * The text answer for a turn that ends with tool results when `x-mock-tool-echo` asks for it:
+ * `Tool result: …` (the results joined, bounded); null otherwise (the dialect answers with its usual prose).
+ */
+export function toolEchoAnswer(req: http.IncomingMessage, toolResults: readonly string[] | null): string | null {
+  const h = header(req, 'x-mock-tool-echo')
+  if (!toolResults || toolResults.length === 0 || !h || h === 'false' || h === '0') return null
+  const joined = toolResults.join('\n').trim()
+  return `Tool result: ${joined.length > ECHO_MAX ? joined.slice(0, ECHO_MAX) : joined}`
+}
+
+/** An answer text in the word-sized pieces a stream carries (the pieces join back to the text exactly). */
+export function answerPieces(text: string): string[] {
+  return text.match(/\s*\S+|\s+$/g) ?? [text]
 }

@@ -164,7 +164,8 @@ export function responsesRequestToHub(body: Json, history: readonly Json[] = [])
   if (Array.isArray(body.include)) {
     for (const inc of body.include) if (inc !== 'reasoning.encrypted_content') omitted.push(`include.${String(inc).slice(0, 64)}`)
   }
-  for (const k of ['service_tier', 'truncation', 'top_logprobs', 'max_tool_calls', 'prompt_cache_retention']) if (body[k] != null) omitted.push(k)
+  // client_metadata: Codex's turn telemetry (ids, sandbox mode) for OpenAI's side; no backend's answer depends on it.
+  for (const k of ['service_tier', 'truncation', 'top_logprobs', 'max_tool_calls', 'prompt_cache_retention', 'client_metadata']) if (body[k] != null) omitted.push(k)
   return { hub, omitted, tools: tools.names, input }
 }
 

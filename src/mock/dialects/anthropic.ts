@@ -17,7 +17,7 @@
  */
 import { after, elapsed, header, hflag, rid, sendJson, type Ctx } from '../engine.ts'
 import { countTextTokens, fnv1a, makeCompletion, pieceText, type Completion } from '../text.ts'
-import { argumentPieces, callId, planToolCalls, toolCallTokens, type PlannedCall, type ToolRequest } from '../tools.ts'
+import { answerPieces, argumentPieces, callId, planToolCalls, toolCallTokens, toolEchoAnswer, type PlannedCall, type ToolRequest } from '../tools.ts'
 import type { MockDialect } from './index.ts'
 
 type Json = Record<string, any>
@@ -126,6 +126,15 @@ function toolRequest(body: Json): ToolRequest {
   return { tools, choice, lastUserText }
 }
 
+/** The texts of the tool results the last user turn carries (null when it carries none). */
+function toolResults(body: Json): string[] | null {
+  const last = [...(body.messages as Json[])].reverse().find((m) => m?.role !== 'system')
+  if (last?.role !== 'user' || !Array.isArray(last.content)) return null
+  const out = last.content.filter((b: Json) => b?.type === 'tool_result').map((b: Json) =>
+    typeof b.content === 'string' ? b.content : Array.isArray(b.content) ? b.content.map((p: Json) => (p?.type === 'text' ? String(p.text ?? '') : '')).join('') : '')
+  return out.length ? out : null
+}
+
 /** The text answer: `count` pieces, cut before the first stop sequence. */
 function planText(c: Completion, count: number, stops: string[]): { pieces: string[]; stop: string | null } {
   const pieces: string[] = []
@@ -165,8 +174,9 @@ function messages(ctx: Ctx, body: Json): void {
   const max = body.max_tokens as number
   const natural = ctx.eff.completionTokensHeader ?? ctx.eff.completionTokens
   const count = Math.min(natural, max)
-  const text = calls.length ? { pieces: [], stop: null } : planText(makeCompletion(seed, 0, count), count, Array.isArray(body.stop_sequences) ? body.stop_sequences : [])
-  const stopReason = calls.length ? 'tool_use' : text.stop !== null ? 'stop_sequence' : count >= max ? 'max_tokens' : 'end_turn'
+  const echo = calls.length ? null : toolEchoAnswer(ctx.req, toolResults(body))
+  const text = calls.length ? { pieces: [], stop: null } : echo !== null ? { pieces: answerPieces(echo), stop: null } : planText(makeCompletion(seed, 0, count), count, Array.isArray(body.stop_sequences) ? body.stop_sequences : [])
+  const stopReason = calls.length ? 'tool_use' : echo !== null ? 'end_turn' : text.stop !== null ? 'stop_sequence' : count >= max ? 'max_tokens' : 'end_turn'
   const outputTokens = (thinking ? countTextTokens(thinking) : 0) + (calls.length ? toolCallTokens(calls) : text.pieces.reduce((n, p) => n + countTextTokens(p), 0))
   const id = 'msg_mock' + rid(10)
   const ids = calls.map((_, i) => callId('toolu_', seed, i))
