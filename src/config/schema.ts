@@ -4,6 +4,7 @@ import { authSchema } from '../auth/jwt/config.ts'
 import { expiryDate, ipFilterSchema } from '../auth/schema.ts'
 import { parseDuration } from '../core/duration.ts'
 import { mcpSection, productMcp } from '../mcp/config.ts'
+import { realtimeSection } from '../realtime/config.ts'
 
 export { duration, byteSize, text } from './schema-units.ts'
 
@@ -313,9 +314,11 @@ export const configSchema = z.strictObject({
   }).default({ resync: 5_000 }),
   /** MCP gateway: REST APIs as MCP servers, passthrough and aggregation (src/mcp/). */
   mcp: mcpSection,
+  /** Realtime WebSocket sessions (src/realtime/): idle and maximum durations, largest client message. */
+  realtime: realtimeSection,
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
-    models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional() })).default({}),
+    models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional(), audioInput: z.number().nonnegative().optional(), audioCached: z.number().nonnegative().optional(), audioOutput: z.number().nonnegative().optional() })).default({}),
   }).default({ models: {} }),
 })
 export type GatewayConfig = z.infer<typeof configSchema>

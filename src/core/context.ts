@@ -11,7 +11,7 @@ export interface Principal {
 }
 
 /** Which front door the request came through; the body shape follows from it. */
-export type Operation = 'chat.completions' | 'completions' | 'embeddings' | 'responses'
+export type Operation = 'chat.completions' | 'completions' | 'embeddings' | 'responses' | 'realtime'
 
 export interface RequestInfo {
   readonly method: string

@@ -39,6 +39,7 @@ export const OPERATION_PATH: Record<Operation, string> = {
   completions: '/completions',
   embeddings: '/embeddings',
   responses: '/responses',
+  realtime: '/realtime',
 }
 
 /** Splits a base URL into origin and a path prefix without a trailing slash. */

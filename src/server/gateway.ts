@@ -41,6 +41,7 @@ import { createFinops, type Finops } from '../finops/wiring.ts'
 import { registerSelfService } from '../finops/self-service.ts'
 import type { ManagementStore } from '../control/management/store.ts'
 import { registerMcp } from '../mcp/routes.ts'
+import { registerRealtime } from '../realtime/routes.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -262,6 +263,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     })
   })
   registerMcp(app, { runtime, auth, stores, clients, baseUrlOf, ledger, telemetry, clock, logger, inflight })
+  registerRealtime(app, { runtime, auth, inflight: inflightLimits, clients, baseUrlOf, ledger, telemetry, now: () => clock.now(), logger })
   registerMethodNotAllowed(app, routes, (reply, err) => sendError(reply, err, null))
 
   const reload = async (config?: GatewayConfig): Promise<number> => {

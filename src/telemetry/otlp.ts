@@ -31,6 +31,7 @@ const OPERATION_NAME: Record<Operation, string> = {
   completions: 'text_completion',
   embeddings: 'embeddings',
   responses: 'chat',
+  realtime: 'chat',
 }
 
 
