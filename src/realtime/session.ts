@@ -69,6 +69,7 @@ export class RealtimeSession {
       this.end(tooBig ? 'message_too_large' : 'client_closed', { upstream: [1000, 'client closed'] })
     })
     upstream.on('error', () => this.end('upstream_closed', { client: [1011, 'the backend connection failed'] }))
+    upstream.resume() // paused since its handshake (upstream.ts), so its first events wait for these handlers
     this.armIdle()
     this.maxTimer = setTimeout(() => this.expire(), o.cfg.maxDuration)
     this.maxTimer.unref?.()

@@ -95,6 +95,8 @@ export async function connectUpstream(o: ConnectOptions): Promise<WebSocket> {
       o.signal.removeEventListener('abort', onAbort)
       ws.removeAllListeners()
       ws.on('error', () => {}) // until the session attaches its own handlers
+      // The backend speaks first (session.created): nothing is read until the session listens.
+      ws.pause()
       resolve(ws)
     })
   })
