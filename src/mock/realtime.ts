@@ -46,6 +46,8 @@ export interface MockRealtimeSessionInfo {
 export interface MockRealtime {
   readonly stats: { sessions: number; active: number; closed: number; clientEvents: number };
   readonly events: EventEmitter;
+  /** Ends every open session with a close frame (a backend going away), as OpenAI does at its duration cap. */
+  closeAll(code: number, reason: string): void;
   close(): void;
 }
 
@@ -285,6 +287,9 @@ export function attachMockRealtime(server: http.Server, opts: MockRealtimeOption
   return {
     stats,
     events,
+    closeAll(code, reason) {
+      for (const ws of open) ws.close(code, reason);
+    },
     close() {
       for (const ws of open) ws.terminate();
       wss.close();
