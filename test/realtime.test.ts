@@ -189,6 +189,23 @@ consumers:
     assert.equal(refused.errorCode, 'quota_exceeded')
   })
 
+  it('governs a response the server starts itself (voice activity): reserved at response.created, one ledger row', async () => {
+    const c = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime', { headers: { 'x-request-id': 'rt-vad-1' } })
+    await c.next('session.created')
+    c.send({ type: 'session.update', session: { type: 'realtime', audio: { input: { turn_detection: { type: 'server_vad' } } } } })
+    await c.next('session.updated')
+    c.send({ type: 'input_audio_buffer.append', audio: Buffer.alloc(48000).toString('base64') }) // 1 s: 10 tokens
+    c.send({ type: 'input_audio_buffer.commit' })
+    const done = await c.next('response.done')
+    c.close()
+    await c.closed()
+    assert.equal(done.response.usage.input_token_details.audio_tokens, 10)
+    const row = await ledgerRow(g.gw, 'rt-vad-1.r1')
+    assert.equal(row.promptTokens, 10)
+    assert.equal(row.completionTokens, 48)
+    assert.equal(row.status, 200)
+  })
+
   it('closes the upstream socket within 1 s of the client leaving, and relays the upstream closing', async () => {
     const opened = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 5000)
     const c = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime')

@@ -12,6 +12,8 @@
  * - usage: input text tokens = o200k tokens of instructions and of every item's text; input audio tokens =
  *   committed user audio at 1 token per 100 ms (4,800 bytes) plus earlier assistant audio; output audio
  *   tokens = 2 per chunk (1 per 50 ms); cached tokens = the previous response's input tokens (by modality).
+ * Server VAD (`turn_detection: { type: server_vad }`): a committed buffer is "speech", announced with
+ * speech_started/stopped, and starts a response by itself (unless `create_response: false`).
  */
 import { EventEmitter } from 'node:events';
 import type http from 'node:http';
@@ -72,6 +74,8 @@ class MockSession {
   private instructions = '';
   private modalities: string[] = ['audio'];
   private sessionCap: number | null = null;
+  /** Server voice activity detection: a committed buffer starts a response by itself. */
+  private serverVad = false;
   private running: { id: string; cancelled: boolean } | null = null;
   private previousInput = { text: 0, audio: 0 };
   private readonly sessionId = id('sess');
@@ -139,6 +143,9 @@ class MockSession {
     if (Array.isArray(m)) this.modalities = m.includes('audio') ? ['audio'] : ['text'];
     const cap = s.max_output_tokens ?? s.max_response_output_tokens;
     if (typeof cap === 'number') this.sessionCap = cap;
+    const audioCfg = (s.audio ?? {}) as { input?: { turn_detection?: unknown } };
+    const td = 'turn_detection' in s ? s.turn_detection : audioCfg.input && 'turn_detection' in audioCfg.input ? audioCfg.input.turn_detection : undefined;
+    if (td !== undefined) this.serverVad = !!td && typeof td === 'object' && (td as Json).type === 'server_vad' && (td as Json).create_response !== false;
     this.send({ type: 'session.updated', session: this.sessionObject() });
   }
 
@@ -170,9 +177,15 @@ class MockSession {
     const itemId = id('item');
     const previous = this.items.length ? this.items[this.items.length - 1]!.id : null;
     const tokens = Math.ceil(this.audioBytes / 4800);
+    if (this.serverVad) {
+      this.send({ type: 'input_audio_buffer.speech_started', audio_start_ms: 0, item_id: itemId });
+      this.send({ type: 'input_audio_buffer.speech_stopped', audio_end_ms: Math.round(this.audioBytes / 48), item_id: itemId });
+    }
     this.send({ type: 'input_audio_buffer.committed', previous_item_id: previous, item_id: itemId });
     this.addItem({ id: itemId, role: 'user', text: `audio:${this.audioBytes}`, textTokens: 0, audioTokens: tokens }, { id: itemId, object: 'realtime.item', type: 'message', role: 'user', status: 'completed', content: [{ type: 'input_audio', transcript: null }] });
     this.audioBytes = 0;
+    // With server VAD the end of speech starts a response, no response.create needed.
+    if (this.serverVad && !this.running) void this.respond({});
   }
 
   private async respond(ev: Json): Promise<void> {

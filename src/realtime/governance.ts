@@ -14,6 +14,7 @@ import type { RequestRecorder } from '../telemetry/telemetry.ts'
  */
 const RESERVING = new Set(['consumer-suspension', 'rate-limit', 'token-limit', 'budget'])
 const SETTLING = new Set([...RESERVING, 'emit-token-metric'])
+const ZERO: Usage = { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0 }
 
 export interface GovernorDeps {
   readonly sessionId: string
@@ -47,6 +48,8 @@ export class SessionGovernor {
   /** Reserved, waiting for the upstream's `response.created`, in the order they were asked for. */
   private readonly unbound: Governed[] = []
   private readonly byResponse = new Map<string, Governed>()
+  /** Responses the server started, whose reservation is being made; a `response.done` meanwhile waits here. */
+  private readonly reservingServer = new Map<string, { usage: Usage | null; status: string | null } | null>()
   private seq = 0
   private closed = false
   /** Tokens the conversation holds so far, as the last response reported them plus what was added since. */
@@ -74,9 +77,11 @@ export class SessionGovernor {
     const ctx = this.contextFor(cap)
     const limits = requestLimits(ctx)
     limits.promptEstimate = this.contextTokens
+    if (responseId) this.reservingServer.set(responseId, null)
     try {
       for (const p of this.reserving) await p.inbound!(ctx)
     } catch (err) {
+      if (responseId) this.reservingServer.delete(responseId)
       const e = toGatewayError(err)
       // Refused before any backend work: a ledger row and metrics like any refused request.
       this.finish({ ctx, clientEventId, responseId }, { status: e.status, usage: null, error: e, aborted: false }, false)
@@ -87,8 +92,12 @@ export class SessionGovernor {
       return null
     }
     const g: Governed = { ctx, clientEventId, responseId }
-    if (responseId) this.byResponse.set(responseId, g)
-    else this.unbound.push(g)
+    if (responseId) {
+      this.byResponse.set(responseId, g)
+      const early = this.reservingServer.get(responseId)
+      this.reservingServer.delete(responseId)
+      if (early) this.done(responseId, early.usage, early.status)
+    } else this.unbound.push(g)
     return null
   }
 
@@ -108,7 +117,7 @@ export class SessionGovernor {
     const i = this.unbound.findIndex((g) => g.clientEventId === clientEventId)
     if (i === -1) return
     const [g] = this.unbound.splice(i, 1)
-    this.finish(g!, { status: 400, usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0, cachedTokens: 0, reasoningTokens: 0 }, error: null, aborted: false }, false)
+    this.finish(g!, { status: 400, usage: ZERO, error: null, aborted: false }, false)
   }
 
   /** Whether a running response has not produced output yet (only then are deltas looked at). */
@@ -125,7 +134,10 @@ export class SessionGovernor {
   /** `response.done`: settle on the reported usage and write the response's ledger row. */
   done(responseId: string, usage: Usage | null, status: string | null): void {
     const g = this.byResponse.get(responseId)
-    if (!g) return
+    if (!g) {
+      if (this.reservingServer.has(responseId)) this.reservingServer.set(responseId, { usage, status })
+      return
+    }
     this.byResponse.delete(responseId)
     if (usage) this.contextTokens = usage.promptTokens + usage.completionTokens
     const failed = status === 'failed'
@@ -136,7 +148,8 @@ export class SessionGovernor {
   close(): void {
     if (this.closed) return
     this.closed = true
-    for (const g of this.unbound.splice(0)) this.finish(g, { status: 499, usage: null, error: null, aborted: true }, false)
+    // A reservation no response used costs nothing; a response cut mid-way is charged what it had read.
+    for (const g of this.unbound.splice(0)) this.finish(g, { status: 499, usage: ZERO, error: null, aborted: false }, false)
     for (const g of [...this.byResponse.values()]) this.finish(g, { status: 499, usage: null, error: null, aborted: true }, true)
     this.byResponse.clear()
   }

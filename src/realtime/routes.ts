@@ -55,6 +55,7 @@ export function registerRealtime(app: FastifyInstance, d: RealtimeDeps): void {
   const logger = d.logger.child({ component: 'realtime' })
   const metrics = new RealtimeMetrics(d.telemetry.prom.registry)
   const sessions = new Set<RealtimeSession>()
+  let closing = false
   // One server per message-size limit (it is read from the config at each upgrade; a reload may change it).
   const servers = new Map<number, WebSocketServer>()
   const serverFor = (maxPayload: number) => {
@@ -75,6 +76,7 @@ export function registerRealtime(app: FastifyInstance, d: RealtimeDeps): void {
     const given = req.headers['x-request-id']
     const id = typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
     if (!param) return refuse(socket, id, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint GET ${clipText(path)} (WebSocket).`))
+    if (closing) return refuse(socket, id, new GatewayError(GW_ERR.SERVICE_UNAVAILABLE, 'The gateway is shutting down; retry on another replica.', { headers: { 'retry-after': '1' } }))
     const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1))
     void open(req, socket, head, id, path, query, param).catch((err) => {
       const e = toGatewayError(err)
@@ -187,6 +189,7 @@ export function registerRealtime(app: FastifyInstance, d: RealtimeDeps): void {
 
   // Shutdown: sessions have no natural end, so they are told to go (1001) when the listener closes.
   app.addHook('preClose', (done) => {
+    closing = true
     for (const s of [...sessions]) s.shutdown()
     for (const s of servers.values()) s.close()
     done()
