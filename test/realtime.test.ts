@@ -316,3 +316,57 @@ consumers:
   })
 })
 
+
+describe('Realtime session bounds: idle timeout, maximum duration, sessions per consumer', () => {
+  let g: TestGateway
+  before(async () => {
+    g = await startTestGateway(`
+realtime: { idleTimeout: 250ms, maxDuration: 800ms }
+backends:
+  - { id: rt-a, type: mock }
+models:
+  - { name: gpt-realtime, target: rt-a }
+consumers:
+  - { id: solo, maxInflight: 1, keys: [ { value: ${KEY} } ] }
+`)
+  })
+  after(() => g.close())
+
+  it('closes an idle session (session_idle_timeout, 1001) and one past its maximum duration (session_expired, 1001)', async () => {
+    const idle = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime')
+    await idle.next('session.created')
+    const e = await idle.next('error', 0, 5000)
+    assert.equal(e.error.code, 'session_idle_timeout')
+    assert.equal((await idle.closed()).code, 1001)
+
+    // A busy session is never idle (an event every round trip), so it ends at maxDuration instead.
+    const busy = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime')
+    await busy.next('session.created')
+    let updates = 0
+    busy.rt.on('session.updated', () => { updates++; busy.send({ type: 'session.update', session: { type: 'realtime' } }) })
+    busy.send({ type: 'session.update', session: { type: 'realtime' } })
+    const expired = await busy.next('error', 0, 5000)
+    assert.equal(expired.error.code, 'session_expired')
+    assert.match(expired.error.message, /maximum duration/)
+    const closed = await busy.closed()
+    assert.equal(closed.code, 1001)
+    assert.ok(updates > 1)
+  })
+
+  it('holds one in-flight slot per session: a second session over maxInflight is 429, admitted once the first ends', async () => {
+    const first = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime')
+    await first.next('session.created')
+    await assert.rejects(openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime'), (err: { status?: number }) => err.status === 429)
+    first.close()
+    await first.closed()
+    // The slot comes back when the gateway has ended the session (the wait fails if it never does).
+    let second: Awaited<ReturnType<typeof openRealtime>> | null = null
+    await until(async () => {
+      second = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime').catch(() => null)
+      return second !== null
+    })
+    await second!.next('session.created')
+    second!.close()
+    await second!.closed()
+  })
+})
