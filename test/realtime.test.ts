@@ -96,7 +96,7 @@ consumers:
   })
 
   it('relays audio deltas in order, bills text and audio tokens at their prices, and counts them in metrics', async () => {
-    const seen = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 5000)
+    const seen = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 15000)
     const c = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime', { headers: { 'x-request-id': 'rt-audio-1' } })
     const opened = await seen
     // The backend got the gateway's key, never the client's.
@@ -165,7 +165,7 @@ consumers:
     assert.equal((await ledgerRow(g.gw, 'rt-quota-1.r1')).promptTokens + 16, 18)
 
     // Response 2 asks for up to 40 tokens: 18 used + about 7 + 40 is past 50 (it would fit had response 1 not been settled).
-    const opened = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 5000)
+    const opened = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 15000)
     const b = await openRealtime(`${g.url}/v1`, METERED_KEY, 'gpt-realtime', { headers: { 'x-request-id': 'rt-quota-2' } })
     const upstream = await opened
     const upstreamTypes: string[] = []
@@ -207,7 +207,7 @@ consumers:
   })
 
   it('closes the upstream socket within 1 s of the client leaving, and relays the upstream closing', async () => {
-    const opened = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 5000)
+    const opened = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 15000)
     const c = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime')
     const info = await opened
     await c.next('session.created')
@@ -225,7 +225,7 @@ consumers:
   })
 
   it('serves the Azure path with the deployment, relayed to an Azure backend with its api-key', async () => {
-    const opened = nextEmitted<MockRealtimeSessionInfo>(azureMock.realtime.events, 'open', 5000)
+    const opened = nextEmitted<MockRealtimeSessionInfo>(azureMock.realtime.events, 'open', 15000)
     const c = await openRealtime(g.url, KEY, 'gpt-realtime-az', { azure: { apiVersion: '2025-04-01-preview' } })
     const info = await opened
     assert.equal(info.path, '/openai/realtime')
@@ -271,7 +271,7 @@ consumers:
   })
 
   it('answers bad input with documented error events or a close, and keeps serving', async () => {
-    const opened = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 5000)
+    const opened = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 15000)
     const c = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime')
     const info = await opened
     const upstreamTypes: string[] = []

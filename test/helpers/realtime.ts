@@ -41,7 +41,7 @@ export async function openRealtime(baseURL: string, apiKey: string, model: strin
     rt.socket.once('error', reject)
     rt.socket.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode })))
   })
-  const next = (type: string, from = 0, timeoutMs = 5000) => new Promise<Record<string, any>>((resolve, reject) => {
+  const next = (type: string, from = 0, timeoutMs = 15000) => new Promise<Record<string, any>>((resolve, reject) => {
     const check = () => {
       const hit = events.slice(from).find((e) => e.type === type)
       if (hit) { waiters.delete(check); clearTimeout(t); resolve(hit) }
@@ -50,7 +50,7 @@ export async function openRealtime(baseURL: string, apiKey: string, model: strin
     waiters.add(check)
     check()
   })
-  const closed = (timeoutMs = 5000) => new Promise<{ code: number; reason: string }>((resolve, reject) => {
+  const closed = (timeoutMs = 15000) => new Promise<{ code: number; reason: string }>((resolve, reject) => {
     const check = () => { if (closeInfo) { closeWaiters.delete(check); clearTimeout(t); resolve(closeInfo) } }
     const t = setTimeout(() => { closeWaiters.delete(check); reject(new Error(`the session was not closed within ${timeoutMs} ms`)) }, timeoutMs)
     closeWaiters.add(check)
