@@ -242,13 +242,15 @@ consumers:
   })
 
   it('authenticates the handshake: a bad key is 401 before the upgrade; the browser subprotocol key opens', async () => {
-    const attempt = (opts: { headers?: Record<string, string>; protocols?: string[] }) => new Promise<{ status: number; body: string } | { open: WebSocket }>((resolve, reject) => {
-      const ws = new WebSocket(`${g.url.replace('http', 'ws')}/v1/realtime?model=gpt-realtime`, opts.protocols ?? [], { headers: opts.headers })
+    let upgraded: Record<string, string | string[] | undefined> = {}
+    const attempt = (opts: { headers?: Record<string, string>; protocols?: string[]; model?: string }) => new Promise<{ status: number; body: string } | { open: WebSocket }>((resolve, reject) => {
+      const ws = new WebSocket(`${g.url.replace('http', 'ws')}/v1/realtime?model=${opts.model ?? 'gpt-realtime'}`, opts.protocols ?? [], { headers: opts.headers })
       ws.once('unexpected-response', (_req, res) => {
         let body = ''
         res.on('data', (c) => { body += c })
         res.on('end', () => resolve({ status: res.statusCode!, body }))
       })
+      ws.once('upgrade', (res) => { upgraded = res.headers })
       ws.once('open', () => resolve({ open: ws }))
       ws.once('error', (e) => { if (!(e.message ?? '').includes('Unexpected server response')) reject(e) })
     })
@@ -261,13 +263,25 @@ consumers:
     const none = await attempt({})
     assert.ok('status' in none && none.status === 401)
 
+    const plain = await fetch(`${g.url}/v1/realtime?model=gpt-realtime`, { headers: { authorization: `Bearer ${KEY}` } })
+    assert.equal(plain.status, 426)
+    assert.equal(((await plain.json()) as { error: { code: string } }).error.code, 'upgrade_required')
+
     const good = await attempt({ protocols: ['realtime', `openai-insecure-api-key.${KEY}`] })
     assert.ok('open' in good)
     assert.equal(good.open.protocol, 'realtime') // the key protocol is never echoed
+    assert.equal(upgraded['x-sluice-backend'], 'rt-a')
+    assert.equal(typeof upgraded['x-request-id'], 'string')
     good.open.close()
-    const unknownModel = await attempt({ headers: { authorization: `Bearer ${KEY}` } })
-    assert.ok('open' in unknownModel)
-    unknownModel.open.close()
+    const header = await attempt({ headers: { authorization: `Bearer ${KEY}` } })
+    assert.ok('open' in header)
+    header.open.close()
+    const unknownModel = await attempt({ headers: { authorization: `Bearer ${KEY}` }, model: 'no-such-model' })
+    assert.ok('status' in unknownModel && unknownModel.status === 404)
+    assert.equal(JSON.parse(unknownModel.body).error.code, 'model_not_found')
+    const notAllowed = await attempt({ headers: { authorization: `Bearer ${METERED_KEY}` }, model: 'gpt-realtime-az' })
+    assert.ok('status' in notAllowed && notAllowed.status === 403)
+    assert.equal(JSON.parse(notAllowed.body).error.code, 'model_not_allowed')
   })
 
   it('answers bad input with documented error events or a close, and keeps serving', async () => {

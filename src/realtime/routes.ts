@@ -41,6 +41,7 @@ const PATHS: ReadonlyMap<string, 'model' | 'deployment'> = new Map([['/v1/realti
 /** The browser SDKs' subprotocol that carries the key (a browser cannot set an Authorization header). */
 const KEY_PROTOCOL = 'openai-insecure-api-key.'
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+const UPGRADE_REQUIRED = { status: 426, type: 'invalid_request_error', code: 'upgrade_required' } as const
 /** Largest server event relayed (a `session.created` with long instructions and tools; audio deltas are small). */
 const UPSTREAM_MAX_PAYLOAD = 32 * 1024 * 1024
 
@@ -58,10 +59,16 @@ export function registerRealtime(app: FastifyInstance, d: RealtimeDeps): void {
   let closing = false
   // One server per message-size limit (it is read from the config at each upgrade; a reload may change it).
   const servers = new Map<number, WebSocketServer>()
+  const answered = new WeakMap<IncomingMessage, { id: string; backend: string }>()
   const serverFor = (maxPayload: number) => {
     let s = servers.get(maxPayload)
     if (!s) {
       s = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false, handleProtocols: (offered) => (offered.has('realtime') ? 'realtime' : false) })
+      // The 101 carries the same headers a proxied answer does: the request id and the member that serves it.
+      s.on('headers', (lines, req) => {
+        const a = answered.get(req)
+        if (a) lines.push(`x-request-id: ${a.id}`, `x-sluice-backend: ${a.backend}`)
+      })
       servers.set(maxPayload, s)
     }
     return s
@@ -116,6 +123,7 @@ export function registerRealtime(app: FastifyInstance, d: RealtimeDeps): void {
       upstream.ws.terminate()
       return
     }
+    answered.set(req, { id, backend: upstream.backendId })
     serverFor(cfg.maxMessageBytes).handleUpgrade(req, socket, head, (client) => {
       const governor = new SessionGovernor({
         sessionId: id, model: model.name, backendId: upstream.backendId, principal,
@@ -185,6 +193,12 @@ export function registerRealtime(app: FastifyInstance, d: RealtimeDeps): void {
       throw new GatewayError(GW_ERR.UNSUPPORTED_OPERATION, `No backend of the model "${model.name}" speaks the Realtime API (OpenAI, Azure OpenAI and OpenAI-compatible backends do).`)
     }
     throw last ?? noHealthyBackend(model.name, plan.comeback(), d.now())
+  }
+
+  // A plain GET on a Realtime path (no upgrade) is told what it needs.
+  for (const path of PATHS.keys()) {
+    app.get(path, async (req, reply) => reply.code(426).header('upgrade', 'websocket').header('x-request-id', req.id)
+      .send(new GatewayError(UPGRADE_REQUIRED, `${path} is a WebSocket endpoint: open it with a WebSocket (Realtime) client.`).toJSON()))
   }
 
   // Shutdown: sessions have no natural end, so they are told to go (1001) when the listener closes.
