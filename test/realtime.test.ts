@@ -95,6 +95,23 @@ consumers:
     assert.equal(usage.output_tokens, 16)
   })
 
+  it('passes OpenAI-Beta up: a beta client gets the beta event names, and its usage is governed the same', async () => {
+    const c = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime', { headers: { 'openai-beta': 'realtime=v1', 'x-request-id': 'rt-beta-1' } })
+    await c.next('session.created')
+    c.send({ type: 'session.update', session: { modalities: ['text'], max_response_output_tokens: 5 } })
+    await c.next('session.updated')
+    c.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello there' }] } })
+    await c.next('conversation.item.created')
+    c.send({ type: 'response.create' })
+    const done = await c.next('response.done')
+    c.close()
+    await c.closed()
+    assert.equal(c.events.filter((e) => e.type === 'response.text.delta').length, 5)
+    assert.ok(!c.events.some((e) => e.type === 'response.output_text.delta'))
+    assert.equal(done.response.usage.output_tokens, 5)
+    assert.equal((await ledgerRow(g.gw, 'rt-beta-1.r1')).completionTokens, 5)
+  })
+
   it('relays audio deltas in order, bills text and audio tokens at their prices, and counts them in metrics', async () => {
     const seen = nextEmitted<MockRealtimeSessionInfo>(rtMock().events, 'open', 15000)
     const c = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime', { headers: { 'x-request-id': 'rt-audio-1' } })
@@ -311,7 +328,7 @@ consumers:
     assert.deepEqual(upstreamTypes, ['session.update', 'response.create'])
 
     // A 10 MB audio append is over realtime.maxMessageBytes (1 MiB here): the session is closed with 1009.
-    const upstreamClosed = nextEmitted<{ session: string }>(rtMock().events, 'close', 2000, (e) => e.session === info.id)
+    const upstreamClosed = nextEmitted<{ session: string }>(rtMock().events, 'close', 10000, (e) => e.session === info.id)
     c.rt.socket.send(JSON.stringify({ type: 'input_audio_buffer.append', audio: 'A'.repeat(10 * 1024 * 1024) }))
     assert.equal((await c.closed()).code, 1009)
     await upstreamClosed
