@@ -30,3 +30,24 @@ test('raw keeps the frame forwardable and encodeSse round-trips', () => {
   assert.equal(f!.event, 'message')
   assert.equal(f!.raw, 'event: message\ndata: {"x":"a\\nb"}\n\n')
 })
+
+test('byte path: every frame keeps exactly the bytes it arrived as, whatever the chunk boundaries', () => {
+  const frames = ['data: {"a":"héllo ✓"}\n\n', 'event: done\ndata: x\ndata: y\n\n', 'data: [DONE]\n\n']
+  const bytes = Buffer.from(frames.join(''))
+  for (let cut = 1; cut < bytes.length; cut++) {
+    const p = new SseParser()
+    const out = [...p.push(bytes.subarray(0, cut)), ...p.push(bytes.subarray(cut)), ...p.end()]
+    assert.deepEqual(out.map((f) => f.data), ['{"a":"héllo ✓"}', 'x\ny', '[DONE]'], `cut at ${cut}`)
+    // Where a frame ends is known at once on the byte path: the bytes are those of the frame as sent.
+    assert.deepEqual(out.filter((f) => f.bytes).map((f) => Buffer.from(f.bytes!).toString('utf8')), frames, `cut at ${cut}`)
+    assert.deepEqual(out.map((f) => f.raw), frames)
+  }
+})
+
+test('a stream with CR line ends takes the text path for good: frames normalised, no bytes claimed', () => {
+  const p = new SseParser()
+  const out = [...p.push(Buffer.from('data: one\n\n')), ...p.push(Buffer.from('data: two\r\n\r\ndata: thr')), ...p.push(Buffer.from('ee\n\n')), ...p.end()]
+  assert.deepEqual(out.map((f) => f.data), ['one', 'two', 'three'])
+  assert.deepEqual(out.map((f) => f.bytes === undefined), [false, true, true])
+  assert.deepEqual(out.map((f) => f.raw), ['data: one\n\n', 'data: two\n\n', 'data: three\n\n'])
+})

@@ -9,22 +9,68 @@ export interface SseFrame {
   readonly data: string
   /** The frame as received, normalised to end with a blank line, ready to forward. */
   readonly raw: string
+  /**
+   * The same frame as the bytes received (a view of the upstream's own buffer), when they needed no
+   * normalisation: a relay writes these instead of `raw`, so an unchanged event is never re-encoded.
+   */
+  readonly bytes?: Uint8Array
 }
 
+const CR = 13
+
+/**
+ * Upstream bytes in, frames out. Events that end with a blank line in `\n` form (what OpenAI-compatible
+ * servers send) are cut from the bytes themselves: each frame keeps a zero-copy view of its bytes and only
+ * its own text is decoded (a frame is whole UTF-8: a newline is never inside a multi-byte character).
+ * Anything else (`\r\n` line ends, string input) takes the text path, which normalises line ends.
+ */
 export class SseParser {
   private readonly decoder = new TextDecoder()
   private pending = ''
+  /** Bytes of an incomplete frame on the byte path (null when empty). */
+  private pendingBytes: Buffer | null = null
+  /** Once a stream needed the text path it stays on it (the decoder may hold part of a character). */
+  private textMode = false
 
   /** Feeds bytes; returns every frame completed by them. */
   push(chunk: Uint8Array | string): SseFrame[] {
+    if (!this.textMode && typeof chunk !== 'string' && !chunk.includes(CR)) return this.pushBytes(chunk)
+    this.textMode = true
+    if (this.pendingBytes !== null) {
+      this.pending += this.decoder.decode(this.pendingBytes, { stream: true })
+      this.pendingBytes = null
+    }
     this.pending += typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true })
     return this.drain(false)
   }
 
   /** Flushes a final frame that was not terminated by a blank line. */
   end(): SseFrame[] {
+    if (this.pendingBytes !== null) {
+      this.pending += this.decoder.decode(this.pendingBytes, { stream: true })
+      this.pendingBytes = null
+    }
     this.pending += this.decoder.decode()
     return this.drain(true)
+  }
+
+  private pushBytes(chunk: Uint8Array): SseFrame[] {
+    const buf = this.pendingBytes === null ? toBuffer(chunk) : Buffer.concat([this.pendingBytes, chunk])
+    const frames: SseFrame[] = []
+    let start = 0
+    for (;;) {
+      const end = buf.indexOf('\n\n', start)
+      if (end === -1) break
+      const block = buf.toString('utf8', start, end)
+      const frame = parseBlock(block, buf.subarray(start, end + 2))
+      start = end + 2
+      if (frame) frames.push(frame)
+    }
+    this.pendingBytes = start < buf.length ? buf.subarray(start) : null
+    // A frame's bytes are views of `buf`: a frame still pending is copied out of it only when it is tiny
+    // against the chunk, so a long-lived remainder never pins a large buffer.
+    if (this.pendingBytes !== null && start > 0 && this.pendingBytes.length * 8 < buf.length) this.pendingBytes = Buffer.from(this.pendingBytes)
+    return frames
   }
 
   private drain(final: boolean): SseFrame[] {
@@ -50,7 +96,11 @@ export class SseParser {
   }
 }
 
-function parseBlock(block: string): SseFrame | null {
+function toBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+}
+
+function parseBlock(block: string, bytes?: Uint8Array): SseFrame | null {
   let event: string | undefined
   let data: string | null = null
   for (const line of block.split('\n')) {
@@ -63,7 +113,7 @@ function parseBlock(block: string): SseFrame | null {
     else if (field === 'event') event = value
   }
   if (data === null && event === undefined) return null
-  return { event, data: data ?? '', raw: block + '\n\n' }
+  return bytes ? { event, data: data ?? '', raw: block + '\n\n', bytes } : { event, data: data ?? '', raw: block + '\n\n' }
 }
 
 export function encodeSse(data: string, event?: string): string {

@@ -28,6 +28,8 @@ export interface PolicyDeps {
   /** A `backends` entry as a service endpoint (url, key or managed identity, headers): content-safety's remote engines. */
   readonly backendEndpoint?: EndpointResolver
   readonly scope: PolicyScope
+  /** The configured model names (and their targets): what a token-counting policy preloads tokenizers for. */
+  readonly modelNames?: readonly string[]
   /** The configured price table (budget); absent only where a policy is built outside a gateway. */
   readonly prices?: PriceLookup
   /** Threshold alerts to the log and webhooks (budget, token quotas). */

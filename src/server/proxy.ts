@@ -130,6 +130,8 @@ function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: Fastif
   void reply.code(result.status).headers(door.headers({ ...result.headers, ...commonHeaders(ctx), 'content-type': 'application/json' }, ctx.id)).send(payload)
 }
 
+const asText = (out: string | Uint8Array): string => (typeof out === 'string' ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('utf8'))
+
 function completionTextOf(body: Record<string, unknown>): string | null {
   const choices = body.choices
   if (Array.isArray(choices) && choices.length) {
@@ -175,7 +177,7 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     for await (const frame of result.frames) {
       if (!corked && !res.destroyed) { corked = true; res.cork(); process.nextTick(uncork) }
       if (done !== null) { res.write(done); done = null } // a frame after [DONE]: keep the order
-      if (frame.data === '[DONE]') { done = writer.frame(frame, null, false); continue }
+      if (frame.data === '[DONE]') { done = asText(writer.frame(frame, null, false)); continue }
       let json: Record<string, unknown> | null = null
       // One JSON.parse per event: measured cheaper than scanning the text for what it might carry.
       if (frame.data.charCodeAt(0) === 123 /* { */) {
@@ -199,7 +201,7 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
         json = chunk.json
       }
       const out = writer.frame(frame, json, modified)
-      if (out !== '' && !res.write(out)) await drained(res, ctx.signal)
+      if (out.length !== 0 && !res.write(out)) await drained(res, ctx.signal)
     }
     const tail = writer.end()
     if (tail !== '') done = (done ?? '') + tail

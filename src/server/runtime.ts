@@ -51,12 +51,13 @@ export function buildRuntime(snapshot: Snapshot, deps: RuntimeDeps): Runtime {
     return { url: deps.baseUrlOf(b), headers: b.headers ?? {}, apiKey: b.auth?.apiKey ?? null, managedIdentity: b.auth?.managedIdentity ? { clientId: typeof b.auth.managedIdentity.clientId === 'string' ? b.auth.managedIdentity.clientId : undefined } : null }
   }
   const prices = priceLookup(snapshot)
+  const modelNames = [...snapshot.models.keys()]
   const instantiate = (entries: readonly PolicyEntry[], scope: PolicyScope): Policy[] =>
     entries.map((entry) => {
       const [name, options] = Object.entries(entry)[0]!
       const factory = deps.registry.get(name)
       if (!factory) throw new Error(`unknown policy ${name}`) // load already refused this; kept as a guard
-      const policyDeps: PolicyDeps = { clock: deps.clock, logger: deps.logger.child({ policy: name }), stores: deps.stores, metrics: deps.metrics, telemetry: deps.telemetry, ledger: deps.ledger, embed, backendEndpoint, scope, prices, alerts: deps.alerts, consumers: deps.consumers }
+      const policyDeps: PolicyDeps = { clock: deps.clock, logger: deps.logger.child({ policy: name }), stores: deps.stores, metrics: deps.metrics, telemetry: deps.telemetry, ledger: deps.ledger, embed, backendEndpoint, scope, prices, modelNames, alerts: deps.alerts, consumers: deps.consumers }
       return factory.create(options, policyDeps)
     })
   const global = [...(deps.prelude ?? []), ...instantiate(snapshot.config.policies, { kind: 'global' })]

@@ -273,7 +273,7 @@ consumers:
   }
 
   it('answers the whole corpus with documented errors, keeps /healthz under 100 ms, and its memory on a plateau', async () => {
-    const probe = startHealthProbe(url)
+    const probe = startHealthProbe(url, { pid: gw.child.pid! })
     await corpusRound()
     const plateau = rssMiB(gw.child.pid!)
     for (let round = 0; round < 3; round++) await corpusRound()
@@ -282,7 +282,7 @@ consumers:
     const p = probes[0]!
     assert.ok(p.count > 50, `the probe ran (${p.count} probes)`)
     assert.equal(p.failures, 0, 'every /healthz probe answered 200')
-    // Generous bound that holds on the shared, loaded 2-core machine; the 100 ms target is the todo test below.
+    // Wall-clock bound that holds on the shared, loaded 2-core machine; the 100 ms target is the next test.
     assert.ok(p.max < 3000, `/healthz never stalled for seconds (max ${p.max.toFixed(1)} ms)`)
     // Three more rounds of megabyte bodies leave the process where the first round did (within GC slack).
     assert.ok(afterRounds < plateau + 80, `memory back on its plateau: ${plateau.toFixed(0)} MiB after round 1, ${afterRounds.toFixed(0)} MiB after 4`)
@@ -292,10 +292,15 @@ consumers:
     assert.ok(ledgerBytes < 4 * 1024 * 1024, `ledger stayed small (${ledgerBytes} bytes)`)
   })
 
-  it('kept /healthz under 100 ms throughout the corpus', { todo: 'outliers of 100-1700 ms seen on the shared 2-core machine (load 10-19): not yet told apart from scheduling noise' }, () => {
+  // The 100 ms bound, told apart from the scheduler: on a shared 2-core machine a probe can wait because the
+  // gateway was not running at all. A probe over 100 ms during which the gateway's own main thread ran for
+  // 100 ms or more is the gateway blocking its event loop on something a client sent (as the first
+  // embeddings request did when it loaded a second tokenizer synchronously: 0.4-0.5 s of its own CPU).
+  it('kept /healthz under 100 ms throughout the corpus, save for time the gateway was not scheduled', () => {
     const p = probes[0]
     assert.ok(p, 'the corpus ran to its end')
-    assert.ok(p.max < 100, `/healthz answered within 100 ms throughout (max ${p.max.toFixed(1)} ms; over: ${p.samples.join(',')})`)
+    assert.ok(p.count > 50 && p.maxOwnCpu > 0, `the probe read the gateway's own CPU time (${p.count} probes, longest own stretch ${p.maxOwnCpu.toFixed(1)} ms)`)
+    assert.equal(p.ownOver, 0, `/healthz waited 100 ms or more on the gateway's own work: ${p.ownSamples.join(', ')} (all probes over 100 ms: ${p.samples.join(', ')})`)
   })
 
   it('rebuilds a backend 4xx from known fields: the echoed credential never reaches the client', async () => {
@@ -400,7 +405,7 @@ consumers: [ { id: team-a, keys: [ { value: ${KEY_A} } ] } ]
   it('keyless uploads are refused from their headers and their connections closed: they hold no memory', async () => {
     // Warm-up: the first refusal compiles its code path (sources run through tsx); that is start-up, not abuse.
     assert.equal(statusOf((await raw(declare(100, null), Buffer.alloc(100, 0x61)).done).text), 401)
-    const probe = startHealthProbe(`http://127.0.0.1:${port}`)
+    const probe = startHealthProbe(`http://127.0.0.1:${port}`, { pid: gw.child.pid! })
     const base = rssMiB(gw.child.pid!)
     const conns = Array.from({ length: 30 }, () => raw(declare(9 * 1024 * 1024, null), Buffer.alloc(1024 * 1024, 0x61)))
     const results = await Promise.all(conns.map((c) => c.done))
@@ -421,7 +426,8 @@ consumers: [ { id: team-a, keys: [ { value: ${KEY_A} } ] } ]
     assert.ok(peak < base + 100, `30 keyless 9 MiB uploads held no memory (${base.toFixed(0)} → ${peak.toFixed(0)} MiB)`)
     const p = await probe.stop()
     assert.equal(p.failures, 0)
-    assert.ok(p.max < 3000, `/healthz never stalled for seconds (max ${p.max.toFixed(1)}; the 100 ms target: see the todo test above)`)
+    assert.ok(p.max < 3000, `/healthz never stalled for seconds (max ${p.max.toFixed(1)} ms)`)
+    assert.equal(p.ownOver, 0, `/healthz waited 100 ms or more on the gateway's own work: ${p.ownSamples.join(', ')}`)
   })
 
   it('a stalled body is cut at requestTimeout with a 408; the bytes being read at once are bounded (503), and free again after', async () => {

@@ -7,26 +7,43 @@ import { readFileSync } from 'node:fs'
  * doing (building a 10 MiB body, parsing answers) cannot delay or hide a probe. Every `intervalMs` it sends
  * one GET and records the time to the complete answer; a probe still waiting when the next is due counts
  * as over the bound as soon as it passes it.
+ *
+ * On a shared 2-core machine a probe can also wait because the gateway was not scheduled at all. To tell
+ * that apart from the gateway blocking its own event loop, each probe reads the on-CPU time of the gateway's
+ * main thread (Linux: /proc/PID/task/PID/schedstat, nanoseconds) before and after: a probe over the bound
+ * during which that thread ran for at least the bound is the gateway's own doing (`ownOver`); a slow probe
+ * during which it barely ran is the scheduler's.
  */
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads')
 const http = require('node:http')
+const fs = require('node:fs')
 const agent = new http.Agent({ keepAlive: true, maxSockets: 4 })
-const stats = { count: 0, failures: 0, max: 0, over: 0, samples: [] }
+const stats = { count: 0, failures: 0, max: 0, over: 0, samples: [], ownOver: 0, ownSamples: [], maxOwnCpu: 0 }
 let stopped = false
+const onCpuMs = () => {
+  if (!workerData.pid) return 0
+  try { return Number(fs.readFileSync('/proc/' + workerData.pid + '/task/' + workerData.pid + '/schedstat', 'utf8').split(' ')[0]) / 1e6 } catch { return 0 }
+}
 function once() {
   return new Promise((resolve) => {
     const t0 = performance.now()
+    const cpu0 = onCpuMs()
     const req = http.get(workerData.url + '/healthz', { agent, timeout: 5000 }, (res) => {
       let body = ''
       res.setEncoding('utf8')
       res.on('data', (d) => { body += d })
       res.on('end', () => {
         const ms = performance.now() - t0
+        const cpu = onCpuMs() - cpu0
         stats.count++
         if (res.statusCode !== 200 || !body.includes('ok')) stats.failures++
         stats.max = Math.max(stats.max, ms)
-        if (ms > workerData.boundMs) { stats.over++; stats.samples.push(Math.round(ms)) }
+        stats.maxOwnCpu = Math.max(stats.maxOwnCpu, Math.min(ms, cpu))
+        if (ms > workerData.boundMs) {
+          stats.over++; stats.samples.push(Math.round(ms) + 'ms/' + Math.round(cpu) + 'cpu')
+          if (cpu >= workerData.boundMs) { stats.ownOver++; stats.ownSamples.push(Math.round(ms) + 'ms/' + Math.round(cpu) + 'cpu') }
+        }
         resolve()
       })
     })
@@ -47,10 +64,17 @@ parentPort.on('message', () => { stopped = true })
 loop()
 `
 
-export interface ProbeStats { count: number; failures: number; max: number; over: number; samples: number[] }
+export interface ProbeStats {
+  count: number; failures: number; max: number; over: number; samples: string[]
+  /** Probes over the bound during which the gateway's main thread itself ran for at least the bound. */
+  ownOver: number; ownSamples: string[]
+  /** The longest stretch of the gateway's own main-thread CPU within one probe (ms). */
+  maxOwnCpu: number
+}
 
-export function startHealthProbe(url: string, opts: { intervalMs?: number; boundMs?: number } = {}): { stop(): Promise<ProbeStats> } {
-  const worker = new Worker(WORKER, { eval: true, workerData: { url, intervalMs: opts.intervalMs ?? 20, boundMs: opts.boundMs ?? 100 } })
+/** `pid`: the gateway process, whose main thread's on-CPU time tells its own stalls from the scheduler's. */
+export function startHealthProbe(url: string, opts: { intervalMs?: number; boundMs?: number; pid?: number } = {}): { stop(): Promise<ProbeStats> } {
+  const worker = new Worker(WORKER, { eval: true, workerData: { url, intervalMs: opts.intervalMs ?? 20, boundMs: opts.boundMs ?? 100, pid: opts.pid ?? 0 } })
   const done = new Promise<ProbeStats>((resolve, reject) => {
     worker.once('message', (s: ProbeStats) => { void worker.terminate(); resolve(s) })
     worker.once('error', reject)

@@ -70,7 +70,7 @@ class Budget implements Policy, BudgetInspector {
     this.key = (e) => exprString(expr, e)
     this.limit = Math.round(cfg.usd * MICROS_PER_USD)
     for (const a of cfg.alerts) if (a.webhook && deps.alerts && !deps.alerts.hasWebhook(a.webhook)) throw new Error(`budget alert names webhook "${a.webhook}", which is not in webhooks`)
-    preloadTokenizer()
+    preloadTokenizer(deps.modelNames)
   }
 
   private windowAt(now: number): CounterWindow {

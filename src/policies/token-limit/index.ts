@@ -72,7 +72,7 @@ class TokenLimit implements Policy, LimitInspector {
     const expr = compileExpr(cfg.counterKey)
     this.key = (ctx) => `tokens:${boundedKeyPart(exprString(expr, exprContext(ctx)))}`
     // Every request's prompt is counted: load the tokenizer now, not under the first request's traffic.
-    preloadTokenizer()
+    preloadTokenizer(deps.modelNames)
   }
 
   private windowsAt(now: number): CounterWindow[] {

@@ -23,7 +23,8 @@ export const openaiDoor: FrontDoor = {
   },
   streamWriter(): StreamWriter {
     return {
-      frame: (frame, json, modified) => (modified && json ? encodeSse(JSON.stringify(json), frame.event) : frame.raw),
+      // An unchanged frame leaves as the bytes it came in (no re-encoding); an edited one is serialised anew.
+      frame: (frame, json, modified) => (modified && json ? encodeSse(JSON.stringify(json), frame.event) : frame.bytes ?? frame.raw),
       end: () => '',
       error: (err) => encodeSse(JSON.stringify(err.toJSON())) + SSE_DONE,
     }

@@ -20,7 +20,7 @@ export interface StreamWriter {
    * The bytes for one relayed frame ('' writes nothing). `json` is the frame's parsed hub chunk (null for
    * `[DONE]` and passthrough carrier frames); `modified` says a policy edited it.
    */
-  frame(frame: SseFrame, json: Record<string, unknown> | null, modified: boolean): string
+  frame(frame: SseFrame, json: Record<string, unknown> | null, modified: boolean): string | Uint8Array
   /** The bytes that end a stream that ran to its end. */
   end(): string
   /** An error after the headers went out: the door's in-stream error event, then the end. */
