@@ -327,13 +327,23 @@ consumers:
     await c.next('response.done', from)
     assert.deepEqual(upstreamTypes, ['session.update', 'response.create'])
 
+    // A large append (5 s of 24 kHz pcm16, 320 KB of base64: scanned, not parsed) is relayed and counted: 50 tokens.
+    from = c.events.length
+    c.send({ type: 'input_audio_buffer.append', audio: Buffer.alloc(240_000).toString('base64') })
+    c.send({ type: 'input_audio_buffer.commit' })
+    c.send({ type: 'response.create' })
+    const bigDone = await c.next('response.done', from)
+    assert.equal(bigDone.response.usage.input_token_details.audio_tokens, 50)
+    assert.ok(upstreamTypes.includes('input_audio_buffer.append'))
+    upstreamTypes.length = 0
+
     // A 10 MB audio append is over realtime.maxMessageBytes (1 MiB here): the session is closed with 1009.
     const upstreamClosed = nextEmitted<{ session: string }>(rtMock().events, 'close', 10000, (e) => e.session === info.id)
     c.rt.socket.send(JSON.stringify({ type: 'input_audio_buffer.append', audio: 'A'.repeat(10 * 1024 * 1024) }))
     assert.equal((await c.closed()).code, 1009)
     await upstreamClosed
     rtMock().events.off('client-event', onEvent)
-    assert.ok(!upstreamTypes.includes('input_audio_buffer.append'))
+    assert.ok(!upstreamTypes.includes('input_audio_buffer.append')) // the 10 MB one never reached the backend
 
     // Nothing leaked and the gateway serves on.
     const next = await openRealtime(`${g.url}/v1`, KEY, 'gpt-realtime')

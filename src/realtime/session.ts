@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type WebSocket from 'ws'
 import type { GatewayError } from '../core/errors.ts'
 import type { RealtimeConfig } from './config.ts'
-import { errorEvent, isOutputDelta, outputCapOf, parseClientEvent, responseIdOf, usageFromRealtime, type RealtimeErrorEvent } from './events.ts'
+import { errorEvent, isOutputDelta, outputCapOf, parseClientEvent, responseIdOf, SCAN_ABOVE_BYTES, usageFromRealtime, type RealtimeErrorEvent } from './events.ts'
 import type { SessionGovernor } from './governance.ts'
 import type { SessionEnd } from './metrics.ts'
 
@@ -87,12 +87,13 @@ export class RealtimeSession {
       this.toClient(errorEvent('invalid_request_error', 'invalid_event', 'Binary WebSocket messages are not Realtime events: send each event as a JSON text message (audio goes base64-encoded in input_audio_buffer.append).'))
       return
     }
-    const parsed = parseClientEvent(data.toString('utf8'))
+    const parsed = parseClientEvent(data)
     if (!parsed.ok) {
       this.toClient(errorEvent('invalid_request_error', parsed.code, parsed.message))
       return
     }
-    const { type, json, eventId } = parsed.event
+    const { type, json, eventId, bytes } = parsed.event
+    const scanned = bytes > SCAN_ABOVE_BYTES
     const gov = this.o.governor
     let reserve: Queued['reserve'] = null
     switch (type) {
@@ -107,10 +108,12 @@ export class RealtimeSession {
         break
       }
       case 'conversation.item.create':
-        gov.addContext(itemTokens(json.item))
+        // A large item was not parsed: it is an image or audio, priced by the response that reads it.
+        gov.addContext(scanned ? 85 : itemTokens(json.item))
         break
       case 'input_audio_buffer.append':
-        if (typeof json.audio === 'string') gov.addContext(audioTokens(json.audio.length))
+        if (scanned) gov.addContext(audioTokens(bytes))
+        else if (typeof json.audio === 'string') gov.addContext(audioTokens(json.audio.length))
         break
     }
     if (reserve === null && this.queue.length === 0 && !this.draining) return this.toUpstream(data)
