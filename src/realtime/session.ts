@@ -163,7 +163,8 @@ export class RealtimeSession {
     const head = data.toString('latin1', 0, Math.min(SNIFF, data.length))
     const type = TYPE_RE.exec(head)?.[1]
     const gov = this.o.governor
-    if (type === undefined || type === 'response.created' || type === 'response.done' || type === 'error') {
+    // An event whose type is not at its head is parsed to find it, unless it is large (then it is relayed unread).
+    if ((type === undefined && data.length <= SCAN_ABOVE_BYTES) || type === 'response.created' || type === 'response.done' || type === 'error') {
       let json: Record<string, unknown>
       try { json = JSON.parse(data.toString('utf8')) as Record<string, unknown> } catch { return }
       const t = json.type
@@ -184,7 +185,7 @@ export class RealtimeSession {
       }
       return
     }
-    if (isOutputDelta(type) && gov.awaitingFirstOutput()) {
+    if (type !== undefined && isOutputDelta(type) && gov.awaitingFirstOutput()) {
       const id = RESPONSE_ID_RE.exec(data.toString('latin1', 0, Math.min(512, data.length)))?.[1]
       if (id) gov.firstOutput(id)
     }
