@@ -150,6 +150,8 @@ export const productSchema = z.strictObject({
   ipFilter: ipFilterSchema.optional(),
   /** MCP governance: tools its consumers may see and call (globs over `<server>.<tool>`), per-tool limits. */
   mcp: productMcp.optional(),
+  /** What its consumers may ask of the gateway for debugging: `timings` (`x-sluice-debug: timings` → `Server-Timing`). */
+  debug: z.strictObject({ timings: z.boolean().default(false) }).optional(),
 })
 export type ProductConfig = z.infer<typeof productSchema>
 
@@ -302,7 +304,21 @@ export const configSchema = z.strictObject({
       headers: z.record(z.string(), z.string()).default({}),
       serviceName: z.string().min(1).default('sluice'),
     }).optional(),
-  }).default({ maxSeries: 2000 }),
+    /** OpenTelemetry spans (GenAI conventions) per request and per upstream try, exported with `otlp`'s settings. */
+    tracing: z.strictObject({
+      /** Share of new traces recorded (by trace id); a client's sampled `traceparent` decides for its own request. */
+      sample: z.number().min(0).max(1).default(1),
+      /** Follow the client's sampled flag (true), or apply `sample` to every request (false). */
+      parentBased: z.boolean().default(true),
+      /** Full traces URL; default: the OTLP endpoint's `/v1/traces`. */
+      endpoint: z.string().url().optional(),
+      /** Longest a finished span waits before its batch is exported. */
+      interval: duration.default(5_000),
+      /** Most finished spans waiting for export; past it new ones are dropped (never the request). */
+      maxQueue: z.number().int().positive().default(2048),
+    }).optional(),
+  }).refine((t) => !t.tracing || t.otlp !== undefined, { message: 'telemetry.tracing needs telemetry.otlp (its endpoint, headers and timeout)', path: ['tracing'] })
+    .default({ maxSeries: 2000 }),
   /** Alert receivers (budget and quota thresholds), HMAC-signed with `secret` (src/finops/webhooks.ts). */
   webhooks: z.array(webhookSchema).default([]),
   /** How webhooks are delivered: which addresses they may reach, timeouts and retries. */

@@ -16,6 +16,9 @@ export interface Admission {
   readonly principal: Principal
   /** Gives back the body bytes reserved in the budget (once the body is parsed or the exchange ends). */
   bodyDone(): void
+  /** performance.now() when admission began and when it ended (request tracing and debug timings). */
+  readonly arrivedAt: number
+  readonly admittedAt: number
 }
 
 declare module 'fastify' {
@@ -43,6 +46,7 @@ export interface AdmissionDeps {
  */
 export function admissionHook(deps: AdmissionDeps): onRequestHookHandler {
   return function admit(req, reply, done) {
+    const arrivedAt = performance.now()
     const rt = deps.runtime()
     const refuse = (err: unknown) => deps.refuse(req, reply, toGatewayError(err))
     const admitted = (principal: Principal) => {
@@ -65,7 +69,7 @@ export function admissionHook(deps: AdmissionDeps): onRequestHookHandler {
         deps.budget.release(reserved)
         reserved = 0
       }
-      req.sluice = { runtime: rt, principal, bodyDone }
+      req.sluice = { runtime: rt, principal, bodyDone, arrivedAt, admittedAt: performance.now() }
       reply.raw.once('close', () => { bodyDone(); releaseSlot() })
       done()
     }

@@ -202,7 +202,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   })
   const routes = trackRoutes(app)
 
-  const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight, telemetry, ledger: ledger ?? undefined }
+  const deps: ProxyDeps = { runtime, auth, logger, now: () => clock.now(), inflight, telemetry, ledger: ledger ?? undefined, tracing: telemetry.tracing }
   const budget = new BodyBudget(listenCfg.maxBodyBytesInFlight)
   const inflightLimits = new InflightLimits()
   const admit = (op: Operation, door = openaiDoor) => admissionHook({

@@ -13,6 +13,7 @@ import { ClientAbortError } from '../upstream/client.ts'
 import { attemptsOf } from '../upstream/attempts.ts'
 import type { Runtime } from './runtime.ts'
 import type { RequestRecorder } from '../telemetry/telemetry.ts'
+import { traceOf, type RequestTracing } from '../telemetry/tracing.ts'
 import type { LedgerSink } from '../ledger/ledger.ts'
 import type { Authenticator } from './auth.ts'
 import { isUsageOnlyChunk, StreamAccounting } from './stream-usage.ts'
@@ -30,6 +31,8 @@ export interface ProxyDeps {
   readonly telemetry?: RequestRecorder
   /** The usage ledger: one record per request, handed over synchronously in `settle` (never awaited). */
   readonly ledger?: LedgerSink
+  /** Request traces (OTLP spans) and debug timings; a request neither applies to costs a header lookup. */
+  readonly tracing?: RequestTracing | null
 }
 
 /**
@@ -80,6 +83,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       const principal = deps.auth.resolve(rt.snapshot, headers, req.ip)
       ctx.principal = principal instanceof Promise ? await principal : principal
     }
+    deps.tracing?.begin(ctx, rt.snapshot, admitted, req.routeOptions.url ?? 'unknown', raw)
     if (!known) {
       throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${clipText(requested)}" does not exist or you do not have access to it.`, { param: 'model' })
     }
@@ -88,6 +92,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     }
     pipeline = rt.pipelineFor(ctx.principal.productId)
     const early = pipeline.inbound === null ? null : await runInbound(pipeline, ctx)
+    traceOf(ctx)?.inbound()
     const result = early ?? (await pipeline.dispatch(ctx))
     const servedBy = ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null
     // The ledger record reaches the crash journal before the client can see the answer (issue 18): finish()
@@ -119,6 +124,7 @@ function commonHeaders(ctx: RequestContext): Record<string, string> {
     h['x-sluice-backend'] = ctx.backendId
     h['x-sluice-attempts'] = String(ctx.attempts)
   }
+  traceOf(ctx)?.responseHeaders(h)
   return h
 }
 
@@ -150,6 +156,7 @@ function completionTextOf(body: Record<string, unknown>): string | null {
 async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, res: ServerResponse, result: StreamResult, door: FrontDoor,
   maxDurationMs: number | undefined, beforeEnd: (usage: Usage, error: GatewayError | null, text: string) => void): Promise<void> {
   const acct = new StreamAccounting(ctx.operation)
+  const trace = traceOf(ctx)
   const writer = door.streamWriter(ctx.operation, ctx.model, ctx.id)
   const onAbort = () => result.abort()
   ctx.signal.addEventListener('abort', onAbort, { once: true })
@@ -166,6 +173,7 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     'x-request-id': ctx.id,
+    ...trace?.streamHeaders(),
   }, ctx.id))
   res.flushHeaders()
   // Frames that arrive together leave together: corked writes are flushed as one writev on the next tick,
@@ -185,6 +193,7 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
       }
       if (json !== null) {
         if (acct.observe(json) && ctx.firstTokenAt === null) ctx.firstTokenAt = deps.now()
+        trace?.chunk(json)
         if (json.error && typeof json.error === 'object' && !json.choices) {
           error = new GatewayError(GW_ERR.BAD_GATEWAY, 'The backend reported an error mid-stream.')
         }
@@ -237,6 +246,8 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     // The stream ends whatever happened above: a client is never left waiting on an open response.
     if (!res.destroyed && !res.writableEnded) {
       if (done !== null) res.write(done)
+      const timings = trace?.trailer()
+      if (timings) res.addTrailers({ 'server-timing': timings })
       res.end()
     }
   }
@@ -294,6 +305,7 @@ function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline
   try { deps.ledger?.record(ctx, outcome) } catch (err) { deps.logger.warn({ err, reqId: ctx.id }, 'ledger record failed') }
   const hooks = pipeline?.complete
   setImmediate(() => {
+    traceOf(ctx)?.settle(outcome)
     try { deps.telemetry?.recordRequest(ctx, outcome) } catch (err) { deps.logger.warn({ err, reqId: ctx.id }, 'recording metrics failed') }
     if (hooks) {
       for (const fn of hooks) {

@@ -1,6 +1,7 @@
 import type { BackendConfig, GatewayConfig } from '../config/schema.ts'
 import { PROVIDER_NAME, type BackendDescription } from './provider-names.ts'
 import { Telemetry } from './telemetry.ts'
+import { createTracing } from './tracing-config.ts'
 
 /**
  * Builds a gateway's telemetry from the `telemetry:` section of its config. `backendOf` looks a backend up
@@ -16,7 +17,9 @@ export async function createTelemetry(
   const describe = backendDescriber(baseUrlOf)
   // The OpenTelemetry SDK (tens of MiB) loads only when an OTLP endpoint is configured.
   const otlpModule = t.otlp ? await import('./otlp.ts') : null
+  const tracing = await createTracing(config, describe)
   return new Telemetry({
+    tracing,
     now,
     maxSeries: t.maxSeries,
     otlpModule,

@@ -7,6 +7,7 @@ import type { OtlpMetrics, OtlpOptions } from './otlp.ts'
 import type { BackendDescription } from './provider-names.ts'
 import { RecentActivity, type RecentOptions } from './recent.ts'
 import type { MetricsSink } from './sink.ts'
+import type { RequestTracing } from './tracing.ts'
 
 export interface TelemetryOptions {
   readonly now: () => number
@@ -19,6 +20,8 @@ export interface TelemetryOptions {
   /** Provider and address of a backend id, for the OTLP attributes; null when the id is not a backend. */
   readonly describeBackend?: (backendId: string) => BackendDescription | null
   readonly recent?: RecentOptions
+  /** Request traces and debug timings (tracing.ts); none when absent. */
+  readonly tracing?: RequestTracing | null
 }
 
 /** What the kernel calls once per finished request (from `settle`, off the client's path). */
@@ -38,6 +41,7 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
   readonly recent: RecentActivity
   readonly otlp: OtlpMetrics | null
   readonly startedAt: number
+  readonly tracing: RequestTracing | null
   private readonly describeBackend: (id: string) => BackendDescription | null
 
   constructor(private readonly opts: TelemetryOptions) {
@@ -47,6 +51,7 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
     this.otlp = opts.otlp && opts.otlpModule ? new opts.otlpModule.OtlpMetrics({ ...opts.otlp, maxSeries }) : null
     this.describeBackend = opts.describeBackend ?? (() => null)
     this.startedAt = opts.now()
+    this.tracing = opts.tracing ?? null
   }
 
   recordRequest(ctx: RequestContext, outcome: Outcome): void {
@@ -134,7 +139,7 @@ export class Telemetry implements MetricsSink, PolicyTelemetry, RequestRecorder 
   }
 
   async close(): Promise<void> {
-    await this.otlp?.shutdown().catch(() => undefined)
+    await Promise.all([this.otlp?.shutdown().catch(() => undefined), this.tracing?.shutdown().catch(() => undefined)])
   }
 }
 

@@ -9,6 +9,7 @@ import { providerFor } from '../providers/index.ts'
 import type { BreakerStore } from '../stores/breaker.ts'
 import { MemoryBreakerStore } from '../stores/memory/breaker.ts'
 import { noopMetrics, type MetricsSink } from '../telemetry/sink.ts'
+import { traceOf, type AttemptTrace } from '../telemetry/tracing-request.ts'
 import { countTextTokens, estimatePromptTokens } from '../tokens/count.ts'
 import { AffinityTable } from './affinity.ts'
 import { addAttempt, type AttemptRecord } from './attempts.ts'
@@ -462,7 +463,12 @@ export class Router {
    * One try at one backend, up to its commit point. HTTP errors that mean "this backend failed" become
    * UpstreamFailure; a stream is held back until its first content so a failure before it fails over.
    */
-  async attempt(ctx: RequestContext, choice: Choice, signal: AbortSignal): Promise<{ result: UpstreamResult; text: string }> {
+  attempt(ctx: RequestContext, choice: Choice, signal: AbortSignal): Promise<{ result: UpstreamResult; text: string }> {
+    const trace = traceOf(ctx)
+    return trace ? trace.attempt(choice, (t) => this.send(ctx, choice, signal, t)) : this.send(ctx, choice, signal, null)
+  }
+
+  private async send(ctx: RequestContext, choice: Choice, signal: AbortSignal, traced: AttemptTrace | null): Promise<{ result: UpstreamResult; text: string }> {
     const { model, backend } = choice
     const provider = providerFor(backend.type)
     if (!provider.operations.has(ctx.operation)) {
@@ -500,7 +506,8 @@ export class Router {
     else if (ctx.client) delete ctx.responseHeaders['x-sluice-omitted']
     const bodyText = JSON.stringify(body)
     const credentials = this.clients.credentials.of(backend)
-    const sentHeaders = passthrough && ctx.client!.headers ? mergeClientHeaders(target.headers, ctx.client!.headers) : target.headers
+    let sentHeaders = passthrough && ctx.client!.headers ? mergeClientHeaders(target.headers, ctx.client!.headers) : target.headers
+    if (traced) sentHeaders = traced.inject(sentHeaders) // the backend's parent span: this try's
     const headers = credentials === null ? sentHeaders : { ...sentHeaders, ...(await credentialHeaders(credentials, backend.id, { ...target, headers: sentHeaders }, bodyText, signal)) }
     const pool = this.clients.poolFor(backend, target.origin)
     const sent = await sendUpstream(pool, {
@@ -512,6 +519,7 @@ export class Router {
       streamContentType: provider.streamContentType,
       streamParser: provider.streamParser,
     })
+    traced?.responded(sent.status)
     if (sent.kind === 'json') {
       if (sent.status >= 400) {
         if (!codec) throw statusFailure(backend.id, sent.status, sent.headers, sent.body)
