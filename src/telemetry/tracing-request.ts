@@ -28,6 +28,7 @@ export const GEN_AI_OPERATION: Record<Operation, string> = {
   completions: 'text_completion',
   embeddings: 'embeddings',
   responses: 'chat',
+  realtime: 'chat',
 }
 
 /** What a backend's answer says about itself: the conventions' `gen_ai.response.*`. */
