@@ -6,6 +6,8 @@ import type { z } from 'zod'
 import { configSchema, type GatewayConfig, type PolicyEntry } from './schema.ts'
 import { hasProvider } from '../providers/index.ts'
 import { checkMcpReferences } from '../mcp/config.ts'
+import { checkFilesReferences } from '../files/config.ts'
+import { checkPassthroughReferences } from '../passthrough/config.ts'
 import type { PolicyRegistry } from '../policies/types.ts'
 
 export interface ConfigProblem {
@@ -212,6 +214,8 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
     })
   })
   checkMcpReferences(c.mcp, backends, report)
+  checkFilesReferences(c.files, new Map(c.backends.map((b) => [b.id, b])), products, report)
+  checkPassthroughReferences(c.passthrough, backends, report)
   const digests = new Map<string, string>()
   c.consumers.forEach((cons, i) => {
     if (cons.product !== undefined && !products.has(cons.product)) report(['consumers', i, 'product'], `unknown product "${cons.product}"`)

@@ -5,6 +5,8 @@ import { expiryDate, ipFilterSchema } from '../auth/schema.ts'
 import { parseDuration } from '../core/duration.ts'
 import { mcpSection, productMcp } from '../mcp/config.ts'
 import { realtimeSection } from '../realtime/config.ts'
+import { filesSection } from '../files/config.ts'
+import { passthroughSection } from '../passthrough/config.ts'
 
 export { duration, byteSize, text } from './schema-units.ts'
 
@@ -42,7 +44,20 @@ const auth = z.strictObject({
   awsSigV4: z.strictObject({ accessKeyId: text().optional(), secretAccessKey: text().optional(), sessionToken: text().optional(), profile: text().optional(), region: text().optional(), service: text().optional() }).optional(),
   /** Google OAuth through google-auth-library ({} = application default credentials; or a service-account file). */
   google: z.strictObject({ credentialsFile: z.string().optional(), scopes: z.array(z.string()).optional(), tokenUrl: z.string().url().optional() }).optional(),
-}).refine((a) => Object.values(a).filter((v) => v !== undefined).length <= 1, 'auth takes one form: apiKey, managedIdentity, entra, awsSigV4 or google')
+  /** OAuth 2.0 client credentials the gateway holds: tokens from `tokenUrl`, cached for their lifetime (providers/credentials/oauth-client.ts). */
+  oauth: z.strictObject({
+    tokenUrl: z.string().url(),
+    clientId: text().pipe(z.string().min(1)),
+    clientSecret: text().pipe(z.string().min(1)),
+    scope: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+    audience: text().optional(),
+    resource: text().optional(),
+    /** `basic`: HTTP Basic (RFC 6749 2.3.1, what every server supports); `body`: client_id/client_secret in the form. */
+    clientAuth: z.enum(['basic', 'body']).default('basic'),
+    /** Refresh this long before expiry (half the lifetime for tokens shorter than twice this). */
+    refreshMargin: duration.default(60_000),
+  }).optional(),
+}).refine((a) => Object.values(a).filter((v) => v !== undefined).length <= 1, 'auth takes one form: apiKey, managedIdentity, entra, awsSigV4, google or oauth')
 
 /** OpenAI-compatible clouds and local servers known by name: base URL, key header and prices are built in. */
 export const PRESET_BACKEND_TYPES = ['groq', 'mistral', 'cerebras', 'deepinfra', 'xai', 'together', 'fireworks', 'openrouter', 'deepseek', 'perplexity', 'ollama', 'vllm', 'lmstudio'] as const
@@ -332,9 +347,13 @@ export const configSchema = z.strictObject({
   mcp: mcpSection,
   /** Realtime WebSocket sessions (src/realtime/): idle and maximum durations, largest client message. */
   realtime: realtimeSection,
+  /** Which backend serves /v1/files and /v1/batches, and the upload limit (src/files/). */
+  files: filesSection,
+  /** Native provider APIs forwarded under a prefix (src/passthrough/). */
+  passthrough: passthroughSection,
   /** Overrides and additions to the shipped price table (src/pricing/prices.ts), USD per 1M tokens. */
   pricing: z.strictObject({
-    models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional(), audioInput: z.number().nonnegative().optional(), audioCached: z.number().nonnegative().optional(), audioOutput: z.number().nonnegative().optional() })).default({}),
+    models: z.record(z.string(), z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0), cached: z.number().nonnegative().optional(), audioInput: z.number().nonnegative().optional(), audioCached: z.number().nonnegative().optional(), audioOutput: z.number().nonnegative().optional(), batch: z.strictObject({ input: z.number().nonnegative(), output: z.number().nonnegative().default(0) }).optional() })).default({}),
   }).default({ models: {} }),
 })
 export type GatewayConfig = z.infer<typeof configSchema>

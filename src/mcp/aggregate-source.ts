@@ -11,7 +11,9 @@ export interface AggregateMember {
  * A virtual server combining the tools of several servers. Each member's tools are listed as
  * `<member><separator><tool>` so names never clash; a member that fails or does not answer within
  * `memberTimeout` is left out of that answer (the reason is logged) while the others keep working.
- * Order is made stable by the endpoint (tools sorted by name), whatever order members answer in.
+ * Order is made stable by the endpoint (tools sorted by name), whatever order members answer in. A member
+ * that is an upstream server keeps its upstream session in the consumer's gateway session (one per
+ * consumer session, never shared between consumers), under its own id.
  */
 export class AggregateSource implements ToolSource {
   constructor(
@@ -29,7 +31,7 @@ export class AggregateSource implements ToolSource {
       const signal = AbortSignal.any([ctx.signal, timer.signal])
       try {
         const tools = await Promise.race([
-          m.source.listTools({ ...ctx, signal, binding: null }),
+          m.source.listTools({ ...ctx, signal }),
           new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error(`no answer within ${this.memberTimeout} ms`)), { once: true })),
         ])
         return tools.map((t) => ({ tool: { ...t.tool, name: `${m.id}${this.separator}${t.tool.name}` }, origin: t.origin }))
@@ -60,6 +62,6 @@ export class AggregateSource implements ToolSource {
 
   async callTool(ctx: CallContext, name: string, args: Record<string, unknown>): Promise<CallToolResult> {
     const hit = this.split(name)!
-    return hit.member.source.callTool({ ...ctx, binding: null }, hit.tool, args)
+    return hit.member.source.callTool(ctx, hit.tool, args)
   }
 }

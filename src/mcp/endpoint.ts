@@ -2,10 +2,12 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js'
 import {
   CallToolRequestSchema, CompleteRequestSchema, GetPromptRequestSchema, ListPromptsRequestSchema, ListResourcesRequestSchema,
   ListResourceTemplatesRequestSchema, ListToolsRequestSchema, McpError, ReadResourceRequestSchema, SetLevelRequestSchema,
-  SubscribeRequestSchema, UnsubscribeRequestSchema, type CallToolResult, type ServerCapabilities,
+  SubscribeRequestSchema, UnsubscribeRequestSchema, type CallToolResult, type ClientCapabilities, type ServerCapabilities,
 } from '@modelcontextprotocol/sdk/types.js'
 import type { Logger } from 'pino'
 import type { Principal } from '../core/context.ts'
+import type { ClientRequests } from './client-requests.ts'
+import type { ToolContentScreen } from './content-screen.ts'
 import type { Governance } from './governance.ts'
 import { MCP_ERR, mcpError } from './errors.ts'
 import type { ToolCallStatus } from './metrics.ts'
@@ -26,6 +28,12 @@ export interface EndpointRequest {
   readonly logger: Logger
   readonly version: string
   /** What initialize answers (passthrough: what the upstream server offers); null = the gateway's own set. */
+  /** Server-to-client requests relayed to this consumer, and the session they belong to. */
+  readonly clientRequests: ClientRequests
+  readonly sessionId: string | null
+  readonly clientCapabilities: ClientCapabilities | null
+  /** Content safety on this consumer's tool arguments and results (its content-safety policies). */
+  readonly screen: ToolContentScreen
   readonly capabilities?: ServerCapabilities
   readonly instructions?: string
 }
@@ -53,10 +61,19 @@ export function buildEndpoint(r: EndpointRequest): Server {
   const capabilities = r.capabilities ? { ...r.capabilities, tools: r.capabilities.tools ?? { listChanged: false } } : passthroughCaps
   const server = new Server({ name: `sluice/${r.serverId}`, version: r.version }, { capabilities, instructions: r.instructions })
 
-  const ctxOf = (extra: { signal: AbortSignal; sendNotification: (n: never) => Promise<void>; _meta?: { progressToken?: string | number } }): CallContext => ({
+  const ctxOf = (extra: { signal: AbortSignal; requestId: string | number; sendNotification: (n: never) => Promise<void>; _meta?: { progressToken?: string | number } }): CallContext => ({
     signal: extra.signal, principal: r.principal, requestId: r.requestId, binding: r.binding,
     notify: (n) => extra.sendNotification(n as never).catch(() => {}),
     progressToken: extra._meta?.progressToken,
+    clientCapabilities: r.clientCapabilities,
+    // On the stream of the consumer's request being served (its SSE answer), under a gateway id.
+    askClient: (method, params, signal, timeoutMs) => r.clientRequests.ask({
+      session: r.sessionId, consumer: r.principal.consumerId, method, params, signal: AbortSignal.any([signal, extra.signal]), timeoutMs,
+      send: async (message) => {
+        if (!server.transport) throw new Error('no stream')
+        await server.transport.send(message, { relatedRequestId: extra.requestId })
+      },
+    }),
   })
 
   server.setRequestHandler(ListToolsRequestSchema, async (_req, extra) => {
@@ -79,11 +96,16 @@ export function buildEndpoint(r: EndpointRequest): Server {
     let bytesOut = 0
     try {
       await r.governance.admit(r.principal, r.serverId, origin)
+      if (r.screen.active) await r.screen.arguments(args, extra.signal)
       const result: CallToolResult = await r.source.callTool(ctxOf(extra as never), name, args)
-      const text = JSON.stringify(result)
+      let text = JSON.stringify(result)
       bytesOut = Buffer.byteLength(text)
       if (bytesOut > r.maxResultBytes) {
         throw mcpError(MCP_ERR.RESULT_TOO_LARGE, `The tool result is larger than the gateway relays (${r.maxResultBytes} bytes).`, { code: 'result_too_large', maxBytes: r.maxResultBytes })
+      }
+      if (r.screen.active) {
+        await r.screen.result(result, extra.signal)
+        text = JSON.stringify(result)
       }
       status = result.isError ? 'tool_error' : 'ok'
       resultText = text
@@ -134,6 +156,7 @@ function statusOf(err: unknown): ToolCallStatus {
     case MCP_ERR.GATEWAY_TIMEOUT: return 'timeout'
     case MCP_ERR.RESULT_TOO_LARGE: return 'too_large'
     case -32602: return 'invalid'
+    case MCP_ERR.CONTENT_FILTERED: return 'content_filtered'
     default: return 'error'
   }
 }

@@ -19,6 +19,10 @@ export const MCP_ERR = {
   RATE_LIMITED: -32029,
   /** A per-tool quota for the period is used up: `data.retryAfterMs` runs to the end of the period. */
   QUOTA_EXCEEDED: -32030,
+  /** The content-safety policy blocked the tool's arguments (the call was not made) or its result (withheld). */
+  CONTENT_FILTERED: -32013,
+  /** A content-safety engine is unavailable and the policy fails closed. */
+  CONTENT_SAFETY_UNAVAILABLE: -32014,
   SESSION_NOT_FOUND: -32004,
   BATCH_TOO_LARGE: -32600,
 } as const

@@ -56,6 +56,7 @@ const LEDGER_STATUS: Record<ToolCallStatus, { status: number; code: string | nul
   timeout: { status: 504, code: 'gateway_timeout' },
   too_large: { status: 502, code: 'result_too_large' },
   invalid: { status: 400, code: 'invalid_params' },
+  content_filtered: { status: 400, code: 'content_filter' },
   error: { status: 500, code: 'internal_error' },
 }
 
@@ -145,7 +146,7 @@ export class Governance {
       ts: Math.round(c.startedAt), requestId: c.requestId, consumer: c.principal.consumerId, product: c.principal.productId,
       model: model.slice(0, 256), backend: c.origin.backend, status: s.status,
       promptTokens: 0, completionTokens: 0, cachedTokens: 0, reasoningTokens: 0, costUsd: null,
-      latencyMs, ttftMs: null, cacheHit: false, stream: false, attempts: 1, errorCode: s.code,
+      latencyMs, ttftMs: null, cacheHit: false, stream: false, attempts: 1, errorCode: s.code, bytesIn: c.bytesIn, bytesOut: c.bytesOut,
     })
     const rules = c.principal.productId === null ? undefined : this.products.get(c.principal.productId)
     const log = rules?.log

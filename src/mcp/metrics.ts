@@ -1,7 +1,7 @@
 import { Counter, Histogram, type Registry } from 'prom-client'
 import { SeriesTable } from '../telemetry/series.ts'
 
-export type ToolCallStatus = 'ok' | 'tool_error' | 'rate_limited' | 'quota_exceeded' | 'bad_gateway' | 'timeout' | 'too_large' | 'invalid' | 'error'
+export type ToolCallStatus = 'ok' | 'tool_error' | 'rate_limited' | 'quota_exceeded' | 'bad_gateway' | 'timeout' | 'too_large' | 'invalid' | 'content_filtered' | 'error'
 
 interface CallSeries { readonly labels: Record<string, string>; calls: number; bytesIn: number; bytesOut: number }
 

@@ -35,6 +35,9 @@ export interface RestSpec {
   readonly apiKeyHeader: string | null
 }
 
+/** Request headers a tool argument may never set: the gateway's own credential and the framing are not the model's to choose. */
+export const RESERVED_HEADERS: ReadonlySet<string> = new Set(['authorization', 'api-key', 'x-api-key', 'host', 'content-length', 'content-type', 'connection', 'transfer-encoding', 'cookie', 'proxy-authorization'])
+
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'] as const
 const MAX_SPEC_BYTES = 16 * 1024 * 1024
 const MAX_DEPTH = 64
@@ -48,8 +51,22 @@ export async function loadSpecText(spec: string, timeoutMs = 10_000): Promise<st
       throw new Error(`the OpenAPI document at ${spec} answered ${res.statusCode}`)
     }
     const len = Number(res.headers['content-length'] ?? 0)
-    if (len > MAX_SPEC_BYTES) throw new Error('the OpenAPI document is too large')
-    return await res.body.text()
+    if (len > MAX_SPEC_BYTES) {
+      res.body.destroy()
+      throw new Error('the OpenAPI document is too large')
+    }
+    // Read through the cap: a chunked answer says nothing about its length beforehand.
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of res.body) {
+      size += (chunk as Buffer).length
+      if (size > MAX_SPEC_BYTES) {
+        res.body.destroy()
+        throw new Error('the OpenAPI document is too large')
+      }
+      chunks.push(chunk as Buffer)
+    }
+    return Buffer.concat(chunks).toString('utf8')
   }
   return await readFile(spec, 'utf8')
 }
@@ -94,7 +111,7 @@ export function parseSpec(text: string, operations?: readonly string[]): RestSpe
 }
 
 function toolOf(doc: Record<string, unknown>, method: string, path: string, op: Record<string, unknown>, shared: unknown[]): RestTool {
-  const name = toolName(typeof op.operationId === 'string' ? op.operationId : `${method}_${path}`)
+  const name = toolName(typeof op.operationId === 'string' ? op.operationId : `${method}${path}`)
   const properties: Record<string, unknown> = {}
   const required: string[] = []
   const params: RestParam[] = []
@@ -108,6 +125,8 @@ function toolOf(doc: Record<string, unknown>, method: string, path: string, op: 
     const where = p.in as string
     if (where !== 'path' && where !== 'query' && where !== 'header') continue // cookies are not a tool argument
     const pname = p.name as string
+    // The gateway's credential and the framing are not the model's to set: such headers are not offered at all.
+    if (where === 'header' && RESERVED_HEADERS.has(pname.toLowerCase())) continue
     const schema = resolveSchema(doc, p.schema ?? { type: 'string' }, 0, new Set())
     properties[pname] = typeof p.description === 'string' ? { ...schema, description: p.description } : schema
     const isRequired = where === 'path' || p.required === true

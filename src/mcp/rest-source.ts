@@ -1,12 +1,12 @@
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
+import { McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import type { Logger } from 'pino'
 import type { BackendConfig } from '../config/schema.ts'
 import { stateOf, type Breakers } from '../upstream/breaker.ts'
 import type { UpstreamClients } from '../upstream/client.ts'
 import { failureFromError, UpstreamFailure } from '../upstream/failure.ts'
-import { GW_ERR } from '../core/errors.ts'
+import { GatewayError, GW_ERR } from '../core/errors.ts'
 import { MCP_ERR, mcpError } from './errors.ts'
-import { loadSpecText, parseSpec, type RestSpec, type RestTool } from './openapi.ts'
+import { loadSpecText, parseSpec, RESERVED_HEADERS, type RestSpec, type RestTool } from './openapi.ts'
 import type { CallContext, ExposedTool, ToolOrigin, ToolSource } from './source.ts'
 
 export interface RestSourceDeps {
@@ -21,8 +21,6 @@ export interface RestSourceDeps {
   readonly logger: Logger
 }
 
-/** Request headers a tool argument may never set: the gateway's own credential and the framing are not the model's to choose. */
-const RESERVED_HEADERS = new Set(['authorization', 'api-key', 'x-api-key', 'host', 'content-length', 'content-type', 'connection', 'transfer-encoding', 'cookie', 'proxy-authorization'])
 const RETRY_SPEC_AFTER_MS = 10_000
 
 /**
@@ -95,14 +93,31 @@ export class RestSource implements ToolSource {
     }
     const creds = this.d.clients.credentials.of(backend)
     const url = new URL(req.path, this.d.baseUrl)
+    const pool = this.d.clients.poolFor(backend, url.origin)
+    const sign = async () => {
+      if (!creds) return
+      try {
+        Object.assign(headers, await creds.headers({ method: tool.method, url: url.href, headers, body: req.body ?? '' }, ctx.signal))
+      } catch (err) {
+        // The credential's own failure (token endpoint down, refused client): not the API's, so not its breaker's.
+        if (err instanceof GatewayError) throw mcpError(MCP_ERR.BAD_GATEWAY, `The gateway could not authenticate to the API behind "${this.d.serverId}": ${err.message}`, { code: 'backend_auth_failed' })
+        throw err
+      }
+    }
     try {
-      if (creds) Object.assign(headers, await creds.headers({ method: tool.method, url: url.href, headers, body: req.body ?? '' }, ctx.signal))
-      const answer = await send(this.d.clients.poolFor(backend, url.origin), backend, tool.method, url.pathname + url.search, headers, req.body, ctx.signal, this.d.maxResultBytes)
+      await sign()
+      let answer = await send(pool, backend, tool.method, url.pathname + url.search, headers, req.body, ctx.signal, this.d.maxResultBytes)
+      // A token the API no longer accepts (revoked, rotated early): one fresh token, one more try.
+      if (answer.status === 401 && creds?.invalidate) {
+        creds.invalidate()
+        await sign()
+        answer = await send(pool, backend, tool.method, url.pathname + url.search, headers, req.body, ctx.signal, this.d.maxResultBytes)
+      }
       if (answer.status >= 500 || answer.status === 429) void breakers.failed(backend.id, new UpstreamFailure(GW_ERR.BAD_GATEWAY, 'status', 'status', backend.id, answer.status))
       else void breakers.succeeded(backend.id)
       return resultOf(answer)
     } catch (err) {
-      if ((err as { code?: unknown }).code === MCP_ERR.RESULT_TOO_LARGE) throw err
+      if (err instanceof McpError) throw err
       if (ctx.signal.aborted) throw err
       const f = err instanceof UpstreamFailure ? err : failureFromError(err, backend.id)
       void breakers.failed(backend.id, f)

@@ -15,6 +15,9 @@ import type { Stores } from '../stores/types.ts'
 import type { Telemetry } from '../telemetry/telemetry.ts'
 import type { BaseUrlOf } from '../upstream/router.ts'
 import type { UpstreamClients } from '../upstream/client.ts'
+import { isScreeningPolicy } from '../policies/content-safety/screen.ts'
+import { ToolContentScreen } from './content-screen.ts'
+import { ClientRequests, isReply, RedisReplyBus, RELAY_ID_PREFIX, relayedCapabilities } from './client-requests.ts'
 import { buildEndpoint } from './endpoint.ts'
 import { MCP_ERR, rpcErrorBody } from './errors.ts'
 import { McpMetrics } from './metrics.ts'
@@ -41,6 +44,7 @@ export interface McpRouteDeps {
 const VERSION = '1.0.0'
 const SAFE_HOST = /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?$/
 const SESSION_ID = /^[A-Za-z0-9-]{1,128}$/
+const RELAYED_NOTIFICATIONS = new Set(['notifications/cancelled', 'notifications/roots/list_changed'])
 
 type Req = FastifyRequest<{ Params: { id: string } }>
 
@@ -55,6 +59,9 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
   const runtimes = new WeakMap<Snapshot, McpRuntime>()
   const sessions: McpSessionStore = d.sessions ?? (d.stores.type === 'redis' && d.stores.redis ? new RedisSessionStore(d.stores.redis, d.stores.keyPrefix ?? 'sluice:') : new MemorySessionStore(() => d.clock.now()))
   const logger = d.logger.child({ component: 'mcp' })
+  const clientRequests = new ClientRequests(d.stores.type === 'redis' && d.stores.redis ? new RedisReplyBus(d.stores.redis, d.stores.keyPrefix ?? 'sluice:', logger) : null, logger)
+  // (the gateway ignores what this function returns: the bus's subscriber connection is closed with the server)
+  app.addHook('onClose', async () => { await clientRequests.close() })
 
   const mcpOf = (snapshot: Snapshot): McpRuntime => {
     let rt = runtimes.get(snapshot)
@@ -64,6 +71,10 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     }
     return rt
   }
+
+  /** The consumer's content-safety policies (global, then its product's), as they stand in the current runtime. */
+  const screenFor = (principal: Principal): ToolContentScreen =>
+    new ToolContentScreen(d.runtime().pipelineFor(principal.productId).policies.filter(isScreeningPolicy).map((p) => p.contentScreen))
 
   const metadataUrl = (req: FastifyRequest, id: string) => `${originOf(req)}/.well-known/oauth-protected-resource/mcp/${encodeURIComponent(id)}`
 
@@ -147,9 +158,34 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     } else if (!body || typeof body !== 'object') {
       return sendRpc(reply, 400, -32600, 'Invalid Request: the body is a JSON-RPC message object (or a batch of them)', { code: 'invalid_request' })
     }
-    const messages = (Array.isArray(body) ? body : [body]) as Array<Record<string, unknown>>
+    let messages = (Array.isArray(body) ? body : [body]) as Array<Record<string, unknown>>
     const initialize = messages.find((m) => m.method === 'initialize')
     const ttl = section.sessionTtl
+    // The consumer's answers to server-to-client requests: to the replica that asked, or to the upstream server.
+    const replies = messages.filter(isReply)
+    if (replies.length) {
+      let session: McpSession | null = null
+      if (section.sessions === 'stateful') {
+        session = await sessionOf(req, reply, a.principal, ttl)
+        if (!session) return reply
+      }
+      const handled = await deliverReplies(a.server, session, a.principal, replies, ttl)
+      if (!handled) return reply.code(503).type('application/json').send(rpcErrorBody(-32603, 'The answer could not be delivered; retry shortly.', { code: 'service_unavailable' }))
+      messages = messages.filter((m) => !isReply(m))
+      if (messages.length === 0) return reply.code(202).send()
+    }
+    // Notifications about other requests or the session, which the per-request endpoint cannot act on itself.
+    const notices = messages.filter((m) => m.id === undefined && typeof m.method === 'string' && RELAYED_NOTIFICATIONS.has(m.method))
+    if (notices.length) {
+      let session: McpSession | null = null
+      if (section.sessions === 'stateful') {
+        session = await sessionOf(req, reply, a.principal, ttl)
+        if (!session) return reply
+      }
+      await relayNotifications(a.server, session, a.principal, notices, ttl)
+      messages = messages.filter((m) => !notices.includes(m))
+      if (messages.length === 0) return reply.code(202).send()
+    }
     let holder: { session: McpSession } | null = null
     let hello: Awaited<ReturnType<NonNullable<McpServerRuntime['upstream']>['hello']>> | null = null
     const abort = new AbortController()
@@ -158,9 +194,10 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
       if (initialize && messages.length === 1) {
         const asked = (initialize.params as { protocolVersion?: unknown } | undefined)?.protocolVersion
         const protocolVersion = typeof asked === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION
-        holder = { session: { id: randomUUID(), server: req.params.id, consumer: a.principal.consumerId, protocolVersion, createdAt: d.clock.now(), upstream: {} } }
+        const clientCapabilities = relayedCapabilities((initialize.params as { capabilities?: unknown } | undefined)?.capabilities)
+        holder = { session: { id: randomUUID(), server: req.params.id, consumer: a.principal.consumerId, protocolVersion, createdAt: d.clock.now(), upstream: {}, clientCapabilities } }
         try {
-          if (a.server.upstream) hello = await a.server.upstream.hello({ signal: abort.signal, binding: bindingOf(holder, ttl) })
+          if (a.server.upstream) hello = await a.server.upstream.hello({ signal: abort.signal, binding: bindingOf(holder, ttl), clientCapabilities })
           await sessions.put(holder.session, ttl)
         } catch (err) {
           const code = (err as { code?: unknown }).code
@@ -181,7 +218,8 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     const endpoint = buildEndpoint({
       serverId: req.params.id, source: a.server.source, upstream: a.server.upstream, principal: a.principal, requestId: req.id,
       binding: holder ? bindingOf(holder, ttl) : null, governance: a.mcp.governance, maxResultBytes: a.server.cfg.maxResultBytes,
-      now: () => d.clock.now(), logger, version: VERSION,
+      clientRequests, sessionId: holder?.session.id ?? null, clientCapabilities: holder?.session.clientCapabilities ?? null,
+      screen: screenFor(a.principal), now: () => d.clock.now(), logger, version: VERSION,
       capabilities: hello ? hello.capabilities : undefined, instructions: hello?.instructions,
     })
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined })
@@ -199,8 +237,16 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
       void endpoint.close().catch(() => {})
     }
     raw.once('close', finish)
+    // Each request in the body may be cancelled by a notification posted to any replica.
+    const untrack = messages.filter((m) => m.method !== undefined && (typeof m.id === 'string' || typeof m.id === 'number')).map((m) =>
+      clientRequests.track(holder?.session.id ?? null, a.principal.consumerId, m.id as string | number, (reason) => {
+        transport.onmessage?.({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: m.id as string | number, ...(reason ? { reason } : {}) } })
+        // A cancelled request gets no answer: its stream ends (when it carried nothing else).
+        if (untrack.length === 1) void transport.close().catch(() => {})
+      }))
+    raw.once('close', () => { for (const u of untrack) u() })
     try {
-      await transport.handleRequest(req.raw, raw, body)
+      await transport.handleRequest(req.raw, raw, Array.isArray(body) ? messages : messages[0])
     } catch (err) {
       logger.error({ reqId: req.id, err: { type: (err as Error)?.name, message: String((err as Error)?.message).slice(0, 200) } }, 'mcp: transport error')
       if (!raw.headersSent) {
@@ -290,7 +336,47 @@ export function registerMcp(app: FastifyInstance, d: McpRouteDeps): { close(): P
     })
   })
 
-  return { close: () => sessions.close() }
+  /**
+   * Answers the consumer sent to server-to-client requests: the gateway's own (relayed during a request,
+   * wherever that request is being served) and the upstream server's (sent on the GET stream, relayed as
+   * they were). False when an answer could not be passed on.
+   */
+  const deliverReplies = async (server: McpServerRuntime, session: McpSession | null, principal: Principal, replies: Array<Record<string, unknown>>, ttl: number): Promise<boolean> => {
+    const theirs: Array<Record<string, unknown>> = []
+    try {
+      for (const m of replies) {
+        if (typeof m.id === 'string' && m.id.startsWith(RELAY_ID_PREFIX)) {
+          await clientRequests.deliver({ id: m.id.slice(0, 128), session: session?.id ?? null, consumer: principal.consumerId, message: { result: m.result, error: m.error as never } })
+        } else theirs.push(m)
+      }
+    } catch (err) {
+      logger.warn({ reason: String((err as Error)?.message).slice(0, 200) }, 'mcp: a client answer could not be passed to the replica that asked')
+      return false
+    }
+    if (theirs.length && server.upstream && session) await server.upstream.forwardReplies(bindingOf({ session }, ttl), theirs, AbortSignal.timeout(10_000))
+    return true
+  }
+
+  /**
+   * `notifications/cancelled` stops the request wherever it is being served (the SDK's own cancellation
+   * there, which cancels the upstream call too); `notifications/roots/list_changed` goes to the upstream
+   * server of the session.
+   */
+  const relayNotifications = async (server: McpServerRuntime, session: McpSession | null, principal: Principal, notices: Array<Record<string, unknown>>, ttl: number): Promise<void> => {
+    for (const n of notices) {
+      const params = (n.params ?? {}) as { requestId?: unknown; reason?: unknown }
+      if (n.method === 'notifications/cancelled') {
+        if (typeof params.requestId !== 'string' && typeof params.requestId !== 'number') continue
+        const requestId = typeof params.requestId === 'string' ? params.requestId.slice(0, 128) : params.requestId
+        await clientRequests.cancel({ session: session?.id ?? null, consumer: principal.consumerId, requestId, reason: typeof params.reason === 'string' ? params.reason.slice(0, 500) : undefined })
+          .catch((err: Error) => logger.warn({ reason: String(err.message).slice(0, 200) }, 'mcp: a cancellation could not be passed to the other replicas'))
+      } else if (server.upstream && session) {
+        await server.upstream.forwardReplies(bindingOf({ session }, ttl), [{ jsonrpc: '2.0', method: n.method }], AbortSignal.timeout(10_000))
+      }
+    }
+  }
+
+  return { close: async () => { await clientRequests.close(); await sessions.close() } }
 }
 
 function sendRpc(reply: FastifyReply, status: number, code: number, message: string, data?: Record<string, unknown>, id: string | number | null = null): FastifyReply {

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import type { ClientCapabilities } from '@modelcontextprotocol/sdk/types.js'
 import type { UpstreamSessionRef } from './source.ts'
 
 /** One `Mcp-Session-Id` session as every gateway process sees it. */
@@ -12,6 +13,8 @@ export interface McpSession {
   readonly createdAt: number
   /** Upstream MCP sessions opened for it, by upstream server id (passthrough). */
   readonly upstream: Readonly<Record<string, UpstreamSessionRef>>
+  /** What the consumer declared it can be asked (sampling, elicitation, roots): declared upstream in its name. */
+  readonly clientCapabilities?: ClientCapabilities | null
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js'
+import type { CallToolResult, ClientCapabilities, Tool } from '@modelcontextprotocol/sdk/types.js'
 import type { Principal } from '../core/context.ts'
 
 /** Where a tool really lives: the server that defines it and its name there. Governance globs match `server.tool`. */
@@ -26,6 +26,13 @@ export interface CallContext {
   readonly notify: (notification: { method: string; params?: Record<string, unknown> }) => Promise<void>
   /** The consumer's progress token, when it asked for progress. */
   readonly progressToken?: string | number
+  /** What the consumer can be asked (declared at initialize); null: nothing (stateless, or none declared). */
+  readonly clientCapabilities: ClientCapabilities | null
+  /**
+   * Asks the consumer something on this request's stream (a server-to-client request: sampling,
+   * elicitation, roots, ping) and waits for its answer; null where nothing can be asked.
+   */
+  readonly askClient: ((method: string, params: Record<string, unknown> | undefined, signal: AbortSignal, timeoutMs: number) => Promise<Record<string, unknown>>) | null
 }
 
 /** An upstream MCP session id and the protocol revision it speaks, stored per gateway session. */

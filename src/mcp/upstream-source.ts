@@ -1,16 +1,22 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { CallToolResultSchema, ListToolsResultSchema, LoggingMessageNotificationSchema, McpError, ResultSchema, type CallToolResult, type ServerCapabilities } from '@modelcontextprotocol/sdk/types.js'
+import {
+  CallToolResultSchema, CreateMessageRequestSchema, ElicitRequestSchema, ListRootsRequestSchema, ListToolsResultSchema, LoggingMessageNotificationSchema, McpError,
+  PingRequestSchema, ResultSchema, type CallToolResult, type ClientCapabilities, type ServerCapabilities,
+} from '@modelcontextprotocol/sdk/types.js'
 import type { Logger } from 'pino'
 import { fetch as undiciFetch, type Dispatcher } from 'undici'
 import type { BackendConfig } from '../config/schema.ts'
 import type { UpstreamClients } from '../upstream/client.ts'
 import type { McpServerConfig } from './config.ts'
 import { MCP_ERR, mcpError } from './errors.ts'
+import { uniqueRequestIds } from './request-ids.ts'
 import type { CallContext, ExposedTool, ToolOrigin, ToolSource, UpstreamBinding, UpstreamSessionRef } from './source.ts'
 
 type UpstreamConfig = Extract<McpServerConfig, { upstream: unknown }>
 const MAX_PAGES = 50
+/** How long messages still being posted upstream may take to go out once an exchange ends. */
+const FLUSH_SENDS_MS = 5_000
 
 /** What initialize told us about the upstream server, for the gateway's own initialize answer. */
 export interface UpstreamHello {
@@ -84,7 +90,7 @@ export class UpstreamSource implements ToolSource {
    * Runs `fn` with a client on the upstream session of `binding` (initialising one when there is none, and
    * once more when the server says the stored session is gone).
    */
-  async withClient<T>(ctx: Pick<CallContext, 'signal'> & { binding: UpstreamBinding | null }, fn: (client: Client, hello: UpstreamHello | null, signal: AbortSignal) => Promise<T>): Promise<T> {
+  async withClient<T>(ctx: Pick<CallContext, 'signal'> & { binding: UpstreamBinding | null; clientCapabilities?: ClientCapabilities | null }, fn: (client: Client, hello: UpstreamHello | null, signal: AbortSignal) => Promise<T>): Promise<T> {
     const binding = ctx.binding ?? this.sharedBinding
     for (let attempt = 0; ; attempt++) {
       const saved = binding.get(this.cfg.id)
@@ -97,7 +103,18 @@ export class UpstreamSource implements ToolSource {
         reconnectionOptions: { maxReconnectionDelay: 1000, initialReconnectionDelay: 100, reconnectionDelayGrowFactor: 2, maxRetries: 0 },
       })
       if (saved?.protocolVersion) transport.setProtocolVersion(saved.protocolVersion)
-      const client = new Client({ name: 'sluice-gateway', version: this.version }, { capabilities: {} })
+      uniqueRequestIds(transport)
+      // Messages still being posted when the exchange ends (a cancellation sent as the call is aborted) finish first.
+      const sending = new Set<Promise<void>>()
+      const send = transport.send.bind(transport)
+      transport.send = (message, options) => {
+        const p = send(message, options)
+        sending.add(p)
+        void p.finally(() => sending.delete(p)).catch(() => {})
+        return p
+      }
+      // The consumer's own capabilities (sampling, elicitation, roots): the server may ask it those, through the gateway.
+      const client = new Client({ name: 'sluice-gateway', version: this.version }, { capabilities: ctx.clientCapabilities ?? {} })
       try {
         let hello: UpstreamHello | null = null
         if (saved?.sessionId) {
@@ -117,7 +134,9 @@ export class UpstreamSource implements ToolSource {
         throw this.translate(err, ctx.signal)
       } finally {
         // Ends this HTTP exchange only: the upstream session stays open for the next request.
-        void client.close().catch(() => {})
+        const close = () => void client.close().catch(() => {})
+        if (sending.size === 0) close()
+        else void Promise.race([Promise.allSettled([...sending]), new Promise((r) => setTimeout(r, FLUSH_SENDS_MS).unref())]).then(close)
       }
     }
   }
@@ -136,7 +155,7 @@ export class UpstreamSource implements ToolSource {
   }
 
   /** Initialises a fresh upstream session for a new gateway session and reports what the server offers. */
-  async hello(ctx: Pick<CallContext, 'signal'> & { binding: UpstreamBinding | null }): Promise<UpstreamHello> {
+  async hello(ctx: Pick<CallContext, 'signal'> & { binding: UpstreamBinding | null; clientCapabilities?: ClientCapabilities | null }): Promise<UpstreamHello> {
     return this.withClient(ctx, async (_c, hello) => hello ?? { capabilities: {}, protocolVersion: null })
   }
 
@@ -162,6 +181,7 @@ export class UpstreamSource implements ToolSource {
     return this.withClient(ctx, async (client, _hello, signal) => {
       // Log messages the server sends while it works are relayed on the consumer's stream.
       client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => ctx.notify(n as never))
+      this.relayClientRequests(client, ctx)
       const onprogress = ctx.progressToken === undefined ? undefined : (p: { progress: number; total?: number; message?: string }) => {
         void ctx.notify({ method: 'notifications/progress', params: { ...p, progressToken: ctx.progressToken } })
       }
@@ -173,8 +193,47 @@ export class UpstreamSource implements ToolSource {
 
   /** Any other request (resources, prompts, completion, logging level, ping), relayed as it is. */
   async forward(ctx: CallContext, method: string, params: Record<string, unknown> | undefined): Promise<Record<string, unknown>> {
-    return this.withClient(ctx, async (client, _hello, signal) =>
-      (await client.request({ method, params } as never, ResultSchema, { timeout: this.cfg.upstream.timeout, signal })) as Record<string, unknown>)
+    return this.withClient(ctx, async (client, _hello, signal) => {
+      this.relayClientRequests(client, ctx)
+      return (await client.request({ method, params } as never, ResultSchema, { timeout: this.cfg.upstream.timeout, signal })) as Record<string, unknown>
+    })
+  }
+
+  /**
+   * What the server asks of the client while it serves a request (sampling, elicitation, roots — those the
+   * consumer declared — and ping) is asked of the consumer on its request's stream; its answer (or error)
+   * goes back to the server. Without a way to ask, the SDK's defaults stand (ping answered, the rest refused).
+   */
+  private relayClientRequests(client: Client, ctx: CallContext): void {
+    const ask = ctx.askClient
+    if (!ask) return
+    // A person may be answering an elicitation: as long as a whole tool call may take.
+    const timeoutMs = this.cfg.upstream.timeout * 10
+    const relay = (req: { method: string; params?: Record<string, unknown> }, extra: { signal: AbortSignal }) => ask(req.method, req.params, extra.signal, timeoutMs) as never
+    const caps = ctx.clientCapabilities ?? {}
+    client.setRequestHandler(PingRequestSchema, relay)
+    if (caps.sampling) client.setRequestHandler(CreateMessageRequestSchema, relay)
+    if (caps.elicitation) client.setRequestHandler(ElicitRequestSchema, relay)
+    if (caps.roots) client.setRequestHandler(ListRootsRequestSchema, relay)
+  }
+
+  /**
+   * The consumer's answers to requests the server sent on the standalone GET stream (relayed byte for byte,
+   * so under the server's own ids): posted to the server on the bound upstream session.
+   */
+  async forwardReplies(binding: UpstreamBinding | null, replies: readonly Record<string, unknown>[], signal: AbortSignal): Promise<boolean> {
+    // (also the notifications meant for the server's session, such as roots/list_changed)
+    const saved = (binding ?? this.sharedBinding).get(this.cfg.id)
+    if (!saved?.sessionId) return false
+    const headers = { ...this.headers(), 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': saved.sessionId, ...(saved.protocolVersion ? { 'mcp-protocol-version': saved.protocolVersion } : {}) }
+    try {
+      const res = await this.fetcher()(this.cfg.upstream.url, { method: 'POST', headers, body: JSON.stringify(replies.length === 1 ? replies[0] : replies), signal })
+      await res.body?.cancel().catch(() => {})
+      return res.status >= 200 && res.status < 300
+    } catch (err) {
+      this.logger.warn({ server: this.cfg.id, reason: String((err as Error)?.message).slice(0, 200) }, 'mcp: a client answer could not be forwarded to the server')
+      return false
+    }
   }
 
   /** Ends the upstream session bound to a gateway session that is being deleted. */

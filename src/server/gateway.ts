@@ -42,6 +42,8 @@ import { registerSelfService } from '../finops/self-service.ts'
 import type { ManagementStore } from '../control/management/store.ts'
 import { registerMcp } from '../mcp/routes.ts'
 import { registerRealtime } from '../realtime/routes.ts'
+import { registerPassthrough } from '../passthrough/routes.ts'
+import { registerFiles } from '../files/routes.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -97,7 +99,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const metrics: MetricsSink = opts.metrics ? teeSink(telemetry, opts.metrics) : telemetry
   const stores = opts.stores ?? (await createStores(opts.config.store, { logger, metrics }))
   const keyStore = opts.keyStore !== undefined ? opts.keyStore : await createKeyStore(opts.config.ledger)
-  const clients = new UpstreamClients()
+  const clients = new UpstreamClients(() => clock.now())
   const mocks = new MockFleet()
   const auth = new Authenticator(keyStore, () => clock.now(), opts.config.auth.keyCacheTtl)
   const inflight = { count: 0 }
@@ -264,6 +266,8 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   })
   registerMcp(app, { runtime, auth, stores, clients, baseUrlOf, ledger, telemetry, clock, logger, inflight })
   registerRealtime(app, { runtime, auth, inflight: inflightLimits, clients, baseUrlOf, ledger, telemetry, now: () => clock.now(), logger })
+  registerPassthrough(app, { proxy: deps, runtime, auth, budget, inflight: inflightLimits, clients, baseUrlOf, routes: opts.config.passthrough })
+  registerFiles(app, { proxy: deps, runtime, auth, budget, inflight: inflightLimits, clients, baseUrlOf, ledgerConfig: opts.config.ledger, ledger })
   registerMethodNotAllowed(app, routes, (reply, err) => sendError(reply, err, null))
 
   const reload = async (config?: GatewayConfig): Promise<number> => {

@@ -31,6 +31,9 @@ export interface UsageRecord {
    * existed still type-check; they and rows written before the column existed read back as 0.
    */
   readonly savedUsd?: number | null
+  /** Bytes of the request and of the answer, for traffic counted in bytes rather than tokens (MCP tool calls); absent otherwise. */
+  readonly bytesIn?: number | null
+  readonly bytesOut?: number | null
   readonly stream: boolean
   readonly attempts: number
   /** The gateway error code (`rate_limit_exceeded`…), or null on success. */

@@ -3,7 +3,7 @@ import type { BackendConfig } from '../config/schema.ts'
 import type { JsonResult, StreamResult, UpstreamResult } from '../core/pipeline.ts'
 import { SseParser, type SseFrame } from '../core/sse.ts'
 import type { UpstreamTarget } from '../providers/types.ts'
-import { CredentialsCache } from '../providers/credentials/index.ts'
+import { CredentialsCache, credentialsFor } from '../providers/credentials/index.ts'
 import { LatencyStats } from './latency.ts'
 import type { StreamParser } from '../translate/types.ts'
 import { failureFromError, UpstreamFailure, retryAfterMsFrom } from './failure.ts'
@@ -21,9 +21,14 @@ const ERROR_DETAIL_HEADERS = ['x-amzn-errortype']
 export class UpstreamClients {
   private readonly pools = new Map<string, Pool>()
   /** Backend credentials (tokens, signers), kept across reloads like the pools. */
-  readonly credentials = new CredentialsCache()
+  readonly credentials: CredentialsCache
   /** How fast each backend answers (least-latency pools), kept across reloads. */
   readonly latency = new LatencyStats()
+
+  /** `now` times token lifetimes (the gateway's clock, so tests cross an expiry without sleeping). */
+  constructor(now?: () => number) {
+    this.credentials = new CredentialsCache(now ? (b) => credentialsFor(b, now) : credentialsFor)
+  }
 
   poolFor(backend: BackendConfig, origin: string): Pool {
     const key = `${backend.id}|${origin}|${backend.maxConnections}|${backend.connectTimeout}`

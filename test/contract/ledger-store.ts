@@ -36,8 +36,10 @@ export function ledgerStoreContract(name: string, make: () => Promise<{ store: L
       const b = usageRecord({ ts: DAY1 + 1, requestId: 'req-2', consumer: null, product: null, model: null, backend: null, status: 401, promptTokens: 0,
         completionTokens: 0, costUsd: null, latencyMs: 1, cacheHit: false, attempts: 0, errorCode: 'invalid_api_key' })
       const c = usageRecord({ ts: DAY1 + 2, requestId: 'req-3', backend: null, cacheHit: true, costUsd: 0, savedUsd: 0.000225 })
-      await s.append([a, b, c])
-      assert.deepEqual(await s.records(), [a, b, c])
+      // An MCP tool call: counted in bytes (beyond 2^32, so a 32-bit column would not do).
+      const d = usageRecord({ ts: DAY1 + 3, requestId: 'req-4', model: 'mcp:pets/getPet', promptTokens: 0, completionTokens: 0, costUsd: null, bytesIn: 57, bytesOut: 5_000_000_000 })
+      await s.append([a, b, c, d])
+      assert.deepEqual(await s.records(), [a, b, c, d])
       assert.deepEqual(await s.records({ requestIds: ['req-3', 'req-1'] }), [a, c])
       assert.deepEqual(await s.records({ since: DAY1 + 1, until: DAY1 + 2 }), [b])
       assert.deepEqual(await s.records({ limit: 1 }), [a])

@@ -125,6 +125,8 @@ export interface UpstreamMcp {
   broadcast(data: string): Promise<void>
   /** Sessions with a standalone GET stream open. */
   readonly getStreams: Set<string>
+  /** Resolves with the session id of the next standalone GET stream opened (rejects after `ms`). */
+  nextGetStream(ms?: number): Promise<string>
   close(): Promise<void>
 }
 
@@ -133,12 +135,13 @@ export interface UpstreamMcp {
  * credential. Tools: echo, add, slow_progress (progress notifications), hang (never answers until released),
  * huge (an oversized result); one resource and one prompt.
  */
-export async function startUpstreamMcp(opts: { name?: string; tools?: string[] } = {}): Promise<UpstreamMcp> {
+export async function startUpstreamMcp(opts: { name?: string; tools?: string[]; extra?: (s: McpServer) => void } = {}): Promise<UpstreamMcp> {
   const authSeen = new Set<string>()
   const sessions = new Map<string, StreamableHTTPServerTransport>()
   const waiters: Array<() => void> = []
   const servers: McpServer[] = []
   const getStreams = new Set<string>()
+  const getWaiters: Array<(sid: string) => void> = []
   const build = () => {
     const s = new McpServer({ name: opts.name ?? 'upstream', version: '1.0.0' }, { capabilities: { logging: {} } })
     const want = (n: string) => !opts.tools || opts.tools.includes(n)
@@ -159,6 +162,7 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[] }
     if (want('huge')) s.registerTool('huge', { description: 'Too large', inputSchema: {} }, async () => ({ content: [{ type: 'text', text: 'y'.repeat(600_000) }] }))
     s.registerResource('readme', 'docs://readme', { mimeType: 'text/plain', description: 'The readme' }, async (uri) => ({ contents: [{ uri: uri.href, text: 'read me' }] }))
     servers.push(s)
+    opts.extra?.(s)
     s.registerPrompt('greet', { description: 'A greeting', argsSchema: { who: z.string() } }, ({ who }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Hello ${who}` } }] }))
     return s
   }
@@ -184,6 +188,7 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[] }
     }
     if (req.method === 'GET' && sid) {
       getStreams.add(sid)
+      for (const w of getWaiters.splice(0)) w(sid)
       res.once('close', () => getStreams.delete(sid))
     }
     await transport.handleRequest(req, res, body)
@@ -191,6 +196,10 @@ export async function startUpstreamMcp(opts: { name?: string; tools?: string[] }
   const url = `${await listen(server)}/mcp`
   return {
     url, authSeen, sessions, getStreams,
+    nextGetStream: (ms = 10_000) => new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no GET stream opened within ${ms} ms`)), ms)
+      getWaiters.push((sid) => { clearTimeout(t); resolve(sid) })
+    }),
     release: () => { for (const w of waiters.splice(0)) w() },
     broadcast: async (data) => { for (const s of servers) if (s.isConnected()) await s.server.sendLoggingMessage({ level: 'info', data }).catch(() => {}) },
     close: async () => {

@@ -168,6 +168,10 @@ test('a per-tool rate limit admits exactly its number of calls, then answers JSO
     ['team-a', 200, null, 'pets-api'], ['team-a', 200, null, 'pets-api'], ['team-a', 200, null, 'pets-api'],
     ['team-a', 429, 'rate_limit_exceeded', 'pets-api'], ['team-r', 200, null, 'pets-api'],
   ])
+  // Bytes in: the arguments' JSON, {"petId":"l0"} = 14 bytes; out: the relayed result (none for the refused call).
+  assert.deepEqual(rows.map((r) => r.bytesIn), [14, 14, 14, 14, 14])
+  assert.ok(rows.filter((r) => r.status === 200).every((r) => (r.bytesOut ?? 0) > 50), 'answered calls count their result bytes')
+  assert.equal(rows.find((r) => r.status === 429)!.bytesOut, 0)
   const prom = parseProm(await (await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text())
   assert.equal(sumOf(prom, 'sluice_mcp_tool_calls_total', { server: 'pets-limited', tool: 'getPet', status: 'ok' }), 4)
   assert.equal(sumOf(prom, 'sluice_mcp_tool_calls_total', { server: 'pets-limited', tool: 'getPet', status: 'rate_limited' }), 1)

@@ -5,6 +5,8 @@ import { anthropicDialect } from './anthropic.ts'
 import { anthropicVertexDialect } from './anthropic-vertex.ts'
 import { geminiDialect } from './gemini.ts'
 import { googleIdentityDialect } from './google-identity.ts'
+import { openaiFilesDialect } from './openai-files.ts'
+import { bedrockInvokeDialect } from './bedrock-invoke.ts'
 
 /**
  * A wire protocol the mock speaks besides OpenAI's (llm.ts): Anthropic Messages, Gemini, Bedrock, identity
@@ -20,4 +22,4 @@ export interface MockDialect {
 }
 
 /** Registered dialects, consulted before the OpenAI routes. */
-export const MOCK_DIALECTS: readonly MockDialect[] = [entraDialect, anthropicDialect, anthropicVertexDialect, geminiDialect, googleIdentityDialect, bedrockDialect]
+export const MOCK_DIALECTS: readonly MockDialect[] = [entraDialect, anthropicDialect, anthropicVertexDialect, geminiDialect, googleIdentityDialect, bedrockDialect, openaiFilesDialect, bedrockInvokeDialect]

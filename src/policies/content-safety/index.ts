@@ -11,7 +11,8 @@ import { BuiltinEngine, builtinEngineSchema } from './engines/builtin.ts'
 import { OpenAIEngine, openaiEngineSchema } from './engines/openai.ts'
 import { guardStream } from './stream.ts'
 import { completionSegments, promptSegments } from './texts.ts'
-import type { Finding, RemoteEngine } from './types.ts'
+import type { Finding, RemoteEngine, TextSegment } from './types.ts'
+import type { ScreeningPolicy } from './screen.ts'
 import { blockedCategories, contentFilterError } from './verdict.ts'
 import { windowCount } from './windows.ts'
 
@@ -58,15 +59,25 @@ export const contentSafetyPolicy: PolicyFactory<Options> = {
     const logBlock = (ctx: RequestContext, where: string, findings: readonly Finding[]) =>
       deps.logger.info({ reqId: ctx.id, consumer: ctx.principal?.consumerId ?? null, where, categories: blockedCategories(findings) }, 'content filtered')
 
-    const policy: Policy = {
+    const tooLong = (segments: readonly TextSegment[], what: string) => {
+      let windows = 0
+      for (const s of segments) windows += windowCount(s.text.length, o.windowSize, o.windowOverlap)
+      if (windows > o.maxWindows) {
+        throw new GatewayError(GW_ERR.REQUEST_TOO_LARGE, `The ${what} is longer than the content-safety policy checks (${o.maxWindows} windows of ${o.windowSize} characters).`)
+      }
+    }
+    const policy: ScreeningPolicy = {
       name: 'content-safety',
+      // MCP tool arguments and results go through the same checker (src/mcp/content-screen.ts).
+      contentScreen: {
+        async screen(segments, signal) {
+          tooLong(segments, 'text')
+          return checker.check(segments, signal)
+        },
+      },
       async inbound(ctx) {
         const segments = promptSegments(ctx.operation, ctx.body, o.check)
-        let windows = 0
-        for (const s of segments) windows += windowCount(s.text.length, o.windowSize, o.windowOverlap)
-        if (windows > o.maxWindows) {
-          throw new GatewayError(GW_ERR.REQUEST_TOO_LARGE, `The prompt is longer than the content-safety policy checks (${o.maxWindows} windows of ${o.windowSize} characters).`)
-        }
+        tooLong(segments, 'prompt')
         const findings = await checker.check(segments, ctx.signal)
         if (findings.some((f) => f.blocked)) {
           logBlock(ctx, 'prompt', findings)

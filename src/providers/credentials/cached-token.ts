@@ -38,4 +38,12 @@ export class CachedToken {
     )
     return this.inflight
   }
+
+  /**
+   * The backend refused `token`: forget it, so the next get() fetches afresh. Only that token is dropped, so
+   * many requests refused with one stale token cause one refresh, not one each.
+   */
+  invalidate(token: string): void {
+    if (this.current?.token === token) this.current = null
+  }
 }

@@ -20,8 +20,15 @@ export class EntraCredentials implements Credentials {
     this.token = new CachedToken(() => this.fetch(), now)
   }
 
+  private current: string | null = null
+
   async headers(_req: OutgoingRequest, _signal: AbortSignal): Promise<Record<string, string>> {
-    return { authorization: `Bearer ${await this.token.get()}` }
+    this.current = await this.token.get()
+    return { authorization: `Bearer ${this.current}` }
+  }
+
+  invalidate(): void {
+    if (this.current !== null) this.token.invalidate(this.current)
   }
 
   private scope(): string {
@@ -59,6 +66,7 @@ function errorName(err: unknown): string {
   return typeof name === 'string' && /^[A-Za-z]{1,64}$/.test(name) ? name : 'error'
 }
 
+/** Entra's expiry is the issuer's wall-clock time, so it is compared with the wall clock (not an injected one). */
 export function entraCredentials(backend: BackendConfig): Credentials {
   return new EntraCredentials(backend)
 }

@@ -3,12 +3,14 @@ import { sigV4Credentials } from './sigv4.ts'
 import { googleCredentialsFor } from './google.ts'
 import type { Credentials } from './types.ts'
 import { entraCredentials } from './entra.ts'
+import { oauthClientCredentials } from './oauth-client.ts'
 
 /**
  * Builds the credentials a backend's `auth` names. A static `apiKey` needs none (the provider puts it in
  * its header); each other form has its own module.
  */
-export type CredentialsFactory = (backend: BackendConfig) => Credentials | null
+/** `now` is the gateway's clock, for credentials whose lifetime is counted from when they were fetched. */
+export type CredentialsFactory = (backend: BackendConfig, now?: () => number) => Credentials | null
 
 const noCredentials: CredentialsFactory = () => null
 
@@ -18,12 +20,13 @@ const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']
   ['entra', entraCredentials],
   ['awsSigV4', sigV4Credentials],
   ['google', googleCredentialsFor],
+  ['oauth', oauthClientCredentials],
 ]
 
-export function credentialsFor(backend: BackendConfig): Credentials | null {
+export function credentialsFor(backend: BackendConfig, now?: () => number): Credentials | null {
   const auth = backend.auth
   if (!auth) return null
-  for (const [form, make] of FACTORIES) if (auth[form] !== undefined) return make(backend)
+  for (const [form, make] of FACTORIES) if (auth[form] !== undefined) return make(backend, now)
   return noCredentials(backend)
 }
 

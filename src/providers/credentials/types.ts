@@ -15,5 +15,7 @@ export interface OutgoingRequest {
 export interface Credentials {
   /** Headers to add to (or override on) the request. Rejects with a GatewayError the client may see. */
   headers(req: OutgoingRequest, signal: AbortSignal): Promise<Record<string, string>>
+  /** The backend answered 401 to the credential last handed out: drop it so the next request gets a fresh one. */
+  invalidate?(): void
   close?(): void
 }

@@ -39,6 +39,8 @@ const migrations = (p: string): readonly string[] => [
  */
 const addedColumns = (p: string): readonly string[] => [
   `ALTER TABLE ${p}usage_records ADD COLUMN IF NOT EXISTS saved_usd DOUBLE PRECISION`,
+  `ALTER TABLE ${p}usage_records ADD COLUMN IF NOT EXISTS bytes_in BIGINT`,
+  `ALTER TABLE ${p}usage_records ADD COLUMN IF NOT EXISTS bytes_out BIGINT`,
 ]
 
 const GROUP_SQL: Record<UsageGroup, string> = {
@@ -53,6 +55,8 @@ interface RecordRow {
   status: number; prompt_tokens: string; completion_tokens: string; cached_tokens: string; reasoning_tokens: string
   cost_usd: number | null; latency_ms: number; ttft_ms: number | null; cache_hit: boolean; stream: boolean; attempts: number; error_code: string | null
   saved_usd: number | null
+  bytes_in: string | null
+  bytes_out: string | null
 }
 interface MessageRow { ts: Date; request_id: string; consumer: string | null; product: string | null; model: string | null; prompt: string | null; completion: string | null; truncated: boolean }
 
@@ -120,18 +124,20 @@ export class PostgresLedgerStore implements LedgerStore {
     const col = <T>(f: (r: UsageRecord) => T): T[] => records.map(f)
     await this.pool.query(
       `INSERT INTO ${this.p}usage_records (ts, request_id, consumer, product, model, backend, status, prompt_tokens, completion_tokens,
-         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
+         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd, bytes_in, bytes_out)
        SELECT to_timestamp(ts / 1000.0), request_id, consumer, product, model, backend, status, prompt_tokens, completion_tokens,
-         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd
+         cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd, bytes_in, bytes_out
        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::smallint[], $8::bigint[], $9::bigint[],
-         $10::bigint[], $11::bigint[], $12::float8[], $13::int[], $14::int[], $15::bool[], $16::bool[], $17::smallint[], $18::text[], $19::text[], $20::float8[])
+         $10::bigint[], $11::bigint[], $12::float8[], $13::int[], $14::int[], $15::bool[], $16::bool[], $17::smallint[], $18::text[], $19::text[], $20::float8[],
+         $21::bigint[], $22::bigint[])
          AS t(ts, request_id, consumer, product, model, backend, status, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens,
-              cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
+              cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd, bytes_in, bytes_out)
        ON CONFLICT (record_id) DO NOTHING`,
       [col((r) => r.ts), col((r) => r.requestId), col((r) => r.consumer), col((r) => r.product), col((r) => r.model), col((r) => r.backend),
         col((r) => r.status), col((r) => r.promptTokens), col((r) => r.completionTokens), col((r) => r.cachedTokens), col((r) => r.reasoningTokens),
         col((r) => r.costUsd), col((r) => r.latencyMs), col((r) => r.ttftMs), col((r) => r.cacheHit), col((r) => r.stream), col((r) => r.attempts),
-        col((r) => r.errorCode), col((r) => r.recordId ?? r.requestId), col((r) => r.savedUsd ?? 0)],
+        col((r) => r.errorCode), col((r) => r.recordId ?? r.requestId), col((r) => r.savedUsd ?? 0),
+        col((r) => r.bytesIn ?? null), col((r) => r.bytesOut ?? null)],
     )
   }
 
@@ -176,6 +182,8 @@ export class PostgresLedgerStore implements LedgerStore {
       promptTokens: Number(r.prompt_tokens), completionTokens: Number(r.completion_tokens), cachedTokens: Number(r.cached_tokens),
       reasoningTokens: Number(r.reasoning_tokens), costUsd: r.cost_usd, latencyMs: r.latency_ms, ttftMs: r.ttft_ms, cacheHit: r.cache_hit,
       stream: r.stream, attempts: r.attempts, errorCode: r.error_code, savedUsd: r.saved_usd ?? 0,
+      ...(r.bytes_in !== null && r.bytes_in !== undefined ? { bytesIn: Number(r.bytes_in) } : {}),
+      ...(r.bytes_out !== null && r.bytes_out !== undefined ? { bytesOut: Number(r.bytes_out) } : {}),
     }))
   }
 

@@ -36,6 +36,8 @@ const MIGRATIONS: readonly string[] = [
  */
 const ADDED_COLUMNS: ReadonlyArray<readonly [table: string, column: string, type: string]> = [
   ['usage_records', 'saved_usd', 'REAL'],
+  ['usage_records', 'bytes_in', 'INTEGER'],
+  ['usage_records', 'bytes_out', 'INTEGER'],
 ]
 
 const GROUP_SQL: Record<UsageGroup, string> = {
@@ -50,6 +52,8 @@ interface RecordRow {
   status: number; prompt_tokens: number; completion_tokens: number; cached_tokens: number; reasoning_tokens: number
   cost_usd: number | null; latency_ms: number; ttft_ms: number | null; cache_hit: number; stream: number; attempts: number; error_code: string | null
   saved_usd: number | null
+  bytes_in: number | null
+  bytes_out: number | null
 }
 interface MessageRow { ts: number; request_id: string; consumer: string | null; product: string | null; model: string | null; prompt: string | null; completion: string | null; truncated: number }
 
@@ -68,14 +72,14 @@ export class SqliteLedgerStore implements LedgerStore {
     this.db.pragma('synchronous = NORMAL')
     this.migrate()
     this.insertRecord = this.db.prepare(`INSERT INTO usage_records (ts, request_id, consumer, product, model, backend, status,
-      prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`)
+      prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, cost_usd, latency_ms, ttft_ms, cache_hit, stream, attempts, error_code, record_id, saved_usd, bytes_in, bytes_out)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`)
     this.insertMessage = this.db.prepare(`INSERT INTO message_logs (ts, request_id, consumer, product, model, prompt, completion, truncated, record_id)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (record_id) DO NOTHING`)
     this.appendMany = this.db.transaction((records: readonly UsageRecord[]) => {
       for (const r of records) {
         this.insertRecord.run(r.ts, r.requestId, r.consumer, r.product, r.model, r.backend, r.status, r.promptTokens, r.completionTokens,
-          r.cachedTokens, r.reasoningTokens, r.costUsd, r.latencyMs, r.ttftMs, r.cacheHit ? 1 : 0, r.stream ? 1 : 0, r.attempts, r.errorCode, r.recordId ?? r.requestId, r.savedUsd ?? 0)
+          r.cachedTokens, r.reasoningTokens, r.costUsd, r.latencyMs, r.ttftMs, r.cacheHit ? 1 : 0, r.stream ? 1 : 0, r.attempts, r.errorCode, r.recordId ?? r.requestId, r.savedUsd ?? 0, r.bytesIn ?? null, r.bytesOut ?? null)
       }
     })
     this.appendManyMessages = this.db.transaction((records: readonly MessageRecord[]) => {
@@ -129,6 +133,8 @@ export class SqliteLedgerStore implements LedgerStore {
       promptTokens: r.prompt_tokens, completionTokens: r.completion_tokens, cachedTokens: r.cached_tokens, reasoningTokens: r.reasoning_tokens,
       costUsd: r.cost_usd, latencyMs: r.latency_ms, ttftMs: r.ttft_ms, cacheHit: r.cache_hit === 1, stream: r.stream === 1, attempts: r.attempts,
       errorCode: r.error_code, savedUsd: r.saved_usd ?? 0,
+      ...(r.bytes_in !== null && r.bytes_in !== undefined ? { bytesIn: r.bytes_in } : {}),
+      ...(r.bytes_out !== null && r.bytes_out !== undefined ? { bytesOut: r.bytes_out } : {}),
     }))
   }
 
