@@ -4,6 +4,7 @@ import { authSchema } from '../auth/jwt/config.ts'
 import { expiryDate, ipFilterSchema } from '../auth/schema.ts'
 import { parseDuration } from '../core/duration.ts'
 import { mcpSection, productMcp } from '../mcp/config.ts'
+import { realtimeSection } from '../realtime/config.ts'
 import { filesSection } from '../files/config.ts'
 import { passthroughSection } from '../passthrough/config.ts'
 import { responsesSection } from '../responses/config.ts'
@@ -350,6 +351,8 @@ export const configSchema = z.strictObject({
   }).default({ resync: 5_000 }),
   /** MCP gateway: REST APIs as MCP servers, passthrough and aggregation (src/mcp/). */
   mcp: mcpSection,
+  /** Realtime WebSocket sessions (src/realtime/): idle and maximum durations, largest client message. */
+  realtime: realtimeSection,
   /** Which backend serves /v1/files and /v1/batches, and the upload limit (src/files/). */
   files: filesSection,
   /** Native provider APIs forwarded under a prefix (src/passthrough/). */
@@ -373,6 +376,8 @@ export const configSchema = z.strictObject({
       // Media units (src/pricing/media.ts): per image by `quality:size`, image/audio input tokens, per audio minute, per 1M characters, per 1K searches.
       perImage: z.record(z.string().regex(/^[a-z0-9_-]{1,32}:[a-z0-9_-]{1,32}$/), z.number().nonnegative()).optional(),
       imageInput: z.number().nonnegative().optional(), audioInput: z.number().nonnegative().optional(),
+      // Realtime audio tokens (src/realtime/): cached audio input and audio output, USD per 1M.
+      audioCached: z.number().nonnegative().optional(), audioOutput: z.number().nonnegative().optional(),
       perAudioMinute: z.number().nonnegative().optional(), perMillionCharacters: z.number().nonnegative().optional(), perThousandSearches: z.number().nonnegative().optional(),
     })).default({}),
   }).default({ models: {} }),

@@ -11,7 +11,7 @@ export interface Principal {
 }
 
 /** Which front door the request came through; the body shape follows from it. */
-export type Operation = 'chat.completions' | 'completions' | 'embeddings' | 'responses' | MediaOperation
+export type Operation = 'chat.completions' | 'completions' | 'embeddings' | 'responses' | 'realtime' | MediaOperation
 
 /** The OpenAI endpoints beyond text generation (src/media/): their bodies are not chat-shaped. */
 export type MediaOperation = 'images.generations' | 'images.edits' | 'audio.transcriptions' | 'audio.translations' | 'audio.speech' | 'moderations' | 'rerank'

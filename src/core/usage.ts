@@ -12,6 +12,12 @@ export interface Usage {
   cacheWriteTokens?: number
   /** Images, audio seconds, characters… of a media call (src/media/), priced by their own units. */
   media?: MediaUsage
+  /** Realtime: prompt tokens that were audio (included in promptTokens), priced at the audio input price. */
+  audioPromptTokens?: number
+  /** Realtime: cached prompt tokens that were audio (included in cachedTokens and audioPromptTokens). */
+  audioCachedTokens?: number
+  /** Realtime: completion tokens that were audio (included in completionTokens), priced at the audio output price. */
+  audioCompletionTokens?: number
 }
 
 export function emptyUsage(): Usage {
@@ -29,6 +35,11 @@ export function addUsage(a: Usage | null, b: Usage | null): Usage | null {
     cachedTokens: a.cachedTokens + b.cachedTokens,
     reasoningTokens: a.reasoningTokens + b.reasoningTokens,
     cacheWriteTokens: (a.cacheWriteTokens ?? 0) + (b.cacheWriteTokens ?? 0),
+    ...(a.audioPromptTokens || b.audioPromptTokens || a.audioCompletionTokens || b.audioCompletionTokens ? {
+      audioPromptTokens: (a.audioPromptTokens ?? 0) + (b.audioPromptTokens ?? 0),
+      audioCachedTokens: (a.audioCachedTokens ?? 0) + (b.audioCachedTokens ?? 0),
+      audioCompletionTokens: (a.audioCompletionTokens ?? 0) + (b.audioCompletionTokens ?? 0),
+    } : {}),
   }
 }
 

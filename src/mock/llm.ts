@@ -52,6 +52,7 @@ import { MockIdentity } from './identity.ts';
 import { answerPieces, argumentPieces, callId, planToolCalls, toolCallTokens, toolEchoAnswer, type PlannedCall, type ToolRequest } from './tools.ts';
 import { handleSafety, isSafetyPath } from './content-safety.ts';
 import { keep, previousNotFound, responseNotFound, responsesState } from './responses-state.ts';
+import { attachMockRealtime, type MockRealtime } from './realtime.ts';
 
 export interface MockOptions {
   /** Delay before the response headers (non-stream: before the whole body); default 0. */
@@ -105,6 +106,8 @@ export interface MockServer {
   identity: MockIdentity;
   /** The last 100 requests' paths and bodies, oldest first. */
   received: ReceivedRequest[];
+  /** The Realtime WebSocket side (realtime.ts): its counters and session events. */
+  realtime: MockRealtime;
 }
 
 export type MockHandler = ((req: http.IncomingMessage, res: http.ServerResponse) => void) & { stats: MockStats; identity: MockIdentity; received: ReceivedRequest[] };
@@ -973,6 +976,7 @@ export async function startMockServer(opts: MockOptions & { port?: number; host?
   const { port = 0, host = '127.0.0.1', ...rest } = opts;
   const handler = createMockHandler(rest);
   const server = http.createServer({ noDelay: true }, handler);
+  const realtime = attachMockRealtime(server, { completionTokens: rest.completionTokens, tokensPerSecond: rest.tokensPerSecond }, handler.identity);
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
@@ -991,8 +995,10 @@ export async function startMockServer(opts: MockOptions & { port?: number; host?
     stats: handler.stats,
     identity: handler.identity,
     received: handler.received,
+    realtime,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        realtime.close();
         server.close(() => resolve());
         server.closeAllConnections();
       });

@@ -18,6 +18,11 @@
  *   model-pricing-lookup script); Groq's 70B figures agree with two other public tables. Together,
  *   Fireworks, DeepInfra and OpenRouter price per hosted model and change often: set `pricing.models`.
  *   Local servers (ollama, vllm, lmstudio) have no list price: set one in `pricing.models` to charge back.
+ * - OpenAI Realtime models (text and audio token prices): the model pages of developers.openai.com, read
+ *   2026-12-01: gpt-realtime-1.5 and gpt-realtime-2 (text $4 in / $0.40 cached, audio $32 / $0.40 / $64;
+ *   gpt-realtime's text figures from the models comparison page, its audio as gpt-realtime-1.5's),
+ *   gpt-realtime-2.1-mini (as gpt-realtime-mini: text $0.60 / $0.06 / $2.40, audio $10 / $0.30 / $20),
+ *   gpt-4o-realtime-preview and gpt-4o-mini-realtime-preview.
  * Prices change: check them, and set `pricing.models` in the config for negotiated rates.
  */
 export interface ModelPrice {
@@ -34,7 +39,7 @@ export interface ModelPrice {
   readonly perImage?: Readonly<Record<string, number>>
   /** USD per 1M image input tokens (gpt-image-1); absent: billed as input. */
   readonly imageInput?: number
-  /** USD per 1M audio input tokens (gpt-4o-transcribe); absent: billed as input. */
+  /** USD per 1M audio input tokens (gpt-4o-transcribe; Realtime: those not served from cache); absent: billed as input. */
   readonly audioInput?: number
   /** USD per minute of input audio, billed by the second (whisper-1). */
   readonly perAudioMinute?: number
@@ -42,6 +47,10 @@ export interface ModelPrice {
   readonly perMillionCharacters?: number
   /** USD per 1,000 searches (Cohere rerank). */
   readonly perThousandSearches?: number
+  /** Realtime: USD per 1M cached audio prompt tokens; absent: billed as cached text. */
+  readonly audioCached?: number
+  /** Realtime: USD per 1M audio completion tokens; absent: billed as text output. */
+  readonly audioOutput?: number
 }
 
 export const PRICES_DATE = '2026-11-21'
@@ -84,6 +93,14 @@ export const SHIPPED_PRICES: Readonly<Record<string, ModelPrice>> = {
   'text-moderation': { input: 0, output: 0 },
   // Cohere Rerank 3.5: $2.00 per 1,000 searches (cohere.com/pricing).
   'rerank-v3.5': { input: 0, output: 0, perThousandSearches: 2 },
+  // OpenAI Realtime: audio tokens have their own prices (`audio*`), text tokens the usual three.
+  'gpt-realtime': { input: 4, output: 16, cached: 0.4, audioInput: 32, audioCached: 0.4, audioOutput: 64 },
+  'gpt-realtime-1.5': { input: 4, output: 16, cached: 0.4, audioInput: 32, audioCached: 0.4, audioOutput: 64 },
+  'gpt-realtime-2': { input: 4, output: 24, cached: 0.4, audioInput: 32, audioCached: 0.4, audioOutput: 64 },
+  'gpt-realtime-mini': { input: 0.6, output: 2.4, cached: 0.06, audioInput: 10, audioCached: 0.3, audioOutput: 20 },
+  'gpt-realtime-2.1-mini': { input: 0.6, output: 2.4, cached: 0.06, audioInput: 10, audioCached: 0.3, audioOutput: 20 },
+  'gpt-4o-realtime-preview': { input: 5, output: 20, cached: 2.5, audioInput: 40, audioCached: 2.5, audioOutput: 80 },
+  'gpt-4o-mini-realtime-preview': { input: 0.6, output: 2.4, cached: 0.3, audioInput: 10, audioCached: 0.3, audioOutput: 20 },
   // Anthropic
   'claude-haiku-4-5': { input: 1, output: 5, cached: 0.1, cacheWrite: 1.25 },
   'claude-sonnet-4': { input: 3, output: 15, cached: 0.3, cacheWrite: 3.75 },

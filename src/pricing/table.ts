@@ -43,6 +43,21 @@ export class PriceTable {
     const cached = Math.min(usage.cachedTokens, usage.promptTokens)
     const writes = Math.min(usage.cacheWriteTokens ?? 0, usage.promptTokens - cached)
     const uncached = usage.promptTokens - cached - writes
-    return (uncached * price.input + cached * (price.cached ?? price.input) + writes * (price.cacheWrite ?? price.input) + usage.completionTokens * price.output) / 1e6
+    return (uncached * price.input + cached * (price.cached ?? price.input) + writes * (price.cacheWrite ?? price.input) + usage.completionTokens * price.output + PriceTable.audioExtra(price, usage)) / 1e6
+  }
+
+  /**
+   * Realtime audio: what audio tokens cost beyond the text price they are already counted at above (USD per
+   * 1M tokens × tokens). Zero without audio tokens or without audio prices (then audio is billed as text).
+   */
+  static audioExtra(price: ModelPrice, usage: Usage): number {
+    const audioIn = Math.min(usage.audioPromptTokens ?? 0, usage.promptTokens)
+    const audioOut = Math.min(usage.audioCompletionTokens ?? 0, usage.completionTokens)
+    if (audioIn === 0 && audioOut === 0) return 0
+    const audioCached = Math.min(usage.audioCachedTokens ?? 0, audioIn, usage.cachedTokens)
+    const textCached = price.cached ?? price.input
+    return (audioIn - audioCached) * ((price.audioInput ?? price.input) - price.input)
+      + audioCached * ((price.audioCached ?? textCached) - textCached)
+      + audioOut * ((price.audioOutput ?? price.output) - price.output)
   }
 }

@@ -46,6 +46,7 @@ export const OPERATION_PATH: Record<Operation, string> = {
   'audio.speech': '/audio/speech',
   moderations: '/moderations',
   rerank: '/rerank',
+  realtime: '/realtime',
 }
 
 /** Splits a base URL into origin and a path prefix without a trailing slash. */

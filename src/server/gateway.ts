@@ -41,6 +41,7 @@ import { createFinops, type Finops } from '../finops/wiring.ts'
 import { registerSelfService } from '../finops/self-service.ts'
 import type { ManagementStore } from '../control/management/store.ts'
 import { registerMcp } from '../mcp/routes.ts'
+import { registerRealtime } from '../realtime/routes.ts'
 import { registerPassthrough } from '../passthrough/routes.ts'
 import { registerFiles } from '../files/routes.ts'
 import { registerMedia } from '../media/routes.ts'
@@ -270,6 +271,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     })
   })
   registerMcp(app, { runtime, auth, stores, clients, baseUrlOf, ledger, telemetry, clock, logger, inflight })
+  registerRealtime(app, { runtime, auth, inflight: inflightLimits, clients, baseUrlOf, ledger, telemetry, now: () => clock.now(), logger })
   registerPassthrough(app, { proxy: deps, runtime, auth, budget, inflight: inflightLimits, clients, baseUrlOf, routes: opts.config.passthrough })
   registerFiles(app, { proxy: deps, runtime, auth, budget, inflight: inflightLimits, clients, baseUrlOf, ledgerConfig: opts.config.ledger, ledger })
   registerMethodNotAllowed(app, routes, (reply, err) => sendError(reply, err, null))

@@ -38,6 +38,7 @@ const OPERATION_NAME: Record<Operation, string> = {
   'audio.speech': 'speech',
   moderations: 'moderation',
   rerank: 'rerank',
+  realtime: 'chat',
 }
 
 

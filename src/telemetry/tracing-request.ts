@@ -36,6 +36,7 @@ export const GEN_AI_OPERATION: Record<Operation, string> = {
   'audio.speech': 'audio.speech',
   moderations: 'moderations',
   rerank: 'rerank',
+  realtime: 'chat',
 }
 
 /** What a backend's answer says about itself: the conventions' `gen_ai.response.*`. */

@@ -256,6 +256,15 @@ export class Router {
     }
   }
 
+  /**
+   * The order a long-lived session (a Realtime WebSocket) tries the model's members in, with the same
+   * strategy, affinity, breakers and fallbacks as a request; the session then stays on the member it got.
+   */
+  planFor(ctx: RequestContext, model: ModelConfig): Plan {
+    const chain = [model, ...model.fallbacks.flatMap((name) => this.snapshot.models.get(name) ?? [])].filter((m) => m.target !== undefined)
+    return new Plan(ctx, chain, (m) => this.targetOf(m), this.breakers, (m, target) => this.scoresOf(ctx, m, target))
+  }
+
   /** Members of the model's target, in configuration order. */
   candidates(model: ModelConfig): BackendConfig[] {
     return this.targetOf(model).balancer.members.map((m) => m.backend)

@@ -1,6 +1,7 @@
 import type { Usage } from '../../core/usage.ts'
 import type { ModelPrice } from '../../pricing/prices.ts'
 import { mediaCostUsd } from '../../pricing/media.ts'
+import { PriceTable } from '../../pricing/table.ts'
 
 /** Budgets count integer micro-dollars: exact sums in any store, no float drift across millions of requests. */
 export const MICROS_PER_USD = 1_000_000
@@ -14,7 +15,7 @@ export function costMicros(price: ModelPrice, usage: Usage): number {
   if (usage.media) return Math.max(0, Math.ceil(mediaCostUsd(price, usage, usage.media) * MICROS_PER_USD - 1e-6))
   const cached = Math.min(Math.max(0, usage.cachedTokens), usage.promptTokens)
   const uncached = usage.promptTokens - cached
-  const v = uncached * price.input + cached * (price.cached ?? price.input) + usage.completionTokens * price.output
+  const v = uncached * price.input + cached * (price.cached ?? price.input) + usage.completionTokens * price.output + PriceTable.audioExtra(price, usage)
   // Float noise (0.1 * 3 = 0.30000000000000004) must not round a whole micro-dollar up.
   return Math.max(0, Math.ceil(v - 1e-6))
 }
