@@ -6,6 +6,7 @@ import type { z } from 'zod'
 import { configSchema, type GatewayConfig, type PolicyEntry } from './schema.ts'
 import { hasProvider } from '../providers/index.ts'
 import { checkMcpReferences } from '../mcp/config.ts'
+import { checkWorkersConfig } from '../cluster/config-check.ts'
 import type { PolicyRegistry } from '../policies/types.ts'
 
 export interface ConfigProblem {
@@ -90,6 +91,7 @@ export function loadConfigText(text: string, opts: { env?: Env; registry: Policy
     })
   }
   checkFinopsConfig(config, (path, message) => problems.push({ path: formatPath(path), line: lineOf(path), message }))
+  checkWorkersConfig(config, (path, message) => problems.push({ path: formatPath(path), line: lineOf(path), message }))
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) }
 }
 
