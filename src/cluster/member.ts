@@ -89,8 +89,9 @@ export class ClusterMember implements ClusterPlane {
 
   register(app: FastifyInstance, admin: FastifyInstance): void {
     const index = String(this.index)
+    // On the raw response, so streamed answers (written with writeHead, past fastify's reply) carry it too.
     app.addHook('onRequest', (_req, reply, done) => {
-      reply.header('x-sluice-worker', index)
+      reply.raw.setHeader('x-sluice-worker', index)
       done()
     })
     admin.get('/admin/workers', async () => ({ size: this.size, primaryPid: this.proc.ppid, ...(await this.workers()) }))
