@@ -61,7 +61,7 @@ consumers:
 interface Answer { status: number; worker: string; body: any; requestId: string }
 
 /** One request on its own connection (no keep-alive pool), so node:cluster hands each to the next worker. */
-function post(base: string, path: string, body: unknown, key = TEST_KEY, requestId = randomUUID()): Promise<Answer> {
+function post(base: string, path: string, body: unknown, key = TEST_KEY, requestId: string = randomUUID()): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(`${base}${path}`, {
       method: 'POST', agent: false,
