@@ -338,3 +338,26 @@ models: [ { name: gpt-4o-mini, target: m } ]
     assert.match(bad.out, /--workers takes a number/)
   })
 })
+
+describe('a cluster whose workers cannot start', { skip: !redisUp }, () => {
+  it('stops with exit 1 and says which worker failed (the port is taken)', { timeout: 120_000 }, async () => {
+    const { createServer } = await import('node:net')
+    const squatter = createServer()
+    await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', () => r()))
+    const port = (squatter.address() as { port: number }).port
+    try {
+      const file = join(dir, 'taken.yaml')
+      writeFileSync(file, configText().replace('port: 0, workers: 2', `port: ${port}, workers: 2`))
+      const child = spawn(process.execPath, ['bin/sluice.js', 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      child.stdout.on('data', (d) => { out += d })
+      child.stderr.on('data', (d) => { out += d })
+      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)))
+      assert.equal(code, 1, out)
+      assert.match(out, /worker [01] exited during start-up \(code 1\); stopping/)
+      assert.doesNotMatch(out, /sluice listening on/)
+    } finally {
+      squatter.close()
+    }
+  })
+})
