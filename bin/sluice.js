@@ -10,6 +10,8 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const built = join(root, 'dist', 'src', 'cli.js')
 
 function newestSource(dir) {
+  // An image that ships only the build (no src/) runs it.
+  if (!existsSync(dir)) return 0
   let newest = 0
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, entry.name)

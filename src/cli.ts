@@ -5,15 +5,18 @@ import { loadConfigFile, formatProblems, type LoadResult } from './config/load.t
 import type { GatewayConfig } from './config/schema.ts'
 import { DEMO_KEY, loadDemoConfig } from './demo.ts'
 import { builtinPolicies } from './policies/registry.ts'
-import { createGateway } from './server/gateway.ts'
 import { randomBytes } from 'node:crypto'
+import cluster from 'node:cluster'
+import { checkWorkersConfig } from './cluster/config-check.ts'
+import { ENV_ADMIN_TOKEN, forkedByPrimary } from './cluster/protocol.ts'
+import type { ClusterMember } from './cluster/member.ts'
 import { createKeyStore } from './stores/key-store.ts'
 import { newKey } from './control/keys.ts'
 import { CliError, MANAGEMENT_USAGE, runManagementCommand } from './control/management/cli.ts'
 import { createManagementStore } from './finops/wiring.ts'
 
 const USAGE = `Usage:
-  sluice start  [--config FILE] [--port N] [--admin-port N]
+  sluice start  [--config FILE] [--port N] [--admin-port N] [--workers N]
   sluice check  --config FILE
   sluice mock   [--port N] [--latency MS] [--ttft MS] [--tps N] [--fail RATE] [--status CODE]
   sluice keys   create --consumer ID [--label TEXT] [--config FILE]
@@ -36,35 +39,69 @@ function fail(message: string): never {
 }
 
 async function start(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, port: { type: 'string' }, 'admin-port': { type: 'string' } } })
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, port: { type: 'string' }, 'admin-port': { type: 'string' }, workers: { type: 'string' } } })
   const { result, file } = await loadFor(values.config)
   if (!result.ok) fail(`${file ?? 'demo configuration'} is invalid:\n${formatProblems(result.problems)}`)
   let config: GatewayConfig = result.config
-  if (values.port || values['admin-port']) {
+  if (values.workers !== undefined && !/^([1-9]|[1-5][0-9]|6[0-4])$/.test(values.workers)) fail('--workers takes a number of worker processes from 1 to 64')
+  if (values.port || values['admin-port'] || values.workers) {
     config = {
       ...config,
-      listen: { ...config.listen, port: values.port ? Number(values.port) : config.listen.port },
+      listen: { ...config.listen, port: values.port ? Number(values.port) : config.listen.port, workers: values.workers ? Number(values.workers) : config.listen.workers },
       admin: { ...config.admin, port: values['admin-port'] ? Number(values['admin-port']) : config.admin.port },
     }
+    // --workers N is held to the same rule as listen.workers: N in the file.
+    const problems: string[] = []
+    checkWorkersConfig(config, (path, message) => problems.push(`  ${path.join('.')}: ${message}`))
+    if (problems.length) fail(`${file ?? 'demo configuration'} cannot run with --workers ${config.listen.workers}:\n${problems.join('\n')}`)
   }
+  const member = config.listen.workers > 1 && cluster.isWorker && forkedByPrimary() ? new (await import('./cluster/member.ts')).ClusterMember() : null
+  const primary = config.listen.workers > 1 && !member
   // An admin plane is never left open: without a configured token one is made for this run and printed once,
-  // on stderr (never in a response, never in the log).
+  // on stderr (never in a response, never in the log). A cluster's primary makes it and hands it to every worker.
   let generatedToken: string | null = null
   if (config.admin.enabled && !config.admin.token) {
-    generatedToken = randomBytes(24).toString('base64url')
-    config = { ...config, admin: { ...config.admin, token: generatedToken } }
+    generatedToken = member ? process.env[ENV_ADMIN_TOKEN] || null : randomBytes(24).toString('base64url')
+    if (generatedToken) config = { ...config, admin: { ...config.admin, token: generatedToken } }
   }
-  const gw = await createGateway({ config, configFile: file })
+  if (primary) {
+    // The primary forks the workers and loads no gateway code (src/cluster/primary.ts).
+    const { runPrimary } = await import('./cluster/primary.ts')
+    if (generatedToken) process.stderr.write(`admin token (generated for this run; set admin.token to choose one): ${generatedToken}\n`)
+    return runPrimary({
+      workers: config.listen.workers, shutdownGrace: config.listen.shutdownGrace, adminToken: generatedToken,
+      source: file ?? 'the built-in demo configuration', out: process.stdout, err: process.stderr, exit: (code) => process.exit(code),
+    })
+  }
+  return serve(config, file, generatedToken, member)
+}
+
+/** One gateway process: the whole gateway alone, or one worker of a cluster. */
+async function serve(config: GatewayConfig, file: string | undefined, generatedToken: string | null, member: ClusterMember | null): Promise<void> {
+  const { createGateway } = await import('./server/gateway.ts')
+  const gw = await createGateway({ config, configFile: file, cluster: member ?? undefined })
   const { url, adminUrl } = await gw.listen()
   const out = process.stdout
-  if (generatedToken) process.stderr.write(`admin token (generated for this run; set admin.token to choose one): ${generatedToken}\n`)
-  out.write(`sluice listening on ${url}${adminUrl ? ` (admin ${adminUrl})` : ''} with ${file ?? 'the built-in demo configuration'}\n`)
-  if (!file) out.write(`demo consumer key: ${process.env.SLUICE_DEMO_KEY || DEMO_KEY}\n`)
+  if (member) {
+    member.serve({
+      reload: () => gw.reload(),
+      metrics: () => gw.telemetry.prom.registry.getMetricsAsJSON(),
+      status: () => ({
+        index: member.index, pid: process.pid, configVersion: gw.runtime().snapshot.version, inflight: gw.inflight.count,
+        uptimeSeconds: Math.round(process.uptime()), rssBytes: process.memoryUsage.rss(), admin: member.servesAdmin,
+      }),
+    })
+    member.ready(url, adminUrl)
+  } else {
+    if (generatedToken) process.stderr.write(`admin token (generated for this run; set admin.token to choose one): ${generatedToken}\n`)
+    out.write(`sluice listening on ${url}${adminUrl ? ` (admin ${adminUrl})` : ''} with ${file ?? 'the built-in demo configuration'}\n`)
+    if (!file) out.write(`demo consumer key: ${process.env.SLUICE_DEMO_KEY || DEMO_KEY}\n`)
+  }
   let stopping = false
   const stop = async (signal: string) => {
     if (stopping) return
     stopping = true
-    out.write(`${signal}: finishing requests in flight, then stopping\n`)
+    if (!member) out.write(`${signal}: finishing requests in flight, then stopping\n`)
     try {
       await gw.close()
     } finally {
@@ -73,6 +110,7 @@ async function start(argv: string[]): Promise<void> {
   }
   process.on('SIGTERM', () => void stop('SIGTERM'))
   process.on('SIGINT', () => void stop('SIGINT'))
+  // A worker's own SIGHUP reloads it alone; the primary's reaches every worker.
   process.on('SIGHUP', () => {
     gw.reload().then(
       (v) => out.write(`configuration reloaded (version ${v})\n`),

@@ -19,12 +19,12 @@ const redisUp = await serviceAvailable('redis')
 const prefix = `sluice-test-${randomUUID().slice(0, 8)}:`
 let shared: Redis | null = null
 
-counterStoreContract('memory', async () => ({ store: new MemoryCounterStore() }))
+counterStoreContract('memory', async () => ({ store: new MemoryCounterStore() }), { logLength: async (s, key, w) => (s as MemoryCounterStore).logLength(key, w) })
 counterStoreContract('redis', async () => {
   shared ??= createRedisClient({ url: 'redis://127.0.0.1:6379', commandTimeout: 2000 }, silent)
   await waitReady(shared, 5000)
   return { store: new RedisCounterStore(shared, prefix) }
-}, { skip: !redisUp })
+}, { skip: !redisUp, logLength: async (s, key, w) => shared!.zcard((s as RedisCounterStore).keysOf(key, [w])[0]!) })
 
 after(async () => {
   if (!shared) return

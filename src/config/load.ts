@@ -8,6 +8,7 @@ import { hasProvider } from '../providers/index.ts'
 import { checkMcpReferences } from '../mcp/config.ts'
 import { checkFilesReferences } from '../files/config.ts'
 import { checkPassthroughReferences } from '../passthrough/config.ts'
+import { checkWorkersConfig } from '../cluster/config-check.ts'
 import type { PolicyRegistry } from '../policies/types.ts'
 
 export interface ConfigProblem {
@@ -92,6 +93,7 @@ export function loadConfigText(text: string, opts: { env?: Env; registry: Policy
     })
   }
   checkFinopsConfig(config, (path, message) => problems.push({ path: formatPath(path), line: lineOf(path), message }))
+  checkWorkersConfig(config, (path, message) => problems.push({ path: formatPath(path), line: lineOf(path), message }))
   return problems.length ? { ok: false, problems } : { ok: true, config: deepFreeze(config) }
 }
 

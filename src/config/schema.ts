@@ -277,7 +277,9 @@ export const configSchema = z.strictObject({
     maxBodyBytesInFlight: byteSize.default(128 * 1024 * 1024),
     /** Deepest nesting of arrays and objects a JSON body may have (400 past it). */
     maxJsonDepth: z.number().int().min(2).max(10_000).default(128),
-  }).default({ host: '0.0.0.0', port: 8080, bodyLimit: 10 * 1024 * 1024, shutdownGrace: 15_000, requestTimeout: 30_000, headersTimeout: 10_000, maxBodyBytesInFlight: 128 * 1024 * 1024, maxJsonDepth: 128 }),
+    /** Worker processes sharing the port (node:cluster); more than one needs a shared store (src/cluster/). Read at start. */
+    workers: z.number().int().min(1).max(64).default(1),
+  }).default({ host: '0.0.0.0', port: 8080, bodyLimit: 10 * 1024 * 1024, shutdownGrace: 15_000, requestTimeout: 30_000, headersTimeout: 10_000, maxBodyBytesInFlight: 128 * 1024 * 1024, maxJsonDepth: 128, workers: 1 }),
   admin: z.strictObject({
     host: z.string().default('127.0.0.1'),
     port: z.number().int().min(0).max(65535).default(8081),

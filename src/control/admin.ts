@@ -30,6 +30,8 @@ export interface AdminDeps {
   readonly stores: Stores
   /** Serves `/metrics`, the dashboard and its summary endpoint when present. */
   readonly telemetry?: Telemetry
+  /** `/metrics` from elsewhere than this process's registry (every worker's, aggregated). */
+  readonly metricsText?: () => Promise<{ contentType: string; text: string }>
   /** The usage ledger behind `/admin/usage` (503 without one). */
   readonly ledger?: UsageSource | null
   /** The address the admin plane binds to, and extra Host names it answers (DNS-rebinding guard). */
@@ -88,7 +90,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): void
   })
   const routes = trackRoutes(app)
 
-  if (deps.telemetry) registerTelemetryRoutes(app, deps.telemetry)
+  if (deps.telemetry) registerTelemetryRoutes(app, deps.telemetry, deps.metricsText)
   registerUsageRoutes(app, deps.ledger ?? null)
 
   app.get('/admin/config', async () => {

@@ -28,8 +28,12 @@ const MAX_WINDOW_MS = 24 * 3_600_000
  * Admin routes of telemetry: `/metrics` (Prometheus text), `/admin/metrics/summary` (the JSON the
  * dashboard polls) and the dashboard's static files under `/dashboard`.
  */
-export function registerTelemetryRoutes(app: FastifyInstance, telemetry: Telemetry): void {
+export function registerTelemetryRoutes(app: FastifyInstance, telemetry: Telemetry, metricsText?: () => Promise<{ contentType: string; text: string }>): void {
   app.get('/metrics', async (_req, reply) => {
+    if (metricsText) {
+      const m = await metricsText()
+      return reply.header('content-type', m.contentType).send(m.text)
+    }
     const text = await telemetry.prom.render()
     return reply.header('content-type', telemetry.prom.contentType).send(text)
   })

@@ -48,6 +48,8 @@ import { registerMedia } from '../media/routes.ts'
 import { registerResponses } from '../responses/routes.ts'
 import { ResponsesService } from '../responses/service.ts'
 import { createResponseStore } from '../responses/factory.ts'
+import type { ClusterPlane } from '../cluster/member.ts'
+import type { Telemetry } from '../telemetry/telemetry.ts'
 
 export interface GatewayOptions {
   readonly config: GatewayConfig
@@ -66,6 +68,8 @@ export interface GatewayOptions {
   readonly processGuards?: boolean
   /** Overrides where run-time consumers, products and the audit log are kept (default: beside the ledger). */
   readonly managementStore?: ManagementStore
+  /** Set in a worker of `listen.workers` > 1: reloads and /metrics span every worker, worker 0 serves the admin plane. */
+  readonly cluster?: ClusterPlane
 }
 
 export interface Gateway {
@@ -86,6 +90,8 @@ export interface Gateway {
   readonly ledger: Ledger | null
   /** Budgets' alerts and webhooks, run-time consumers/products and suspensions. */
   readonly finops: Finops
+  /** The Prometheus registry and dashboard activity of this process. */
+  readonly telemetry: Telemetry
 }
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -306,20 +312,21 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     frameworkErrors: (err, req, reply) => { void reply.header('x-request-id', req.id); sendError(reply, frameworkError(err), null, doorOf(req.url)) },
   })
   registerAdminRoutes(admin, {
-    runtime, reload, keyStore, auth, token: adminCfg.token ?? null, logger, stores, telemetry, ledger,
+    runtime, reload: opts.cluster ? () => opts.cluster!.reloadEverywhere() : reload, metricsText: opts.cluster?.metricsText.bind(opts.cluster), keyStore, auth, token: adminCfg.token ?? null, logger, stores, telemetry, ledger,
     host: adminCfg.host, allowedHosts: adminCfg.allowedHosts, maxJsonDepth: maxDepth,
     management: { service: management, directory: finops.directory, now: () => clock.now() },
   })
+  opts.cluster?.register(app, admin)
   const uninstallGuards = opts.processGuards === false ? () => {} : installProcessGuards(logger, telemetry)
 
   let listening = false
   return {
-    app, admin, mocks, keyStore, auth, inflight, runtime, reload, ledger, finops,
+    app, admin, mocks, keyStore, auth, inflight, runtime, reload, ledger, finops, telemetry,
     async listen() {
       const url = await app.listen({ host: opts.config.listen.host, port: opts.config.listen.port })
       listening = true
       let adminUrl: string | null = null
-      if (opts.config.admin.enabled) adminUrl = await admin.listen({ host: opts.config.admin.host, port: opts.config.admin.port })
+      if (opts.config.admin.enabled && opts.cluster?.servesAdmin !== false) adminUrl = await admin.listen({ host: opts.config.admin.host, port: opts.config.admin.port })
       return { url, adminUrl }
     },
     async close() {

@@ -189,6 +189,7 @@ export class PromMetrics implements MetricsSink, PolicyTelemetry {
       help: 'Circuit breaker state per backend: 0 closed, 1 half-open, 2 open.',
       labelNames: ['backend'],
       registers: reg,
+      aggregator: 'max', // across workers (one breaker store): the same state, never a sum
       collect() {
         this.reset()
         for (const s of breakers.series()) this.set(s.labels, s.value)

@@ -2,6 +2,7 @@ import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import type { CounterStore, CounterWindow } from '../../src/stores/counter.ts'
+import { LOG_BUCKETS, LOG_CAP } from '../../src/stores/memory/counter.ts'
 
 const T0 = Date.parse('2026-01-01T00:00:00Z')
 const MIN = 60_000
@@ -12,7 +13,7 @@ const month = (limit: number, start = T0, end = Date.parse('2026-02-01T00:00:00Z
  * The behaviour every CounterStore must have (memory and Redis run it). Keys are unique per test, so runs
  * sharing one Redis never collide.
  */
-export function counterStoreContract(name: string, make: () => Promise<{ store: CounterStore; dispose?: () => Promise<void> }>, opts: { skip?: boolean } = {}): void {
+export function counterStoreContract(name: string, make: () => Promise<{ store: CounterStore; dispose?: () => Promise<void> }>, opts: { skip?: boolean; logLength?: (s: CounterStore, key: string, w: CounterWindow & { kind: 'sliding' }) => Promise<number> } = {}): void {
   describe(`CounterStore: ${name}`, { skip: opts.skip }, () => {
     const withStore = async (fn: (s: CounterStore, key: string) => Promise<void>) => {
       const { store, dispose } = await make()
@@ -129,6 +130,37 @@ export function counterStoreContract(name: string, make: () => Promise<{ store: 
       const results = await Promise.all(Array.from({ length: 40 }, (_, i) => reserve(s, k, 10, [tpm(105)], T0 + i)))
       assert.equal(results.filter((r) => r.ok).length, 10)
       assert.equal((await s.peek(k, [tpm(105)], T0 + 100))[0]!.used, 100)
+    }))
+
+    it('bounds a sliding log whatever the rate, never counting an entry out of the window early', { skip: !opts.logLength }, () => withStore(async (s, k) => {
+      const w = tpm(1_000_000) as CounterWindow & { kind: 'sliding' }
+      // 3000 requests of 10 tokens, one every 10 ms over 30 s (100 req/s into one counter), each settled to 7.
+      const N = 3000
+      for (let i = 0; i < N; i++) {
+        const id = randomUUID()
+        assert.equal((await reserve(s, k, 10, [w], T0 + i * 10, id)).ok, true)
+        await s.settle({ key: k, id, reserved: 10, actual: 7, windows: [w], now: T0 + i * 10 + 1 })
+      }
+      const length = await opts.logLength!(s, k, w)
+      assert.ok(length >= LOG_CAP && length <= LOG_CAP + LOG_BUCKETS + 1, `log of ${length} entries for ${N} requests (bound ${LOG_CAP + LOG_BUCKETS + 1})`)
+      assert.equal((await s.peek(k, [w], T0 + N * 10))[0]!.used, N * 7, 'every token still in the window is counted')
+      // 80 s after T0 the exact log holds the requests stamped after T0 + 20 s: i > 2000, 999 of them. A bucket
+      // may keep a few that left the window (at most windowMs / LOG_BUCKETS = 468 ms of them: 47 requests) and
+      // never lets one go early.
+      const exact = 999 * 7
+      const used = (await s.peek(k, [w], T0 + 80_000))[0]!.used
+      assert.ok(used >= exact && used <= exact + 47 * 7, `used ${used}, exact ${exact}`)
+      assert.equal((await s.peek(k, [w], T0 + 60_000 + N * 10))[0]!.used, 0, 'all gone a window after the last')
+    }))
+
+    it('a reservation counted in a shared entry settles to its own actual amount', { skip: !opts.logLength }, () => withStore(async (s, k) => {
+      const w = tpm(1_000_000) as CounterWindow & { kind: 'sliding' }
+      const ids = Array.from({ length: LOG_CAP + 500 }, () => randomUUID())
+      // All open at once (one per ms), then settled: half to 0 (refunded), half to 3.
+      for (let i = 0; i < ids.length; i++) assert.equal((await reserve(s, k, 10, [w], T0 + i, ids[i])).ok, true)
+      assert.equal((await s.peek(k, [w], T0 + ids.length))[0]!.used, ids.length * 10)
+      for (let i = 0; i < ids.length; i++) await s.settle({ key: k, id: ids[i]!, reserved: 10, actual: i % 2 === 0 ? 0 : 3, windows: [w], now: T0 + ids.length })
+      assert.equal((await s.peek(k, [w], T0 + ids.length + 1))[0]!.used, Math.floor(ids.length / 2) * 3)
     }))
 
     it('keeps separate counters per key and per window name', () => withStore(async (s, k) => {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import pg from 'pg'
+import type pg from 'pg'
 import type { Logger } from 'pino'
 
 /**
@@ -66,7 +66,9 @@ export class PostgresBus implements ChangeBus {
   async subscribe(onChange: () => void): Promise<void> {
     const connect = async (): Promise<void> => {
       if (this.closed) return
-      const client = new pg.Client({ connectionString: this.url })
+      // pg is imported only by a PostgreSQL deployment (a SQLite one never loads it).
+      const { default: pgModule } = await import('pg')
+      const client = new pgModule.Client({ connectionString: this.url })
       client.on('error', () => {})
       client.on('notification', (n) => { if (n.channel === this.channel) onChange() })
       client.on('end', () => {

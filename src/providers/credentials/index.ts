@@ -1,5 +1,5 @@
 import type { BackendConfig } from '../../config/schema.ts'
-import { sigV4Credentials } from './sigv4.ts'
+import { lazyCredentials } from './lazy.ts'
 import { googleCredentialsFor } from './google.ts'
 import type { Credentials } from './types.ts'
 import { entraCredentials } from './entra.ts'
@@ -14,11 +14,19 @@ export type CredentialsFactory = (backend: BackendConfig, now?: () => number) =>
 
 const noCredentials: CredentialsFactory = () => null
 
+/** SigV4 (src/providers/credentials/sigv4.ts), its AWS SDK modules loaded by the first signed request. */
+const lazySigV4: CredentialsFactory = (backend) => {
+  const auth = backend.auth?.awsSigV4
+  if (!auth) return null
+  if (!(backend.region ?? auth.region)) throw new Error(`backend "${backend.id}" signs with SigV4 but has no region`)
+  return lazyCredentials(async () => (await import('./sigv4.ts')).sigV4Credentials(backend))
+}
+
 /** Which factory handles which `auth` form; modules register here as they land. */
 const FACTORIES: ReadonlyArray<readonly [keyof NonNullable<BackendConfig['auth']>, CredentialsFactory]> = [
   ['managedIdentity', entraCredentials],
   ['entra', entraCredentials],
-  ['awsSigV4', sigV4Credentials],
+  ['awsSigV4', lazySigV4],
   ['google', googleCredentialsFor],
   ['oauth', oauthClientCredentials],
 ]

@@ -1,18 +1,37 @@
 import type { CounterStore, CounterWindow, ReserveRequest, ReserveResult, SettleRequest, WindowState } from '../counter.ts'
 
+/** One entry of a sliding log: a reservation, or (past LOG_CAP) several made in one bucket of the window. */
 interface Entry {
-  readonly id: string
-  readonly ts: number
+  ts: number
+  amount: number
+  /** Set when it has left the window (a reservation settled later is charged afresh, as for a purged entry). */
+  gone: boolean
+}
+
+/** A reservation's share of the entry it was counted in (its own, or a bucket's), until it is settled. */
+interface Member {
+  readonly entry: Entry
   amount: number
 }
 
-/** An exact sliding log: entries in time order, a running total, and an index by reservation id. */
+/** A sliding log: entries in time order, a running total, and the open reservations by id. */
 interface SlidingLog {
   entries: Entry[]
   head: number
   total: number
-  readonly byId: Map<string, Entry>
+  readonly byId: Map<string, Member>
 }
+
+/**
+ * The bound on a sliding log whatever the rate. Up to LOG_CAP entries in a window each reservation is its
+ * own entry (exact). Past it, a reservation made in the same 1/LOG_BUCKETS of the window as the newest
+ * entry joins it, and the entry takes the later timestamp: everything in it leaves the window no earlier
+ * than it would alone, so no window ever admits more than its limit; capacity comes back at most
+ * windowMs / LOG_BUCKETS later than a per-reservation log would give it. A log then holds at most
+ * LOG_CAP + LOG_BUCKETS + 1 entries. The Redis script (stores/redis/counter.lua.ts) keeps the same bound.
+ */
+export const LOG_CAP = 1024
+export const LOG_BUCKETS = 128
 
 interface FixedPeriod {
   committed: number
@@ -45,7 +64,7 @@ export class MemoryCounterStore implements CounterStore {
     const ok = states.every((s) => s.fits)
     if (!ok) return { ok, windows: states }
     for (const w of req.windows) {
-      if (w.kind === 'sliding') this.addEntry(this.log(req.key, w), req.id, req.now, req.amount)
+      if (w.kind === 'sliding') this.addEntry(this.log(req.key, w), req.id, req.now, req.amount, w.windowMs)
       else {
         const p = this.period(req.key, w)
         p.leases.set(req.id, { amount: req.amount, expires: req.now + req.leaseMs })
@@ -65,13 +84,13 @@ export class MemoryCounterStore implements CounterStore {
       if (w.kind === 'sliding') {
         const log = this.log(req.key, w)
         purge(log, req.now - w.windowMs)
-        const e = log.byId.get(req.id)
-        if (e) {
-          log.total += req.actual - e.amount
-          e.amount = req.actual
-          if (req.actual === 0) log.byId.delete(req.id)
+        const m = log.byId.get(req.id)
+        if (m) log.byId.delete(req.id) // settled once: the entry keeps the amount, the id is no longer needed
+        if (m && !m.entry.gone) {
+          log.total += req.actual - m.amount
+          m.entry.amount += req.actual - m.amount
         } else if (req.actual > req.reserved) {
-          this.addEntry(log, req.id, req.now, req.actual - req.reserved)
+          this.addEntry(log, null, req.now, req.actual - req.reserved, w.windowMs)
         }
         if (log.total === 0 && log.byId.size === 0) this.sliding.delete(slidingId(req.key, w))
       } else {
@@ -138,16 +157,33 @@ export class MemoryCounterStore implements CounterStore {
     return p
   }
 
-  private addEntry(log: SlidingLog, id: string, ts: number, amount: number): void {
-    const e: Entry = { id, ts, amount }
+  /** Entries in one sliding log (for the bound's tests). */
+  logLength(key: string, w: { name: string; windowMs: number }): number {
+    const log = this.sliding.get(slidingId(key, w))
+    return log ? log.entries.length - log.head : 0
+  }
+
+  private addEntry(log: SlidingLog, id: string | null, ts: number, amount: number, windowMs: number): void {
     const list = log.entries
-    if (list.length > log.head && list[list.length - 1]!.ts > ts) {
+    const tail = list.length > log.head ? list[list.length - 1]! : null
+    if (tail && list.length - log.head >= LOG_CAP && ts >= tail.ts) {
+      const bucketMs = Math.max(1, Math.floor(windowMs / LOG_BUCKETS))
+      if (Math.floor(ts / bucketMs) === Math.floor(tail.ts / bucketMs)) {
+        tail.ts = ts
+        tail.amount += amount
+        log.total += amount
+        if (id !== null) log.byId.set(id, { entry: tail, amount })
+        return
+      }
+    }
+    const e: Entry = { ts, amount, gone: false }
+    if (tail && tail.ts > ts) {
       // A clock that went back: keep the log in time order so purging from the head stays correct.
       let i = list.length
       while (i > log.head && list[i - 1]!.ts > ts) i--
       list.splice(i, 0, e)
     } else list.push(e)
-    log.byId.set(id, e)
+    if (id !== null) log.byId.set(id, { entry: e, amount })
     log.total += amount
   }
 
@@ -157,7 +193,7 @@ export class MemoryCounterStore implements CounterStore {
     for (const [id, log] of this.sliding) {
       const windowMs = Number(id.slice(id.lastIndexOf('\u0000') + 1))
       purge(log, now - windowMs)
-      if (log.byId.size === 0) this.sliding.delete(id)
+      if (log.head === log.entries.length && log.byId.size === 0) this.sliding.delete(id)
     }
     for (const [id, p] of this.fixed) if (now >= p.end) this.fixed.delete(id)
   }
@@ -177,7 +213,11 @@ function purge(log: SlidingLog, cutoff: number): void {
   while (log.head < list.length && list[log.head]!.ts <= cutoff) {
     const e = list[log.head++]!
     log.total -= e.amount
-    if (log.byId.get(e.id) === e) log.byId.delete(e.id)
+    e.gone = true
+  }
+  // Reservations whose entry left the window before they were settled: nothing is counted for them now.
+  if (log.head === list.length && log.byId.size > 0) {
+    for (const [id, m] of log.byId) if (m.entry.gone) log.byId.delete(id)
   }
   if (log.head > 1024 && log.head * 2 > list.length) {
     log.entries = list.slice(log.head)

@@ -7,6 +7,10 @@
  * leaseMs (reserve) or reserved (settle), then four per window: kind (`s`|`f`), limit, windowMs|start, end.
  * Reply: ok, then four per window: fits, used, resetAt, retryAfterMs (-1: can never fit).
  * Semantics match MemoryCounterStore exactly; the shared contract suite checks both.
+ * The log is bounded as the memory store's is (LOG_CAP, LOG_BUCKETS in stores/memory/counter.ts): past CAP
+ * entries, a settled reservation moves into the bucket member \`~<n>\` of its 1/BUCKETS of the window, scored
+ * with the latest timestamp it holds (never earlier than its own), so the ZSET holds the open reservations
+ * plus at most BUCKETS + 1 buckets per window however high the rate.
  */
 export const COUNTER_LUA = `
 local op = ARGV[1]
@@ -16,6 +20,22 @@ local amount = tonumber(ARGV[4])
 local extra = tonumber(ARGV[5])
 local n = #KEYS / 2
 local KEEP = 60000
+local CAP = 1024
+local BUCKETS = 128
+
+-- Counts amt at time ts in sliding log (a, h) as its own member id, or, past CAP members, in its bucket.
+local function put(a, h, p, id, ts, amt)
+  if redis.call('ZCARD', a) >= CAP then
+    local bms = math.max(1, math.floor(p / BUCKETS))
+    local b = '~' .. math.floor(ts / bms)
+    redis.call('HINCRBY', h, b, amt)
+    local cur = tonumber(redis.call('ZSCORE', a, b))
+    if not cur or cur < ts then redis.call('ZADD', a, ts, b) end
+  else
+    redis.call('ZADD', a, ts, id)
+    redis.call('HSET', h, id, amt)
+  end
+end
 
 -- Drops the members of zset z scored at or before cutoff, with their amounts in hash h, from h's total
 -- field: entries that left a sliding window ('#'), or quota leases that expired ('#p').
@@ -132,12 +152,17 @@ elseif op == 's' then
         if amount == 0 then
           redis.call('HDEL', h, id)
           redis.call('ZREM', a, id)
+        elseif redis.call('ZCARD', a) > CAP then
+          -- settled: it needs no id any more; into the bucket of the time it was reserved at
+          local ts = tonumber(redis.call('ZSCORE', a, id))
+          redis.call('HDEL', h, id)
+          redis.call('ZREM', a, id)
+          put(a, h, p, id, ts, amount)
         else
           redis.call('HSET', h, id, amount)
         end
       elseif amount > extra then
-        redis.call('ZADD', a, now, id)
-        redis.call('HSET', h, id, amount - extra)
+        put(a, h, p, id, now, amount - extra)
         redis.call('HINCRBY', h, '#', amount - extra)
         redis.call('PEXPIRE', a, p + KEEP)
         redis.call('PEXPIRE', h, p + KEEP)
