@@ -309,28 +309,17 @@ consumers:
   }
 })
 
-test('the tripwire is not vacuous: with its plugin sync on, Codex reaches for github.com and the tripwire sees (and refuses) it', { skip, timeout: 120_000 }, async () => {
-  const mock: RecordingMock = await startRecordingMock()
-  const tg = await startLedgeredGateway(`
-backends:
-  - { id: openai-mock, type: openai, url: ${mock.url}/v1, auth: { apiKey: sk-upstream-openai-codex } }
-models:
-  - { name: gpt-5.4, target: openai-mock }
-consumers:
-  - { id: coder, keys: [ { value: ${SLUICE_KEY} } ] }
-`)
+test('the tripwire is not vacuous: Codex pointed at a host off the machine asks the tripwire, and nothing reaches anywhere', { skip, timeout: 120_000 }, async () => {
+  // `.invalid` is reserved (RFC 2606): it never resolves, and through the proxy Codex does not even look it up.
+  // The rest is the same run as the tests above, so a Codex that ignored HTTPS_PROXY/HTTP_PROXY would show here.
   const home = mkdtempSync(join(tmpdir(), 'sluice-codex-home-'))
   const work = mkdtempSync(join(tmpdir(), 'sluice-codex-work-'))
   try {
-    const run = await runCodex({ prompt: 'Say hello.', cwd: work, home, baseUrl: `${tg.url}/v1`, apiKey: SLUICE_KEY, model: 'gpt-5.4', timeoutMs: 90_000, args: ['--enable', 'plugins', '--enable', 'remote_plugin'] })
-    assert.equal(run.code, 0, run.err.slice(-1500))
-    // The same run as the tests above but for the plugin switches: what they stop is real traffic.
-    assert.ok(run.egress.some((e) => /github\.com/.test(e)), run.egress.join(','))
+    const run = await runCodex({ prompt: 'Say hello.', cwd: work, home, baseUrl: 'http://sluice-gateway.invalid/v1', apiKey: SLUICE_KEY, model: 'gpt-5.4', timeoutMs: 90_000 })
+    assert.notEqual(run.code, 0, 'the turn cannot succeed: the tripwire refuses it')
+    assert.ok(run.egress.some((e) => /sluice-gateway\.invalid/.test(e)), `the tripwire saw the attempt: ${run.egress.join(',')}`)
     assert.ok(run.egress.every((e) => !/^127\.0\.0\.1|^localhost/.test(e)), 'loopback never goes through the tripwire')
-    assert.equal(mock.exchanges.length, 1) // and the turn itself still went to Sluice
   } finally {
-    await tg.close()
-    await mock.close()
     rmSync(home, { recursive: true, force: true })
     rmSync(work, { recursive: true, force: true })
   }

@@ -323,6 +323,10 @@ models: [ { name: gpt-4o-mini, target: m } ]
     assert.equal(bad.code, 1)
     assert.match(bad.out, /ledger\.path.*in-memory SQLite ledger/)
     assert.match(bad.out, /policies\[0\]\.cache\.store.*1\/3 of the hits.*store: redis/)
+    // Without a ledger, stored Responses conversations and file owners would live in each worker.
+    const none = await run(['check', '--config', file('ledger-none.yaml', `listen: { workers: 3 }\nstore: { type: redis }\nledger: { type: none }\n${base}`)])
+    assert.equal(none.code, 1)
+    assert.match(none.out, /ledger\.type.*ledger: none.*Responses conversations.*files and batches/)
     const good = await run(['check', '--config', file('caches-ok.yaml', `listen: { workers: 3 }\nstore: { type: redis }\n${base}policies:\n  - cache: { ttl: 60s, store: redis }\n`)])
     assert.equal(good.code, 0, good.out)
   })
