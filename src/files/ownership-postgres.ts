@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { runLockedDdl } from '../stores/postgres/locked-ddl.ts'
 import type { OwnedKind, OwnedObject, OwnershipStore } from './ownership.ts'
 
 interface Row { kind: OwnedKind; id: string; backend: string; consumer: string; created_at: string; batch_id: string | null }
@@ -20,24 +21,15 @@ export class PostgresOwnershipStore implements OwnershipStore {
     return new PostgresOwnershipStore(new pg.Pool({ connectionString: url, max: 4 }), prefix ?? 'sluice_', true)
   }
 
-  /** Under an advisory lock: replicas starting together must not race on CREATE TABLE (see postgres/keys.ts). */
+  /** Under an advisory lock: replicas starting together must not race on CREATE TABLE (stores/postgres/locked-ddl.ts). */
   private async createTables(): Promise<void> {
-    const client = await this.pool.connect()
-    try {
-      await client.query('BEGIN')
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [this.objects])
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.objects} (
+    await runLockedDdl(this.pool, this.objects, [
+      `CREATE TABLE IF NOT EXISTS ${this.objects} (
         kind TEXT NOT NULL, backend TEXT NOT NULL, id TEXT NOT NULL, consumer TEXT NOT NULL, created_at BIGINT NOT NULL, batch_id TEXT,
-        PRIMARY KEY (kind, backend, id))`)
-      await client.query(`CREATE INDEX IF NOT EXISTS ${this.objects}_consumer ON ${this.objects} (consumer, kind, backend)`)
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.usage} (backend TEXT NOT NULL, batch_id TEXT NOT NULL, recorded_at BIGINT NOT NULL, PRIMARY KEY (backend, batch_id))`)
-      await client.query('COMMIT')
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw err
-    } finally {
-      client.release()
-    }
+        PRIMARY KEY (kind, backend, id))`,
+      `CREATE INDEX IF NOT EXISTS ${this.objects}_consumer ON ${this.objects} (consumer, kind, backend)`,
+      `CREATE TABLE IF NOT EXISTS ${this.usage} (backend TEXT NOT NULL, batch_id TEXT NOT NULL, recorded_at BIGINT NOT NULL, PRIMARY KEY (backend, batch_id))`,
+    ])
   }
 
   async put(o: OwnedObject): Promise<void> {

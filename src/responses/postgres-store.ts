@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { runLockedDdl } from '../stores/postgres/locked-ddl.ts'
 import { fromRow } from './sqlite-store.ts'
 import { rowBody, type ResponseStore, type StoredResponse } from './store.ts'
 
@@ -22,21 +23,12 @@ export class PostgresResponseStore implements ResponseStore {
   }
 
   private async createTable(): Promise<void> {
-    const client = await this.pool.connect()
-    try {
-      await client.query('BEGIN')
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('${this.table}'))`)
-      await client.query(`CREATE TABLE IF NOT EXISTS ${this.table} (
+    await runLockedDdl(this.pool, this.table, [
+      `CREATE TABLE IF NOT EXISTS ${this.table} (
         id TEXT PRIMARY KEY, consumer_id TEXT NOT NULL, previous_id TEXT, backend_id TEXT, model TEXT NOT NULL,
-        created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, body TEXT NOT NULL)`)
-      await client.query(`CREATE INDEX IF NOT EXISTS ${this.table}_expires ON ${this.table} (expires_at)`)
-      await client.query('COMMIT')
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw err
-    } finally {
-      client.release()
-    }
+        created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, body TEXT NOT NULL)`,
+      `CREATE INDEX IF NOT EXISTS ${this.table}_expires ON ${this.table} (expires_at)`,
+    ])
   }
 
   async put(r: StoredResponse): Promise<void> {

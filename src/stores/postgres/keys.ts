@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { runLockedDdl } from './locked-ddl.ts'
 import type { KeyRecord, KeyStore } from '../keys.ts'
 
 interface Row { id: string; consumer_id: string; digest: string; prefix: string; label: string | null; created_at: Date; revoked_at: Date | null }
@@ -23,20 +24,11 @@ export class PostgresKeyStore implements KeyStore {
    * under a transaction-scoped advisory lock, so the second waits for the first and finds the table.
    */
   private async createTable(): Promise<void> {
-    const client = await this.pool.connect()
-    try {
-      await client.query('BEGIN')
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('sluice_consumer_keys'))`)
-      await client.query(`CREATE TABLE IF NOT EXISTS sluice_consumer_keys (
+    await runLockedDdl(this.pool, 'sluice_consumer_keys', [
+      `CREATE TABLE IF NOT EXISTS sluice_consumer_keys (
         id TEXT PRIMARY KEY, consumer_id TEXT NOT NULL, digest TEXT NOT NULL UNIQUE, prefix TEXT NOT NULL,
-        label TEXT, created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ)`)
-      await client.query('COMMIT')
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw err
-    } finally {
-      client.release()
-    }
+        label TEXT, created_at TIMESTAMPTZ NOT NULL, revoked_at TIMESTAMPTZ)`,
+    ])
   }
 
   static connect(url: string): PostgresKeyStore {
