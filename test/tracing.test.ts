@@ -128,6 +128,7 @@ models:
   - { name: streamed, target: streamy }
   - { name: doomed, target: broken, maxAttempts: 1 }
   - { name: resp-model, target: mocky }
+  - { name: dall-e-2, target: mocky }
   - { name: hedged, target: hedge-pool, hedge: { after: 50ms } }
   - { name: retried, target: flaky, retry: { attempts: 1, maxWait: 1s } }
 ` }))
@@ -325,6 +326,26 @@ models:
     // A Responses call is a hub (chat) request inside the kernel, whatever the backend: its finish reason is the hub's.
     assert.deepEqual(attempt.attributes['gen_ai.response.finish_reasons'], [completed.status === 'completed' ? 'stop' : 'length'])
     assert.equal(attempt.attributes['gen_ai.response.id'], completed.id)
+  })
+
+  it('an image generation (media route, openai SDK) is traced like chat: a request span under the client’s, and its try', async () => {
+    const { default: OpenAI } = await import('openai')
+    const client = new OpenAI({ apiKey: KEY, baseURL: `${g.url}/v1`, maxRetries: 0 })
+    const trace = 'fedcba9876543210'.repeat(2)
+    const parent = 'a1b2c3d4e5f60718'
+    const img = await client.images.generate({ model: 'dall-e-2', prompt: 'a lighthouse at dawn', size: '256x256', n: 1 }, { headers: { traceparent: `00-${trace}-${parent}-01` } })
+    assert.equal(img.data?.length, 1)
+    await waitUntil(() => spansOf(trace).length >= 2, 'the image call’s spans')
+    const spans = spansOf(trace)
+    assert.equal(spans.length, 2, 'one request span and one attempt span')
+    const server = spans.find((s) => s.kind === 2)!
+    const attempt = spans.find((s) => s.kind === 3)!
+    assert.equal(server.parentSpanId, parent)
+    assert.equal(server.name, 'POST /v1/images/generations')
+    assert.equal(attempt.parentSpanId, server.spanId)
+    assert.equal(attempt.attributes['sluice.backend.id'], 'mocky')
+    assert.equal(attempt.attributes['gen_ai.operation.name'], 'images.generations')
+    assert.equal(attempt.attributes['http.response.status_code'], 200)
   })
 
   it('a streamed request’s span ends after the last chunk, with the usage the stream reported', async () => {

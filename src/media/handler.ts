@@ -87,6 +87,8 @@ export async function handleMedia(deps: MediaDeps, req: FastifyRequest, reply: F
       const p = deps.auth.resolve(rt.snapshot, req.headers, req.ip)
       ctx.principal = p instanceof Promise ? await p : p
     }
+    // Traced like the chat routes: a request span, and an attempt span per try (the router's custom attempts).
+    deps.tracing?.begin(ctx, rt.snapshot, admitted ?? null, req.routeOptions.url ?? 'unknown', raw)
     if (!known) throw new GatewayError(GW_ERR.MODEL_NOT_FOUND, `The model "${clipText(requested)}" does not exist or you do not have access to it.`, { param: 'model' })
     if (!modelAllowed(rt.snapshot, ctx.principal.productId, ctx.model)) {
       throw new GatewayError(GW_ERR.MODEL_NOT_ALLOWED, `Your key may not use the model "${ctx.model}".`, { param: 'model' })
