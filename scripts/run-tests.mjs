@@ -17,6 +17,8 @@ function find(dir) {
 
 const only = process.argv.slice(2)
 const files = only.length ? only : find('test')
-const args = ['--import', 'tsx', '--test', '--test-concurrency=1', ...files]
+// --test-force-exit: a file whose tests are done ends even if a handle (a worker, a socket) was left open by a
+// failed test, so one failure can never hang the whole run.
+const args = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-force-exit', ...files]
 const res = spawnSync(process.execPath, args, { stdio: 'inherit', env: { ...process.env, SLUICE_TEST: '1' } })
 process.exit(res.status ?? 1)

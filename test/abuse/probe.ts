@@ -75,6 +75,8 @@ export interface ProbeStats {
 /** `pid`: the gateway process, whose main thread's on-CPU time tells its own stalls from the scheduler's. */
 export function startHealthProbe(url: string, opts: { intervalMs?: number; boundMs?: number; pid?: number } = {}): { stop(): Promise<ProbeStats> } {
   const worker = new Worker(WORKER, { eval: true, workerData: { url, intervalMs: opts.intervalMs ?? 20, boundMs: opts.boundMs ?? 100, pid: opts.pid ?? 0 } })
+  // Never what keeps the test process alive (a failed test that did not stop it must still let the file end).
+  worker.unref()
   const done = new Promise<ProbeStats>((resolve, reject) => {
     worker.once('message', (s: ProbeStats) => { void worker.terminate(); resolve(s) })
     worker.once('error', reject)
