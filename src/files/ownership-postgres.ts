@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { runLockedDdl } from '../stores/postgres/locked-ddl.ts'
+import { ownTablePool, runLockedDdl } from '../stores/postgres/locked-ddl.ts'
 import type { OwnedKind, OwnedObject, OwnershipStore } from './ownership.ts'
 
 interface Row { kind: OwnedKind; id: string; backend: string; consumer: string; created_at: string; batch_id: string | null }
@@ -18,7 +18,7 @@ export class PostgresOwnershipStore implements OwnershipStore {
   }
 
   static connect(url: string, prefix?: string): PostgresOwnershipStore {
-    return new PostgresOwnershipStore(new pg.Pool({ connectionString: url, max: 4 }), prefix ?? 'sluice_', true)
+    return new PostgresOwnershipStore(ownTablePool(url), prefix ?? 'sluice_', true)
   }
 
   /** Under an advisory lock: replicas starting together must not race on CREATE TABLE (stores/postgres/locked-ddl.ts). */

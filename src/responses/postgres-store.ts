@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { runLockedDdl } from '../stores/postgres/locked-ddl.ts'
+import { ownTablePool, runLockedDdl } from '../stores/postgres/locked-ddl.ts'
 import { fromRow } from './sqlite-store.ts'
 import { rowBody, type ResponseStore, type StoredResponse } from './store.ts'
 
@@ -19,7 +19,7 @@ export class PostgresResponseStore implements ResponseStore {
   }
 
   static connect(url: string, tablePrefix?: string): PostgresResponseStore {
-    return new PostgresResponseStore(new pg.Pool({ connectionString: url, max: 4 }), tablePrefix)
+    return new PostgresResponseStore(ownTablePool(url), tablePrefix)
   }
 
   private async createTable(): Promise<void> {

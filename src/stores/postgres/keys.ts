@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { runLockedDdl } from './locked-ddl.ts'
+import { ownTablePool, runLockedDdl } from './locked-ddl.ts'
 import type { KeyRecord, KeyStore } from '../keys.ts'
 
 interface Row { id: string; consumer_id: string; digest: string; prefix: string; label: string | null; created_at: Date; revoked_at: Date | null }
@@ -32,7 +32,7 @@ export class PostgresKeyStore implements KeyStore {
   }
 
   static connect(url: string): PostgresKeyStore {
-    return new PostgresKeyStore(new pg.Pool({ connectionString: url, max: 4 }), true)
+    return new PostgresKeyStore(ownTablePool(url), true)
   }
 
   async add(r: KeyRecord): Promise<void> {
