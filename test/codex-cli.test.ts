@@ -150,13 +150,12 @@ consumers:
   }
 })
 
-test('Codex completes a shell-tool task through Sluice served by the mock speaking Anthropic (Responses translated)', { skip, timeout: 150_000 }, async () => {
-  const mock: RecordingMock = await startRecordingMock()
-  const tg = await startLedgeredGateway(`
+/** A gateway whose gpt-5.4 is the mock speaking Anthropic (as claude-sonnet-4-5), echoing tool results. */
+const anthropicGatewayYaml = (mockUrl: string) => `
 backends:
   - id: anthropic-mock
     type: anthropic
-    url: ${mock.url}
+    url: ${mockUrl}
     auth: { apiKey: sk-ant-upstream-codex }
     headers: { x-mock-tool-echo: 'true' }
     models: { gpt-5.4: claude-sonnet-4-5 }
@@ -164,7 +163,11 @@ models:
   - { name: gpt-5.4, target: anthropic-mock }
 consumers:
   - { id: coder, keys: [ { value: ${SLUICE_KEY} } ] }
-`)
+`
+
+test('Codex completes a shell-tool task through Sluice served by the mock speaking Anthropic (Responses translated)', { skip, timeout: 150_000 }, async () => {
+  const mock: RecordingMock = await startRecordingMock()
+  const tg = await startLedgeredGateway(anthropicGatewayYaml(mock.url))
   try {
     const run = await runTask(`${tg.url}/v1`)
     // Every turn reached the backend as an Anthropic Messages stream with the backend's key.
@@ -273,19 +276,7 @@ function thinkingOf(ex: Exchange): { thinking: string; signature: string } {
 
 test('Codex with reasoning through an Anthropic backend: the signed thinking goes out as encrypted reasoning and comes back to Anthropic unchanged', { skip, timeout: 150_000 }, async () => {
   const mock: RecordingMock = await startRecordingMock()
-  const tg = await startLedgeredGateway(`
-backends:
-  - id: anthropic-mock
-    type: anthropic
-    url: ${mock.url}
-    auth: { apiKey: sk-ant-upstream-codex }
-    headers: { x-mock-tool-echo: 'true' }
-    models: { gpt-5.4: claude-sonnet-4-5 }
-models:
-  - { name: gpt-5.4, target: anthropic-mock }
-consumers:
-  - { id: coder, keys: [ { value: ${SLUICE_KEY} } ] }
-`)
+  const tg = await startLedgeredGateway(anthropicGatewayYaml(mock.url))
   try {
     const run = await runTask(`${tg.url}/v1`, ['model_reasoning_effort = "high"'])
     assert.ok(mock.exchanges.length >= 2)
