@@ -8,6 +8,7 @@ import { LatencyStats } from './latency.ts'
 import type { StreamParser } from '../translate/types.ts'
 import { failureFromError, UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 import { GW_ERR } from '../core/errors.ts'
+import { UpstreamExchange, type EventSplitter, type ExchangeHead } from './exchange.ts'
 
 /** Upstream response headers worth passing to the client; everything else stays behind the gateway. */
 const FORWARDED_HEADERS = ['retry-after', 'retry-after-ms', 'openai-processing-ms', 'openai-model', 'x-ratelimit-reset-requests', 'x-ratelimit-reset-tokens']
@@ -80,82 +81,59 @@ export interface SendOptions {
 export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<JsonResult | StreamResult> {
   const { backend, target, signal } = opts
   if (signal.aborted) throw abortError()
+  const streamType = opts.streamContentType ?? 'text/event-stream'
+  let ended = false
+  const exchange = new UpstreamExchange<SseFrame>(
+    (head) => (opts.stream && head.status === 200 && (head.headers['content-type'] ?? '').includes(streamType) ? (opts.streamParser ? opts.streamParser() as EventSplitter<SseFrame> : new SseParser()) : null),
+    (err) => (signal.aborted || ended ? abortError() : failureFromError(err, backend.id)),
+  )
+  pool.dispatch({
+    method: 'POST',
+    path: target.path,
+    headers: { ...target.headers, 'content-type': 'application/json', accept: opts.stream ? streamType : 'application/json' },
+    body: opts.body,
+    headersTimeout: backend.timeout,
+    bodyTimeout: backend.idleTimeout,
+  }, exchange)
   // `timeout` covers the whole wait for the response headers, the wait for a free pooled connection included:
   // undici's own headersTimeout starts only once the request is on a socket, so a backend whose connections
   // are all taken by one consumer's long streams would otherwise keep everyone else waiting without a 504.
-  const attempt = new AbortController()
-  const pending = pool.request({
-    method: 'POST',
-    path: target.path,
-    headers: { ...target.headers, 'content-type': 'application/json', accept: opts.stream ? (opts.streamContentType ?? 'text/event-stream') : 'application/json' },
-    body: opts.body,
-    signal: attempt.signal,
-    headersTimeout: backend.timeout,
-    bodyTimeout: backend.idleTimeout,
-  })
-  // A request still queued in the pool is only dropped by undici once a connection frees up, so the timer and
-  // the caller's abort settle the attempt themselves rather than waiting for undici to notice.
-  let timer: NodeJS.Timeout | undefined
-  let onCallerAbort: (() => void) | undefined
-  let res: Awaited<typeof pending>
+  // A request still queued in the pool is dropped by undici only once a connection frees up, so the timer
+  // and the caller's abort settle the attempt themselves.
+  const timer = setTimeout(() => {
+    exchange.abort(new UpstreamFailure(GW_ERR.GATEWAY_TIMEOUT, `Backend "${backend.id}" did not answer within ${backend.timeout} ms (waiting for a connection included).`, 'timeout', backend.id))
+  }, backend.timeout)
+  const onCallerAbort = () => exchange.abort(abortError())
+  signal.addEventListener('abort', onCallerAbort, { once: true })
+  let head: ExchangeHead
   try {
-    res = await new Promise<Awaited<typeof pending>>((resolve, reject) => {
-      let settled = false
-      const fail = (err: Error) => { if (!settled) { settled = true; reject(err) } }
-      timer = setTimeout(() => {
-        attempt.abort()
-        fail(new UpstreamFailure(GW_ERR.GATEWAY_TIMEOUT, `Backend "${backend.id}" did not answer within ${backend.timeout} ms (waiting for a connection included).`, 'timeout', backend.id))
-      }, backend.timeout)
-      onCallerAbort = () => { attempt.abort(); fail(abortError()) }
-      signal.addEventListener('abort', onCallerAbort, { once: true })
-      pending.then(
-        (r) => { if (settled) r.body.destroy(); else { settled = true; resolve(r) } },
-        (err: unknown) => fail(signal.aborted ? abortError() : failureFromError(err, backend.id)),
-      )
-    })
+    head = await exchange.head
   } catch (err) {
-    signal.removeEventListener('abort', onCallerAbort!)
+    signal.removeEventListener('abort', onCallerAbort)
     throw err
   } finally {
     clearTimeout(timer)
   }
   const headers: Record<string, string> = {}
   for (const name of FORWARDED_HEADERS) {
-    const v = res.headers[name]
-    if (typeof v === 'string') headers[name] = v
+    const v = head.headers[name]
+    if (v !== undefined) headers[name] = v
   }
-  const contentType = String(res.headers['content-type'] ?? '')
-  if (opts.stream && res.statusCode === 200 && contentType.includes(opts.streamContentType ?? 'text/event-stream')) {
-    const body = res.body
-    let ended = false
+  if (opts.stream && head.status === 200 && (head.headers['content-type'] ?? '').includes(streamType)) {
     const abort = () => {
       if (ended) return
       ended = true
-      body.destroy()
+      signal.removeEventListener('abort', onCallerAbort)
+      exchange.abort(abortError())
     }
-    async function* frames(): AsyncGenerator<SseFrame> {
-      const parser = opts.streamParser ? opts.streamParser() : new SseParser()
-      try {
-        for await (const chunk of body) {
-          const out = parser.push(chunk as Buffer)
-          for (let i = 0; i < out.length; i++) yield out[i]!
-        }
-        for (const f of parser.end()) yield f
-      } catch (err) {
-        if (signal.aborted || ended) throw abortError()
-        throw failureFromError(err, backend.id)
-      } finally {
-        ended = true
-      }
-    }
-    const result: StreamResult = { kind: 'stream', status: 200, headers, frames: frames(), abort }
+    const result: StreamResult = { kind: 'stream', status: 200, headers, frames: exchange.events(), abort }
     return result
   }
   let text: string
   try {
-    text = await res.body.text()
-  } catch (err) {
-    throw signal.aborted ? abortError() : failureFromError(err, backend.id)
+    text = (await exchange.body()).toString('utf8')
+  } finally {
+    signal.removeEventListener('abort', onCallerAbort)
   }
   let body: Record<string, unknown>
   try {
@@ -163,21 +141,21 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<JsonR
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object')
     body = parsed as Record<string, unknown>
   } catch {
-    if (res.statusCode >= 200 && res.statusCode < 300) {
-      throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, `Backend "${backend.id}" sent a response that is not JSON.`, 'status', backend.id, res.statusCode)
+    if (head.status >= 200 && head.status < 300) {
+      throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, `Backend "${backend.id}" sent a response that is not JSON.`, 'status', backend.id, head.status)
     }
-    body = { error: { message: `Backend "${backend.id}" answered ${res.statusCode}.`, type: 'api_error', param: null, code: null } }
+    body = { error: { message: `Backend "${backend.id}" answered ${head.status}.`, type: 'api_error', param: null, code: null } }
     text = null as unknown as string
   }
-  if (res.statusCode >= 400) {
+  if (head.status >= 400) {
     for (const name of ERROR_DETAIL_HEADERS) {
-      const v = res.headers[name]
-      if (typeof v === 'string') headers[name] = v.slice(0, 200)
+      const v = head.headers[name]
+      if (v !== undefined) headers[name] = v.slice(0, 200)
     }
   }
-  const result: JsonResult = { kind: 'json', status: res.statusCode, headers, body, text: text ?? null }
-  if (res.statusCode === 429 || res.statusCode === 503) {
-    const wait = retryAfterMsFrom(res.headers as Record<string, string | string[] | undefined>)
+  const result: JsonResult = { kind: 'json', status: head.status, headers, body, text: text ?? null }
+  if (head.status === 429 || head.status === 503) {
+    const wait = retryAfterMsFrom(head.headers)
     if (wait !== null) result.headers['retry-after-ms'] = String(Math.ceil(wait))
   }
   return result
