@@ -72,8 +72,19 @@ export interface ClientRequest {
 export type RequestInit = Pick<RequestContext, 'id' | 'startedAt' | 'operation' | 'info' | 'signal' | 'model' | 'body' | 'stream' | 'clientWantsStreamUsage' | 'client'>
 
 export function createRequestContext(init: RequestInit): RequestContext {
+  // Every field named, in one order: one object shape for every request (a spread of `init` copied it
+  // generically and gave requests with and without `client` different shapes).
   return {
-    ...init,
+    id: init.id,
+    startedAt: init.startedAt,
+    operation: init.operation,
+    info: init.info,
+    signal: init.signal,
+    model: init.model,
+    body: init.body,
+    stream: init.stream,
+    clientWantsStreamUsage: init.clientWantsStreamUsage,
+    client: init.client,
     principal: null,
     usage: null,
     backendId: null,

@@ -124,7 +124,8 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<JsonR
       if (ended) return
       ended = true
       signal.removeEventListener('abort', onCallerAbort)
-      exchange.abort(abortError())
+      // Called after every stream, ended or not: an error (and its stack) only for one really cut short.
+      if (!exchange.finished) exchange.abort(abortError())
     }
     const result: StreamResult = { kind: 'stream', status: 200, headers, frames: exchange.events(), abort }
     return result

@@ -51,6 +51,11 @@ export class UpstreamExchange<T> implements Dispatcher.DispatchHandler {
     this.head = new Promise<ExchangeHead>((resolve, reject) => { this.settleHead = { resolve, reject } })
   }
 
+  /** Whether the exchange is over (answered whole, failed or stopped): stopping it then is a no-op. */
+  get finished(): boolean {
+    return this.done
+  }
+
   /** Stops the exchange (timeout, the caller gone, the reader done); a queued request is dropped once it would start. */
   abort(reason: Error): void {
     if (this.done) return
@@ -83,7 +88,7 @@ export class UpstreamExchange<T> implements Dispatcher.DispatchHandler {
     const it: AsyncIterableIterator<T> = {
       next,
       return: (): Promise<IteratorResult<T>> => {
-        this.abort(new Error('the reader stopped'))
+        if (!this.done) this.abort(new Error('the reader stopped'))
         return Promise.resolve({ value: undefined, done: true })
       },
       [Symbol.asyncIterator]: () => it,
