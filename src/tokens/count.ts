@@ -13,7 +13,63 @@ type RawCount = (text: string, opts: { disallowedSpecial: Set<string> }) => numb
 const NO_SPECIAL = { disallowedSpecial: new Set<string>() }
 const load = (name: string): Counter => {
   const raw = (require(`gpt-tokenizer/cjs/encoding/${name}`) as { countTokens: RawCount }).countTokens
-  return (text) => raw(text, NO_SPECIAL)
+  const pieces = new PieceCounts(PIECE_CACHE_CHARS)
+  caches.set(name, pieces)
+  return (text) => pieces.count(text, (t) => raw(t, NO_SPECIAL))
+}
+
+/** Pieces shorter than this are counted afresh: their BPE costs about what a lookup of them does. */
+const PIECE_CACHE_MIN_CHARS = 64
+/** Characters of piece text remembered per encoding (≈ 4 MiB at most as V8 strings). */
+export const PIECE_CACHE_CHARS = 2 * 1024 * 1024
+
+/**
+ * Token counts of recently seen pieces, least recently used first out, bounded by their total characters.
+ * Clients resend the same prompt prefix every turn (a system prompt, tool definitions, the history so far:
+ * a coding agent's 100 KB prompt differs from the last one by its newest messages), and a piece is always cut
+ * at the same places within the same text, so each turn only the new pieces reach the tokenizer. BPE of a
+ * 1 KB piece is tens of microseconds; finding it here is one hash of its characters.
+ */
+class PieceCounts {
+  private readonly counts = new Map<string, number>()
+  private chars = 0
+  hits = 0
+  misses = 0
+  constructor(private readonly maxChars: number) {}
+
+  count(piece: string, encode: (piece: string) => number): number {
+    if (piece.length < PIECE_CACHE_MIN_CHARS) return encode(piece)
+    const known = this.counts.get(piece)
+    if (known !== undefined) {
+      this.hits++
+      // Refreshed as the most recently used.
+      this.counts.delete(piece)
+      this.counts.set(piece, known)
+      return known
+    }
+    this.misses++
+    const n = encode(piece)
+    this.counts.set(piece, n)
+    this.chars += piece.length
+    for (const old of this.counts.keys()) {
+      if (this.chars <= this.maxChars) break
+      this.counts.delete(old)
+      this.chars -= old.length
+    }
+    return n
+  }
+
+  stats(): { entries: number; chars: number; hits: number; misses: number } {
+    return { entries: this.counts.size, chars: this.chars, hits: this.hits, misses: this.misses }
+  }
+}
+
+/** The piece caches of the encodings loaded so far, by encoding name (for tests and diagnostics). */
+const caches = new Map<string, PieceCounts>()
+
+/** Hits, misses and size of an encoding's piece cache (null until that encoding is loaded). */
+export function pieceCacheStats(encoding: 'o200k_base' | 'cl100k_base'): { entries: number; chars: number; hits: number; misses: number } | null {
+  return caches.get(encoding)?.stats() ?? null
 }
 /** o200k_base token count (gpt-4o, gpt-4.1, gpt-5, o-series). Unbounded: for text the gateway made itself. */
 export const countO200k: Counter = (text) => (o200k ??= load('o200k_base'))(text)
