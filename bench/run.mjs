@@ -18,7 +18,7 @@ import { openLoop } from './lib/open-loop.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
 import { median } from './lib/stats.mjs'
 import { connectInspector } from './lib/inspector.mjs'
-import { ensurePortkey, freePort, startFakeUpstream, startPipeProxy, startPortkey, startSluice } from './lib/targets.mjs'
+import { ensurePortkey, freePort, sluiceRunsFrom, startFakeUpstream, startPipeProxy, startPortkey, startSluice } from './lib/targets.mjs'
 import { formatSummary, summarize } from './profile-summary.mjs'
 import { DEFAULT_STREAM_EVENTS } from './fake-upstream.mjs'
 import { formatVerdicts, issue16Verdicts, ISSUE16_ROLES } from './lib/issue16.mjs'
@@ -39,7 +39,7 @@ const PRESETS = {
 const HELP = `Usage: npm run bench -- [options]
   --preset issue16      issue 16's report from one run: auth, governed, translated (anthropic-backend), the
                         pipe and JSON-parsing floors, Portkey; every scenario at 1,000 req/s; the profile pass;
-                        3 rounds × 10 s (≈ 18 min; with --quick ≈ 3 min). Explicit options override it.
+                        3 rounds × 10 s (≈ 18 min; with --quick ≈ 4 min). Explicit options override it.
   --quick               short smoke run: --duration 3 --warmup 2 --rounds 1 --rates 200,1000
   --duration S          seconds per measured run (default 10)
   --warmup S            seconds of unmeasured saturation before each target's runs, for the JIT (default 5; quick 2)
@@ -165,6 +165,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'sluice-bench-'))
 const started = new Date()
 const loadBefore = loadAverage()
 const cpuBefore = cpuTimes()
+const gatewayFrom = sluiceRunsFrom()
 if (cfg.loadgenCpu !== null) {
   if (cpuCount < 2) fail('pinning needs two CPUs; pass --no-pin on a one-CPU machine')
   // Every thread of this process, and every child it starts (wrk, the fake upstream), on the load generator's CPU.
@@ -172,6 +173,7 @@ if (cfg.loadgenCpu !== null) {
 }
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim()
 log(`${command}`)
+if (gatewayFrom === 'src') log('the gateway runs from src/ through tsx (dist/ is missing or older than src/: `npm run build` first to measure the build)')
 log(`logs and scratch files in ${tmp}; load generator ${cfg.loadgen}; proxies on CPU ${cfg.proxyCpu ?? 'any'}, load + fake upstream on CPU ${cfg.loadgenCpu ?? 'any'}`)
 
 const running = []
@@ -236,7 +238,7 @@ const report = renderReport()
 process.stdout.write(report + '\n')
 if (opt.out) {
   writeFileSync(opt.out, JSON.stringify({
-    command, started: started.toISOString(), finished: finished.toISOString(), cfg: { ...cfg, scenarios: [...cfg.scenarios] }, loadBefore, loadAfter, steal,
+    command, gatewayFrom, started: started.toISOString(), finished: finished.toISOString(), cfg: { ...cfg, scenarios: [...cfg.scenarios] }, loadBefore, loadAfter, steal,
     streamEvents: streamEventsOf,
     // results: target → scenario → one entry per round (round, figures, proxy-CPU steal during the run), so spread is visible.
     results, memory: memoryOf, issue16: verdicts, profiles,
@@ -358,6 +360,7 @@ function renderReport() {
   lines.push(`# Sluice benchmark — ${started.toISOString().replace(/\.\d+Z$/, 'Z')}`)
   lines.push('')
   lines.push(`Command: \`${command}\``)
+  lines.push(`Gateway ${gatewayFrom === 'dist' ? 'from its compiled build (dist/)' : 'from src/ through tsx (dist/ missing or stale: RSS includes the loader, ≈ 28 MiB)'}${cfg.preset ? `; preset ${cfg.preset}` : ''}.`)
   lines.push(`Node ${process.version}, ${cpuCount} CPUs, load average ${loadBefore.join(' ')} before / ${loadAfter.join(' ')} after; ` +
     `load generator ${cfg.loadgen} (saturation, ${cfg.connections} connections) and an open-loop undici client (fixed rates); ` +
     `${cfg.rounds} round(s) × ${cfg.duration} s per run (warm-up ${cfg.warmup} s per target and round), medians; proxies on CPU ${cfg.proxyCpu ?? 'any'}, load generator + fake upstream on CPU ${cfg.loadgenCpu ?? 'any'}.`)

@@ -1,7 +1,7 @@
 // Starting and stopping the processes under test. Each proxy runs as its own process pinned with
 // `taskset -c CPU` (taskset execs, so the child's pid is the proxy's pid and /proc/PID/stat is its cost).
 import { spawn, execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -93,6 +93,24 @@ export async function startPipeProxy({ upstreamPort, cpu, logDir, headers, body,
   const url = `http://127.0.0.1:${port}${CHAT_PATH}`
   await ready(proc, url, headers, body)
   return { name: json ? 'node:http JSON-parsing proxy' : 'node:http pipe proxy', kind: json ? 'json' : 'pipe', pid: proc.pid, url, port, extraHeaders: {}, stop: () => stop(proc), logFile: proc.logFile }
+}
+
+/**
+ * What `bin/sluice.js` will run, by its own rule (dist/ when at least as new as every file in src/): the
+ * tsx fallback costs ≈ 28 MiB of RSS and some start-up, so the report says which one was measured.
+ */
+export function sluiceRunsFrom() {
+  const built = join(ROOT, 'dist', 'src', 'cli.js')
+  if (process.env.SLUICE_FROM_SOURCE === '1' || !existsSync(built)) return 'src'
+  const newest = (dir) => {
+    let n = 0
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name)
+      n = Math.max(n, e.isDirectory() ? newest(p) : statSync(p).mtimeMs)
+    }
+    return n
+  }
+  return statSync(built).mtimeMs >= newest(join(ROOT, 'src')) ? 'dist' : 'src'
 }
 
 /** The gateway from this checkout: `node bin/sluice.js start --config FILE --port N`. */
