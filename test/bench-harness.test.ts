@@ -198,7 +198,8 @@ test('issue 16 verdicts: per-round ratios, their median against the limit, and w
     'sluice auth': { sat: rounds(110, 150, 130), rate1000: [{ round: 1, p99: 4.5 }] },
     'sluice governed': { sat: rounds(200, 150, 140), rate1000: [{ round: 1, p99: 6 }] },
   }
-  const rows = issue16Verdicts({ targets, results, memory: { 'sluice auth': { idleMiB: 79, peakMiB: 151 } }, rates: [1000] })
+  const memory = { 'sluice auth': { idleMiB: 79, peakMiB: 151 }, 'sluice governed': { idleMiB: 90, peakMiB: 300, satPeakMiB: 149 } }
+  const rows = issue16Verdicts({ targets, results, memory, rates: [1000] })
   const row = (id: string) => rows.find((r: { id: string }) => r.id === id)
   // auth ÷ pipe per round: 1.1, 1.25, 1.3 → median 1.25 > 1.2
   assert.equal(row('auth-cpu-x-pipe').value, 1.25)
@@ -210,7 +211,9 @@ test('issue 16 verdicts: per-round ratios, their median against the limit, and w
   assert.equal(row('auth-p99').value, 1.5)
   assert.equal(row('governed-p99').verdict, 'MISSED') // 6 − 3 = 3 ms > 2
   assert.equal(row('auth-idle').verdict, 'met')
-  assert.equal(row('auth-peak').verdict, 'MISSED')
+  assert.equal(row('auth-peak').verdict, 'MISSED') // no saturation-only peak: the whole run's 151 MiB is judged
+  assert.equal(row('governed-peak').value, 149) // the saturation runs' own peak, not the open-loop runs' 300
+  assert.equal(row('governed-peak').verdict, 'met')
   assert.equal(row('auth-stream-x-pipe').verdict, 'not measured')
   assert.equal(row('translated-cpu-x-auth').verdict, 'not measured')
   assert.equal(row('governed-cpu-x-json'), undefined) // no JSON-parsing proxy in this run

@@ -1,5 +1,5 @@
 // What a process costs, read from /proc (Linux): CPU time (all threads) and resident memory.
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 
 let ticksPerSecond = 100
@@ -59,4 +59,17 @@ export function stealBetween(before, after) {
     out[name] = dt > 0 ? { steal: (a.steal - b.steal) / dt, busy: (dt - (a.idle - b.idle) - (a.steal - b.steal)) / dt } : { steal: NaN, busy: NaN }
   }
   return out
+}
+
+/**
+ * Resets the process's peak RSS (VmHWM) to its current RSS (`5` to /proc/PID/clear_refs, Linux ≥ 4.0), so
+ * the next VmHWM read is the peak of one run, not of everything before it. False when not permitted.
+ */
+export function resetPeak(pid) {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5')
+    return true
+  } catch {
+    return false
+  }
 }
