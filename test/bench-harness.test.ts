@@ -133,14 +133,14 @@ test('a streamed answer has 20 events by default, --events N of them otherwise, 
 
 test('the open-loop client reports each interval and breaks non-2xx answers down by status', async () => {
   let n = 0
-  // Every third request is refused with 429 and every fifth after that with 503: 60 requests → 20 × 429, 8 × 503.
+  // Every third request is refused with 429 and every fifth of the rest with 503: 60 requests → 20 × 429, 8 × 503.
   const server = createServer((req, res) => {
     req.resume()
     req.on('end', () => {
       n++
       const status = n % 3 === 0 ? 429 : n % 5 === 0 ? 503 : 200
       res.writeHead(status, { 'content-type': 'application/json' })
-      res.end('{}')
+      res.end(status === 429 ? '{"error":{"message":"busy","type":"rate_limit_error","code":"too_many_concurrent_requests"}}' : status === 503 ? 'upstream down' : '{}')
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -149,12 +149,12 @@ test('the open-loop client reports each interval and breaks non-2xx answers down
     const intervals: { completed: number, non2xx: number, statuses: Record<string, number> }[] = []
     const r = await openLoop({ url: `http://127.0.0.1:${port}/`, headers: {}, body: '{}', rate: 100, durationS: 0.6, intervalS: 0.2, onInterval: (s: typeof intervals[0]) => intervals.push(s) })
     assert.equal(r.scheduled, 60)
-    assert.deepEqual(r.statuses, { 429: 20, 503: 8 })
+    assert.deepEqual(r.statuses, { '429 too_many_concurrent_requests': 20, 503: 8 }) // the code when the body has one
     assert.equal(r.non2xx, 28)
     assert.equal(r.completed, 32)
     assert.ok(intervals.length >= 2, `${intervals.length} intervals`)
     assert.equal(intervals.reduce((a, s) => a + s.completed, 0), 32)
-    assert.equal(intervals.reduce((a, s) => a + (s.statuses[429] ?? 0), 0), 20)
+    assert.equal(intervals.reduce((a, s) => a + (s.statuses['429 too_many_concurrent_requests'] ?? 0), 0), 20)
   } finally {
     server.closeAllConnections()
     await new Promise((r) => server.close(r))

@@ -31,7 +31,7 @@ export async function openLoop(o) {
   let errors = 0
   let non2xx = 0
   let lastEnd = 0
-  const statuses = {} // non-2xx answers by status code
+  const statuses = {} // non-2xx answers by "status code" (e.g. "429 too_many_concurrent_requests")
   let bucket = { lat: [], non2xx: 0, errors: 0, statuses: {}, since: performance.now() }
   let resolveAll
   const allDone = new Promise((r) => { resolveAll = r })
@@ -40,6 +40,27 @@ export async function openLoop(o) {
   const fire = (k, scheduled) => {
     pool.request({ method: 'POST', path, headers: o.headers, body: o.body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
       .then(async (res) => {
+        const ok = res.statusCode >= 200 && res.statusCode < 300
+        if (!ok) {
+          // An error answer is read whole for its code (`error.code`, else `error.type`), so a soak can
+          // tell the gateway's own load shedding from a refused key or a failed upstream.
+          const text = await res.body.text()
+          const end = performance.now()
+          let code = ''
+          try {
+            const e = JSON.parse(text).error
+            code = String(e?.code ?? e?.type ?? '')
+          } catch {
+            // not JSON: the status alone
+          }
+          const key = code ? `${res.statusCode} ${code}` : String(res.statusCode)
+          non2xx++
+          statuses[key] = (statuses[key] ?? 0) + 1
+          bucket.non2xx++
+          bucket.statuses[key] = (bucket.statuses[key] ?? 0) + 1
+          if (end > lastEnd) lastEnd = end
+          return
+        }
         if (o.stream) {
           for await (const _chunk of res.body) {
             if (Number.isNaN(first[k])) first[k] = performance.now() - scheduled
@@ -48,16 +69,8 @@ export async function openLoop(o) {
           await res.body.arrayBuffer()
         }
         const end = performance.now()
-        if (res.statusCode >= 200 && res.statusCode < 300) {
-          total[k] = end - scheduled
-          bucket.lat.push(total[k])
-        } else {
-          non2xx++
-          statuses[res.statusCode] = (statuses[res.statusCode] ?? 0) + 1
-          bucket.non2xx++
-          bucket.statuses[res.statusCode] = (bucket.statuses[res.statusCode] ?? 0) + 1
-          first[k] = NaN // an error body is not a first token
-        }
+        total[k] = end - scheduled
+        bucket.lat.push(total[k])
         if (end > lastEnd) lastEnd = end
       })
       .catch(() => { errors++; bucket.errors++ })
