@@ -356,6 +356,17 @@ function rounds(t, key, field) {
   const rs = results[t.name]?.[key] ?? []
   return rs.length > 1 ? rs.map((r) => f0(r[field])).join(' / ') : '—'
 }
+/** Errors + non-2xx over rounds, with the non-2xx broken down by status and error code. */
+function failures(t, key) {
+  const rs = results[t.name]?.[key] ?? []
+  const by = {}
+  for (const r of rs) for (const [k, n] of Object.entries(r.statuses ?? {})) by[k] = (by[k] ?? 0) + n
+  const total = sum(t, key, 'errors', 'non2xx')
+  const parts = Object.entries(by).map(([k, n]) => `${n} × ${k}`)
+  const noAnswer = sum(t, key, 'errors')
+  if (noAnswer) parts.push(`${noAnswer} no answer`)
+  return total ? `${total} (${parts.join(', ')})` : '0'
+}
 function sum(t, key, ...fields) {
   const rs = results[t.name]?.[key] ?? []
   return rs.reduce((a, r) => a + fields.reduce((b, f) => b + (r[f] ?? 0), 0), 0)
@@ -405,7 +416,7 @@ function renderReport() {
         for (const t of targets) {
           rows.push([String(rate), t.name, f0(med(t, k, 'achievedRps')), f2(med(t, k, 'p50')), f2(med(t, k, 'p99')),
             t === direct ? '—' : `${signed(med(t, k, 'p50') - med(direct, k, 'p50'))} / ${signed(med(t, k, 'p99') - med(direct, k, 'p99'))}`,
-            f0(med(t, k, 'cpuUsPerReq')), String(sum(t, k, 'errors', 'non2xx'))])
+            f0(med(t, k, 'cpuUsPerReq')), failures(t, k)])
         }
       }
       lines.push(table(['req/s', 'target', 'achieved', 'p50 ms', 'p99 ms', 'added p50 / p99 ms', 'CPU µs/req', 'errors'], rows))
