@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util'
 import { cpuMicros, cpuTimes, loadAverage, memory, stealBetween } from './lib/proc.mjs'
 import { openLoop } from './lib/open-loop.mjs'
 import { connectInspector } from './lib/inspector.mjs'
-import { freePort, startFakeUpstream, startSluice } from './lib/targets.mjs'
+import { freePort, sluiceRunsFrom, startFakeUpstream, startSluice } from './lib/targets.mjs'
 import { FLAT_RULE, judgeFlat } from './lib/flatness.mjs'
 
 const { values: opt } = parseArgs({
@@ -94,6 +94,7 @@ const summary = {
   command,
   at: new Date(t0).toISOString(),
   pinned: pin,
+  from: sluiceRunsFrom(),
   steal,
   result,
   rule: FLAT_RULE,
@@ -106,7 +107,7 @@ writeFileSync(join(outDir, 'soak.csv'), 't_s,phase,rss_mib,peak_mib,heap_used_mi
 
 const out = []
 const f = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '—')
-out.push(`Command: \`${command}\` (${summary.at}; ${pin ? 'gateway on CPU 1, client + fake upstream on CPU 0' : 'unpinned'}; ` +
+out.push(`Command: \`${command}\` (${summary.at}; gateway from ${summary.from === 'dist' ? 'dist/' : 'src/ through tsx (dist/ missing or stale)'}; ${pin ? 'gateway on CPU 1, client + fake upstream on CPU 0' : 'unpinned'}; ` +
   `steal over the soak: ${Object.entries(steal).map(([n, v]) => `${n} ${f(100 * v.steal)} %`).join(', ')})`)
 out.push('')
 const byStatus = Object.entries(result.statuses).map(([code, n]) => `${n} × ${code}`).join(', ')
