@@ -43,6 +43,11 @@ export async function connectInspector(port, timeoutMs = 15_000) {
       await send('Profiler.setSamplingInterval', { interval: intervalUs })
       await send('Profiler.start')
     },
+    /** V8 heap in use and allocated, in bytes (main isolate only; workers have their own). */
+    async heapUsage() {
+      const { usedSize, totalSize } = await send('Runtime.getHeapUsage')
+      return { usedSize, totalSize }
+    },
     async stopProfile() {
       const { profile } = await send('Profiler.stop')
       return profile

@@ -16,6 +16,8 @@ import { percentile } from './stats.mjs'
  * @param {boolean} [o.stream] read the body as a stream and time the first byte
  * @param {number} [o.connections] most connections the client may open (a slow target queues beyond that)
  * @param {number} [o.timeoutMs] a request still unanswered after this is counted as an error
+ * @param {number} [o.intervalS] with onInterval: report every this many seconds on the requests that ended in it
+ * @param {(s: {completed:number, non2xx:number, errors:number, statuses:Record<string,number>, achievedRps:number, p50:number, p99:number}) => void} [o.onInterval]
  */
 export async function openLoop(o) {
   const u = new URL(o.url)
@@ -29,6 +31,8 @@ export async function openLoop(o) {
   let errors = 0
   let non2xx = 0
   let lastEnd = 0
+  const statuses = {} // non-2xx answers by "status code" (e.g. "429 too_many_concurrent_requests")
+  let bucket = { lat: [], non2xx: 0, errors: 0, statuses: {}, since: performance.now() }
   let resolveAll
   const allDone = new Promise((r) => { resolveAll = r })
   const path = u.pathname + u.search
@@ -36,6 +40,27 @@ export async function openLoop(o) {
   const fire = (k, scheduled) => {
     pool.request({ method: 'POST', path, headers: o.headers, body: o.body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
       .then(async (res) => {
+        const ok = res.statusCode >= 200 && res.statusCode < 300
+        if (!ok) {
+          // An error answer is read whole for its code (`error.code`, else `error.type`), so a soak can
+          // tell the gateway's own load shedding from a refused key or a failed upstream.
+          const text = await res.body.text()
+          const end = performance.now()
+          let code = ''
+          try {
+            const e = JSON.parse(text).error
+            code = String(e?.code ?? e?.type ?? '')
+          } catch {
+            // not JSON: the status alone
+          }
+          const key = code ? `${res.statusCode} ${code}` : String(res.statusCode)
+          non2xx++
+          statuses[key] = (statuses[key] ?? 0) + 1
+          bucket.non2xx++
+          bucket.statuses[key] = (bucket.statuses[key] ?? 0) + 1
+          if (end > lastEnd) lastEnd = end
+          return
+        }
         if (o.stream) {
           for await (const _chunk of res.body) {
             if (Number.isNaN(first[k])) first[k] = performance.now() - scheduled
@@ -44,18 +69,22 @@ export async function openLoop(o) {
           await res.body.arrayBuffer()
         }
         const end = performance.now()
-        if (res.statusCode >= 200 && res.statusCode < 300) total[k] = end - scheduled
-        else {
-          non2xx++
-          first[k] = NaN // an error body is not a first token
-        }
+        total[k] = end - scheduled
+        bucket.lat.push(total[k])
         if (end > lastEnd) lastEnd = end
       })
-      .catch(() => { errors++ })
+      .catch(() => { errors++; bucket.errors++ })
       .finally(() => { if (++settled === n) resolveAll() })
   }
 
   const t0 = performance.now() + 5
+  const flush = () => {
+    const b = bucket
+    bucket = { lat: [], non2xx: 0, errors: 0, statuses: {}, since: performance.now() }
+    const lat = b.lat.sort((x, y) => x - y)
+    o.onInterval({ completed: lat.length, non2xx: b.non2xx, errors: b.errors, statuses: b.statuses, achievedRps: (1000 * lat.length) / (bucket.since - b.since), p50: percentile(lat, 50), p99: percentile(lat, 99) })
+  }
+  const reporter = o.onInterval && o.intervalS > 0 ? setInterval(flush, o.intervalS * 1000) : null
   let i = 0
   await new Promise((resolve) => {
     const tick = () => {
@@ -75,6 +104,10 @@ export async function openLoop(o) {
   let timer
   const stuck = await Promise.race([allDone.then(() => false), new Promise((r) => { timer = setTimeout(() => r(true), timeoutMs + 1000) })])
   clearTimeout(timer)
+  if (reporter) {
+    clearInterval(reporter)
+    flush() // the tail: the last partial interval and the drain after the schedule
+  }
   await pool.destroy().catch(() => {})
   const ok = [...total].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
   const ttfb = [...first].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
@@ -84,6 +117,7 @@ export async function openLoop(o) {
     completed: ok.length,
     errors: errors + (stuck ? n - settled : 0),
     non2xx,
+    statuses,
     achievedRps: ok.length / elapsed,
     p50: percentile(ok, 50),
     p90: percentile(ok, 90),

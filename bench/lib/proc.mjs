@@ -1,5 +1,5 @@
 // What a process costs, read from /proc (Linux): CPU time (all threads) and resident memory.
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 
 let ticksPerSecond = 100
@@ -31,4 +31,45 @@ export function memory(pid) {
 
 export function loadAverage() {
   return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).map(Number)
+}
+
+/** The machine's CPU time counters by line of /proc/stat (`cpu` = all CPUs, `cpu0`, `cpu1`, …), in ticks. */
+export function cpuTimes(text = readFileSync('/proc/stat', 'utf8')) {
+  const out = {}
+  for (const line of text.split('\n')) {
+    if (!/^cpu\d*\s/.test(line)) continue
+    const [name, ...f] = line.trim().split(/\s+/)
+    // user nice system idle iowait irq softirq steal [guest guest_nice — already inside user/nice]
+    const n = f.slice(0, 8).map(Number)
+    out[name] = { total: n.reduce((a, b) => a + b, 0), steal: n[7] ?? 0, idle: (n[3] ?? 0) + (n[4] ?? 0) }
+  }
+  return out
+}
+
+/**
+ * Steal between two cpuTimes() readings, per line, as a share of all the time that passed on it (what the
+ * hypervisor gave to other guests while this VM wanted to run) and busy = not idle, not steal.
+ */
+export function stealBetween(before, after) {
+  const out = {}
+  for (const [name, a] of Object.entries(after)) {
+    const b = before[name]
+    if (!b) continue
+    const dt = a.total - b.total
+    out[name] = dt > 0 ? { steal: (a.steal - b.steal) / dt, busy: (dt - (a.idle - b.idle) - (a.steal - b.steal)) / dt } : { steal: NaN, busy: NaN }
+  }
+  return out
+}
+
+/**
+ * Resets the process's peak RSS (VmHWM) to its current RSS (`5` to /proc/PID/clear_refs, Linux ≥ 4.0), so
+ * the next VmHWM read is the peak of one run, not of everything before it. False when not permitted.
+ */
+export function resetPeak(pid) {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5')
+    return true
+  } catch {
+    return false
+  }
 }
