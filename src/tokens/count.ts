@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module'
 import type { Operation } from '../core/context.ts'
+import { tiktokenRanks } from './ranks.ts'
 
 type Counter = (text: string) => number
 
@@ -11,8 +12,12 @@ let cl100k: Counter | null = null
 type RawCount = (text: string, opts: { disallowedSpecial: Set<string> }) => number
 // Text like `<|endoftext|>` in a prompt is counted as plain text, never an error.
 const NO_SPECIAL = { disallowedSpecial: new Set<string>() }
-const load = (name: string): Counter => {
-  const raw = (require(`gpt-tokenizer/cjs/encoding/${name}`) as { countTokens: RawCount }).countTokens
+type Encodings = { GptEncoding: { getEncodingApi(name: string, ranks: () => Array<string | number[]>): { countTokens: RawCount } } }
+// gpt-tokenizer's own encoding, built from its `.tiktoken` data rather than its `encoding/<name>` module,
+// whose generated table literal costs ~20 MiB more RSS for the same counts (see ranks.ts).
+const load = (name: 'o200k_base' | 'cl100k_base'): Counter => {
+  const { GptEncoding } = require('gpt-tokenizer/cjs/GptEncoding') as Encodings
+  const raw = GptEncoding.getEncodingApi(name, () => tiktokenRanks(name)).countTokens
   return (text) => raw(text, NO_SPECIAL)
 }
 /** o200k_base token count (gpt-4o, gpt-4.1, gpt-5, o-series). Unbounded: for text the gateway made itself. */
