@@ -4,7 +4,7 @@ import { tiktokenRanks } from './ranks.ts'
 
 type Counter = (text: string) => number
 
-// Each encoding's tables cost tens of MiB (o200k_base ~65, cl100k_base ~40): load one only when a request
+// Each encoding's tables cost tens of MiB (o200k_base ~45 MiB of RSS, 17 of them live heap): load one only when a request
 // first needs it, so a gateway that never counts tokens (no limits, backends that report usage) never pays.
 const require = createRequire(import.meta.url)
 let o200k: Counter | null = null
