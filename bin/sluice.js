@@ -7,12 +7,12 @@ import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 
-// The gateway's young generation stays at V8's initial 1 MiB semi-space instead of growing to 16 MiB (a
-// 32 MiB new space that start-up's garbage fills once and V8 never gives back: ~25 MiB of the idle RSS,
-// and more of the peak). Set here, before anything allocates, so every gateway process (cluster workers
-// run this file too) has it. It trades CPU for memory: more, smaller scavenges (see BENCHMARKS.md,
-// "Idle and peak RSS after the footprint work", for both sides measured). An explicit
-// --max-semi-space-size / --min-semi-space-size (command line or NODE_OPTIONS) wins: then this is skipped.
+// Start-up keeps the gateway's young generation at V8's initial 1 MiB semi-space instead of growing it to
+// 16 MiB (a 32 MiB new space that start-up's garbage fills once and an idle process never gives back: ~25 MiB
+// of the idle RSS). Set here, before anything allocates, so every gateway process (cluster workers run this
+// file too) has it; once the gateway listens, growth resumes (src/server/compact.ts), because pinned under
+// load the young generation costs 15–25 % more CPU per request. An explicit --max-semi-space-size /
+// --min-semi-space-size (command line or NODE_OPTIONS) wins: then this is skipped.
 const semiSpaceGiven = /--(max|min)[-_]semi[-_]space[-_]size/.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
 if (process.argv[2] === 'start' && !semiSpaceGiven) setFlagsFromString('--semi-space-growth-factor=1')
 

@@ -80,8 +80,10 @@ async function start(argv: string[]): Promise<void> {
 async function serve(config: GatewayConfig, file: string | undefined, generatedToken: string | null, member: ClusterMember | null): Promise<void> {
   const { createGateway } = await import('./server/gateway.ts')
   const gw = await createGateway({ config, configFile: file, cluster: member ?? undefined })
-  ;(await import('./server/compact.ts')).collectStartupGarbage()
+  const heap = await import('./server/compact.ts')
+  heap.collectStartupGarbage()
   const { url, adminUrl } = await gw.listen()
+  heap.resumeYoungGenerationGrowth()
   const out = process.stdout
   if (member) {
     member.serve({

@@ -14,3 +14,15 @@ export function collectStartupGarbage(): void {
   const gc = runInNewContext('gc') as (() => void) | undefined
   if (typeof gc === 'function') gc()
 }
+
+/**
+ * Lets the young generation grow again under load, once start-up is done (V8's default growth factor, 2).
+ * bin/sluice.js pins it at its initial 1 MiB semi-space for start-up, so the garbage of loading does not
+ * leave an idle process holding 32 MiB of new space; kept pinned under load, the many small scavenges cost
+ * 15–25 % more CPU per request at saturation (BENCHMARKS.md, "Young generation: pinned or growing"), so
+ * traffic gets the default. A growth factor the operator chose (command line or NODE_OPTIONS) is left alone.
+ */
+export function resumeYoungGenerationGrowth(): void {
+  const given = /--semi[-_]space[-_]growth[-_]factor/.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
+  if (!given) setFlagsFromString('--semi-space-growth-factor=2')
+}
