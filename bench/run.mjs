@@ -42,7 +42,8 @@ const HELP = `Usage: npm run bench -- [options]
                         3 rounds × 10 s (≈ 18 min; with --quick ≈ 4 min). Explicit options override it.
   --quick               short smoke run: --duration 3 --warmup 2 --rounds 1 --rates 200,1000
   --duration S          seconds per measured run (default 10)
-  --warmup S            seconds of unmeasured saturation before each target's runs, for the JIT (default 5; quick 2)
+  --warmup S            seconds of unmeasured saturation before each target's runs, for the JIT (default 5; quick 2);
+                        each fixed-rate run is also preceded by min(S, 3) s at its rate, unmeasured
   --rounds N            rounds, targets alternating within each; figures are medians (default 3)
   --connections N       closed-loop connections at saturation (default 50)
   --rates LIST          open-loop fixed rates in req/s (default 200,500,1000)
@@ -209,7 +210,8 @@ try {
     for (const t of targets) streamEventsOf[t.name] = await countStreamEvents(t)
     log(`SSE events per streamed answer: ${targets.map((t) => `${t.name} ${streamEventsOf[t.name]}`).join(', ')}`)
     const perTarget = (cfg.scenarios.has('sat') || cfg.scenarios.has('stream') ? cfg.warmup : 0) +
-      cfg.duration * (['sat', 'stream', 'ttfb'].filter((k) => cfg.scenarios.has(k)).length + (cfg.scenarios.has('rate') ? cfg.rates.length : 0))
+      cfg.duration * (['sat', 'stream', 'ttfb'].filter((k) => cfg.scenarios.has(k)).length + (cfg.scenarios.has('rate') ? cfg.rates.length : 0)) +
+      (cfg.scenarios.has('rate') && cfg.warmup > 0 ? Math.min(cfg.warmup, 3) * cfg.rates.length : 0)
     const profileS = cfg.profile ? variants.length * 2 * (Math.max(1, cfg.warmup) + cfg.duration) : 0
     log(`expected duration ≈ ${Math.ceil((perTarget * targets.length * cfg.rounds + profileS) / 60)} min (${cfg.rounds} round(s) × ${targets.length} targets × ${perTarget} s${profileS ? ` + profiles ${profileS} s` : ''}, start-ups not counted)`)
 
@@ -305,6 +307,10 @@ async function measureTarget(t, round) {
   }
   if (cfg.scenarios.has('rate')) {
     for (const rate of cfg.rates) {
+      // Unmeasured, the same client at the same rate first: the closed-loop warm-up does not warm the paths an
+      // open-loop client takes (its own headers, hundreds of fresh connections), and a JIT still settling
+      // right after it gave gateways 1–3 s of queueing (event-loop stalls of 50–120 ms) that no steady state has.
+      if (cfg.warmup > 0) await openLoop({ url: t.url, headers: headersFor(t), body: BODY, rate, durationS: Math.min(cfg.warmup, 3) })
       const r = await measured(t, () => openLoop({ url: t.url, headers: headersFor(t), body: BODY, rate, durationS: cfg.duration }))
       record(t, `rate${rate}`, r, round)
       log(`round ${round + 1} ${t.name} at ${rate} req/s: achieved ${r.achievedRps.toFixed(0)}, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, ${r.cpuUsPerReq.toFixed(0)} µs CPU/req${r.errors + r.non2xx ? `, ${r.errors + r.non2xx} errors` : ''}`)
