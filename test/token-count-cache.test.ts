@@ -29,7 +29,8 @@ test('a prompt counted again is answered from the piece cache, with the same cou
   const warm = await countPromptTokens('chat.completions', secondTurn, 'gpt-4o')
   const afterWarm = pieceCacheStats('o200k_base')!
   assert.equal(warm, expected + 3 + reference('assistant') + reference('an answer') + 3 + reference('user') + reference('second question'))
-  assert.equal(afterWarm.misses, afterCold.misses, 'no piece of the resent prefix reached the tokenizer again')
+  // Only the three texts not seen before ('assistant', 'an answer', 'second question') reach the tokenizer.
+  assert.equal(afterWarm.misses, afterCold.misses + 3, 'no piece of the resent prefix reached the tokenizer again')
   assert.ok(afterWarm.hits - afterCold.hits >= 15, `every long piece of the prefix was a hit (${afterWarm.hits - afterCold.hits})`)
 
   // The contrast: a text never seen before is counted, not found.
@@ -50,4 +51,17 @@ test('the piece cache stays within its bound however much distinct text goes thr
   assert.ok(s.chars <= PIECE_CACHE_CHARS, `${s.chars} cached characters, bound ${PIECE_CACHE_CHARS}`)
   // And it is in use, not emptied: most of the bound holds pieces.
   assert.ok(s.chars >= PIECE_CACHE_CHARS * 0.9, `${s.chars} cached characters`)
+})
+
+test('short pieces are remembered too, and their number is bounded as well as their characters', async () => {
+  const { PIECE_CACHE_ENTRIES } = await import('../src/tokens/count.ts')
+  const before = pieceCacheStats('o200k_base')!
+  // A role name counted twice: the second time is a hit (the tokenizer's own cost per call dwarfs a lookup).
+  assert.equal(await countTextTokensAsync('assistant', 'gpt-4o'), reference('assistant'))
+  const mid = pieceCacheStats('o200k_base')!
+  assert.equal(await countTextTokensAsync('assistant', 'gpt-4o'), reference('assistant'))
+  assert.equal(pieceCacheStats('o200k_base')!.hits, mid.hits + 1)
+  assert.ok(mid.misses >= before.misses)
+  for (let i = 0; i < PIECE_CACHE_ENTRIES + 5_000; i++) await countTextTokensAsync(`q${i}`, 'gpt-4o')
+  assert.ok(pieceCacheStats('o200k_base')!.entries <= PIECE_CACHE_ENTRIES, `${pieceCacheStats('o200k_base')!.entries} entries`)
 })

@@ -23,6 +23,12 @@ export interface JournalOptions {
   readonly segmentBytes?: number
   /** ms between fdatasync calls on the open segment (off the request path); 0: never (process crashes only). */
   readonly fsyncInterval?: number
+  /**
+   * Most often the checkpoint is rewritten, ms (0: on the turn after each commit). It only says where replay
+   * starts (committed records replayed again are ignored by the store), so the gateway writes it at most a
+   * few times a second instead of once per committed batch: each write is a file write and a rename.
+   */
+  readonly checkpointInterval?: number
   /** The slot to own; without one, the lowest free numbered slot. */
   readonly slot?: string
   readonly logger?: Logger
@@ -151,7 +157,10 @@ export class Journal {
     }
     if (!this.checkpointScheduled) {
       this.checkpointScheduled = true
-      setImmediate(() => { this.checkpointScheduled = false; this.checkpoint() })
+      const write = () => { this.checkpointScheduled = false; if (!this.closed) this.checkpoint() }
+      const every = this.opts.checkpointInterval ?? 0
+      if (every > 0) setTimeout(write, every).unref()
+      else setImmediate(write)
     }
   }
 

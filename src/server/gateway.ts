@@ -95,6 +95,8 @@ export interface Gateway {
 }
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** The crash journal's checkpoint is rewritten at most this often (it was once per committed batch: a write and a rename each). */
+const JOURNAL_CHECKPOINT_MS = 200
 
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const registry = opts.registry ?? builtinPolicies()
@@ -119,7 +121,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const journalSettings = ledgerStore && opts.ledgerStore === undefined ? journalSettingsOf(opts.config.ledger) : null
   let journal: Journal | null = null
   try {
-    if (journalSettings) journal = Journal.open({ ...journalSettings, slot: journalSlotOf(opts.env ?? process.env), logger })
+    if (journalSettings) journal = Journal.open({ ...journalSettings, checkpointInterval: JOURNAL_CHECKPOINT_MS, slot: journalSlotOf(opts.env ?? process.env), logger })
   } catch (err) {
     await ledgerStore?.close().catch(() => {})
     throw err

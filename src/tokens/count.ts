@@ -23,10 +23,12 @@ const load = (name: 'o200k_base' | 'cl100k_base'): Counter => {
   return (text) => pieces.count(text, (t) => raw(t, NO_SPECIAL))
 }
 
-/** Pieces shorter than this are counted afresh: their BPE costs about what a lookup of them does. */
-const PIECE_CACHE_MIN_CHARS = 64
-/** Characters of piece text remembered per encoding (≈ 4 MiB at most as V8 strings). */
+/**
+ * Characters of piece text remembered per encoding (≈ 4 MiB at most as V8 strings), and pieces: even a
+ * role name is worth remembering, since the tokenizer's own overhead per call (~8 µs) dwarfs a lookup.
+ */
 export const PIECE_CACHE_CHARS = 2 * 1024 * 1024
+export const PIECE_CACHE_ENTRIES = 50_000
 
 /**
  * Token counts of recently seen pieces, least recently used first out, bounded by their total characters.
@@ -43,7 +45,6 @@ class PieceCounts {
   constructor(private readonly maxChars: number) {}
 
   count(piece: string, encode: (piece: string) => number): number {
-    if (piece.length < PIECE_CACHE_MIN_CHARS) return encode(piece)
     const known = this.counts.get(piece)
     if (known !== undefined) {
       this.hits++
@@ -57,7 +58,7 @@ class PieceCounts {
     this.counts.set(piece, n)
     this.chars += piece.length
     for (const old of this.counts.keys()) {
-      if (this.chars <= this.maxChars) break
+      if (this.chars <= this.maxChars && this.counts.size <= PIECE_CACHE_ENTRIES) break
       this.counts.delete(old)
       this.chars -= old.length
     }
