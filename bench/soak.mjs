@@ -51,6 +51,8 @@ const command = `node bench/soak.mjs --minutes ${minutes} --rate ${rate} --confi
 
 const upstream = await startFakeUpstream({ logDir: outDir })
 const inspectPort = await freePort()
+// Read before the start: sources edited during a 10-minute soak must not relabel what was measured.
+const gatewayFrom = sluiceRunsFrom()
 const gw = await startSluice({
   name: 'sluice-soak', configFile: resolve(opt.config), upstreamPort: upstream.port, cpu: pin ? 1 : null, logDir: outDir, headers, body,
   nodeArgs: [`--inspect=127.0.0.1:${inspectPort}`],
@@ -94,7 +96,7 @@ const summary = {
   command,
   at: new Date(t0).toISOString(),
   pinned: pin,
-  from: sluiceRunsFrom(),
+  from: gatewayFrom,
   steal,
   result,
   rule: FLAT_RULE,
