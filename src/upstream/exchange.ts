@@ -59,9 +59,10 @@ export class UpstreamExchange<T> implements Dispatcher.DispatchHandler {
   /** Stops the exchange (timeout, the caller gone, the reader done); a queued request is dropped once it would start. */
   abort(reason: Error): void {
     if (this.done) return
+    // Failed first: undici reports the abort back through onError, which must not replace the reason.
+    this.fail(reason)
     if (this.abortUndici !== null) this.abortUndici(reason)
     else this.stopped ??= reason
-    this.fail(reason)
   }
 
   /** The whole collected body (JSON answers). */
