@@ -3,7 +3,7 @@
 // for the warm-up, then drives it open-loop at --rate for --seconds while a preloaded probe inside the
 // gateway reports its event-loop delay (p99, max) and every GC pause each second. Prints the client's
 // p50/p99 beside what the gateway's own loop saw, second by second.
-//   node bench/tail-probe.mjs --config bench/configs/auth.yaml --rate 1000 --seconds 10
+//   node bench/tail-probe.mjs --config bench/configs/auth.yaml --rate 1000 --seconds 10 [--phases 2] [--no-pin]
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -12,7 +12,7 @@ import { openLoop } from './lib/open-loop.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
 import { startFakeUpstream, startSluice } from './lib/targets.mjs'
 
-const { values: o } = parseArgs({ options: { config: { type: 'string', default: 'bench/configs/auth.yaml' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '5' }, phases: { type: 'string', default: '1' } } })
+const { values: o } = parseArgs({ options: { config: { type: 'string', default: 'bench/configs/auth.yaml' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '5' }, phases: { type: 'string', default: '1' }, 'no-pin': { type: 'boolean', default: false } } })
 const tmp = mkdtempSync(join(tmpdir(), 'sluice-tail-'))
 const probe = join(tmp, 'probe.cjs')
 writeFileSync(probe, `const { monitorEventLoopDelay, PerformanceObserver } = require('node:perf_hooks')
@@ -27,7 +27,7 @@ setInterval(() => {
 const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' }
 const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 50 })
 const upstream = await startFakeUpstream({ logDir: tmp })
-const gw = await startSluice({ name: 'probed', configFile: resolve(o.config), upstreamPort: upstream.port, cpu: 1, logDir: tmp, headers: HEADERS, body: BODY, nodeArgs: ['--require', probe] })
+const gw = await startSluice({ name: 'probed', configFile: resolve(o.config), upstreamPort: upstream.port, cpu: o['no-pin'] ? null : 1, logDir: tmp, headers: HEADERS, body: BODY, nodeArgs: ['--require', probe] })
 try {
   await saturate({ tool: wrkAvailable() ? 'wrk' : 'autocannon', url: gw.url, headers: HEADERS, body: BODY, connections: 50, durationS: Number(o.warmup), tmpDir: tmp })
   for (let phase = 1; phase <= Number(o.phases); phase++) {
