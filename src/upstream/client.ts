@@ -119,7 +119,7 @@ export async function sendUpstream(pool: Pool, opts: SendOptions): Promise<JsonR
     const v = head.headers[name]
     if (v !== undefined) headers[name] = v
   }
-  if (opts.stream && head.status === 200 && (head.headers['content-type'] ?? '').includes(streamType)) {
+  if (exchange.streaming) {
     const abort = () => {
       if (ended) return
       ended = true

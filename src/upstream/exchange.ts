@@ -51,6 +51,11 @@ export class UpstreamExchange<T> implements Dispatcher.DispatchHandler {
     this.head = new Promise<ExchangeHead>((resolve, reject) => { this.settleHead = { resolve, reject } })
   }
 
+  /** Whether the body is split into events (decided by `streamed` once the head is in). */
+  get streaming(): boolean {
+    return this.splitter !== null
+  }
+
   /** Whether the exchange is over (answered whole, failed or stopped): stopping it then is a no-op. */
   get finished(): boolean {
     return this.done
