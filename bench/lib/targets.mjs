@@ -25,11 +25,11 @@ function pinned(cpu, cmd, args) {
 }
 
 /** Spawns a server process with stdout/stderr in a log file; rejects with the log tail if it dies early. */
-function launch(name, cmd, args, { cpu, env, logDir }) {
+function launch(name, cmd, args, { cpu, env, logDir, cwd = ROOT }) {
   const logFile = join(logDir, `${name.replace(/[^A-Za-z0-9._-]/g, '_')}.log`)
   const fd = openSync(logFile, 'a')
   const [c, a] = pinned(cpu, cmd, args)
-  const child = spawn(c, a, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] })
+  const child = spawn(c, a, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] })
   closeSync(fd)
   const exited = new Promise((res) => child.once('exit', (code, signal) => res({ code, signal })))
   return { child, pid: child.pid, logFile, exited }
@@ -113,11 +113,11 @@ export function sluiceRunsFrom() {
   return statSync(built).mtimeMs >= newest(join(ROOT, 'src')) ? 'dist' : 'src'
 }
 
-/** The gateway from this checkout: `node bin/sluice.js start --config FILE --port N`. */
-export async function startSluice({ name, configFile, upstreamPort, cpu, logDir, headers, body, nodeArgs = [] }) {
+/** The gateway from this checkout (or the one at `root`): `node bin/sluice.js start --config FILE --port N`. */
+export async function startSluice({ name, configFile, upstreamPort, cpu, logDir, headers, body, nodeArgs = [], root = ROOT }) {
   const port = await freePort()
-  const proc = launch(name, process.execPath, [...nodeArgs, join(ROOT, 'bin/sluice.js'), 'start', '--config', configFile, '--port', String(port)], {
-    cpu, env: { FAKE_UPSTREAM_PORT: String(upstreamPort) }, logDir,
+  const proc = launch(name, process.execPath, [...nodeArgs, join(root, 'bin/sluice.js'), 'start', '--config', configFile, '--port', String(port)], {
+    cpu, env: { FAKE_UPSTREAM_PORT: String(upstreamPort) }, logDir, cwd: root,
   })
   const url = `http://127.0.0.1:${port}${CHAT_PATH}`
   await ready(proc, url, headers, body)

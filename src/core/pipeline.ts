@@ -65,7 +65,10 @@ export interface Outcome {
   /** The client went away before the end. */
   readonly aborted: boolean
   readonly endedAt: number
-  /** The generated text, when the response carried any (streams and chat completions). */
+  /**
+   * The generated text, when the response carried any (streams and chat completions). A stream's text is
+   * only assembled when a policy of the pipeline declares `readsCompletionText`; null otherwise.
+   */
   readonly completionText: string | null
   /** Set when a policy answered instead of a backend (e.g. `cache:exact`). */
   readonly servedBy: string | null
@@ -92,6 +95,8 @@ export interface Policy {
   outboundChunk?(ctx: RequestContext, chunk: StreamChunk): boolean
   /** Runs once usage is known. Never delays the client. */
   complete?(ctx: RequestContext, outcome: Outcome): void | Promise<void>
+  /** `complete` reads `outcome.completionText` (streams assemble their text only for such a policy). */
+  readonly readsCompletionText?: boolean
 }
 
 type Inbound = NonNullable<Policy['inbound']>
@@ -106,6 +111,8 @@ export interface CompiledPipeline {
   readonly outboundResponse: readonly OutboundResponse[] | null
   readonly outboundChunk: readonly OutboundChunk[] | null
   readonly complete: readonly Complete[] | null
+  /** Some policy reads `outcome.completionText`. */
+  readonly readsCompletionText: boolean
   readonly dispatch: Dispatch
 }
 
@@ -126,6 +133,7 @@ export function compile(policies: readonly Policy[], base: Dispatch): CompiledPi
     outboundResponse: pick('outboundResponse', true),
     outboundChunk: pick('outboundChunk', true),
     complete: pick('complete', false),
+    readsCompletionText: policies.some((p) => p.readsCompletionText === true),
     dispatch,
   }
 }

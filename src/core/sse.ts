@@ -14,6 +14,11 @@ export interface SseFrame {
    * normalisation: a relay writes these instead of `raw`, so an unchanged event is never re-encoded.
    */
   readonly bytes?: Uint8Array
+  /**
+   * The event's data already parsed, when the frame was built from an object (a translated stream's hub
+   * chunk): readers take it instead of parsing `data` again. Never set by the parser.
+   */
+  readonly json?: Record<string, unknown>
 }
 
 const CR = 13
@@ -101,6 +106,11 @@ function toBuffer(chunk: Uint8Array): Buffer {
 }
 
 function parseBlock(block: string, bytes?: Uint8Array): SseFrame | null {
+  // The common frame, one `data: ` line and nothing else, without splitting it into lines.
+  if (block.charCodeAt(0) === 100 /* d */ && block.startsWith('data: ') && !block.includes('\n')) {
+    const data = block.slice(6)
+    return bytes ? { event: undefined, data, raw: block + '\n\n', bytes } : { event: undefined, data, raw: block + '\n\n' }
+  }
   let event: string | undefined
   let data: string | null = null
   for (const line of block.split('\n')) {

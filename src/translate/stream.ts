@@ -5,7 +5,7 @@ import type { StreamDecoder } from './types.ts'
 /** A hub chunk as the frame the kernel relays (what an OpenAI backend would have sent for it). */
 export function hubFrame(chunk: Record<string, unknown>): SseFrame {
   const data = JSON.stringify(chunk)
-  return { event: undefined, data, raw: encodeSse(data) }
+  return { event: undefined, data, raw: encodeSse(data), json: chunk }
 }
 
 /**

@@ -14,14 +14,11 @@ export type FrameKind = 'content' | 'error' | 'other'
  * prompt_filter_results, usage, `[DONE]`…).
  */
 export function frameKind(frame: SseFrame): FrameKind {
-  const data = frame.data
-  if (data.charCodeAt(0) !== 123 /* { */) return frame.event === 'error' ? 'error' : 'other'
-  let json: Record<string, unknown>
-  try {
-    json = JSON.parse(data) as Record<string, unknown>
-  } catch {
-    return 'other'
-  }
+  return kindOf(frame, parsedData(frame))
+}
+
+function kindOf(frame: SseFrame, json: Record<string, unknown> | null): FrameKind {
+  if (json === null) return frame.event === 'error' && frame.data.charCodeAt(0) !== 123 /* { */ ? 'error' : 'other'
   const type = json.type
   if (typeof type === 'string') {
     if (type === 'error' || type === 'response.failed') return 'error'
@@ -67,15 +64,17 @@ export async function commitStream(upstream: StreamResult, backendId: string, on
         ended = true
         break
       }
-      const frame = n.value
-      const kind = frameKind(frame)
+      const json = parsedData(n.value)
+      const kind = kindOf(n.value, json)
       if (kind === 'error') {
         throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, `Backend "${backendId}" reported an error before any content.`, 'status', backendId, 500)
       }
+      // A held frame keeps what it was parsed into, so the relay does not parse it again.
+      const frame: SseFrame = json === null || n.value.json !== undefined ? n.value : { ...n.value, json }
       held.push(frame)
       bytes += frame.raw.length
       if (kind === 'content') {
-        text = contentText(frame)
+        text = contentText(json)
         break
       }
       if (bytes >= COMMIT_MAX_BYTES) break
@@ -108,14 +107,22 @@ export async function commitStream(upstream: StreamResult, backendId: string, on
   return { result: { kind: 'stream', status: upstream.status, headers: upstream.headers, frames, abort: () => upstream.abort() }, text }
 }
 
-function contentText(frame: SseFrame): string {
+function contentText(parsed: Record<string, unknown> | null): string {
+  const json = parsed as { delta?: unknown; choices?: { delta?: { content?: unknown }; text?: unknown }[] } | null
+  if (json === null) return ''
+  if (typeof json.delta === 'string') return json.delta
+  const c = json.choices?.[0]
+  const t = c?.delta?.content ?? c?.text
+  return typeof t === 'string' ? t : ''
+}
+
+/** The frame's data as an object: the one a translated frame carries, else parsed (null when not a JSON object). */
+function parsedData(frame: SseFrame): Record<string, unknown> | null {
+  if (frame.json !== undefined) return frame.json
+  if (frame.data.charCodeAt(0) !== 123 /* { */) return null
   try {
-    const json = JSON.parse(frame.data) as { delta?: unknown; choices?: { delta?: { content?: unknown }; text?: unknown }[] }
-    if (typeof json.delta === 'string') return json.delta
-    const c = json.choices?.[0]
-    const t = c?.delta?.content ?? c?.text
-    return typeof t === 'string' ? t : ''
+    return JSON.parse(frame.data) as Record<string, unknown>
   } catch {
-    return ''
+    return null
   }
 }

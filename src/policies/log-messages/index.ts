@@ -104,6 +104,7 @@ export const logMessages: PolicyFactory<LogMessagesConfig> = {
     const when = config.when ? compileExpr(config.when) : null
     return {
       name: 'log-messages',
+      readsCompletionText: config.completions,
       complete(ctx: RequestContext, outcome: Outcome): void {
         if (when && when(exprContext(ctx, outcome)) !== true) return
         if (config.sample < 1 && Math.random() >= config.sample) return

@@ -27,6 +27,7 @@ export const openaiDoor: FrontDoor = {
       frame: (frame, json, modified) => (modified && json ? encodeSse(JSON.stringify(json), frame.event) : frame.bytes ?? frame.raw),
       end: () => '',
       error: (err) => encodeSse(JSON.stringify(err.toJSON())) + SSE_DONE,
+      forwardsUnchanged: true,
     }
   },
   errorBody(err) {

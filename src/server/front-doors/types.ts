@@ -25,6 +25,11 @@ export interface StreamWriter {
   end(): string
   /** An error after the headers went out: the door's in-stream error event, then the end. */
   error(err: GatewayError): string
+  /**
+   * True when `frame` forwards an unmodified frame's own bytes without reading `json` (the relay may then
+   * pass such frames unparsed).
+   */
+  readonly forwardsUnchanged?: boolean
 }
 
 /**

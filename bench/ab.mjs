@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// A/B of two builds of the gateway on one machine, for changes smaller than the drift between two runs of
+// `npm run bench`: both gateways run at once (each pinned to the proxy CPU, only one under load at a time),
+// saturation rounds alternate A B B A …, and the verdict is the median of the per-pair ratios B ÷ A, which
+// cancels the machine's slow drift (CPU steal, thermal, neighbours) that moves single runs by ±50 % here.
+// Usage: node bench/ab.mjs --a DIR --b DIR [--variant auth] [--stream] [--rounds 8] [--seconds 4]
+//   DIR: a checkout with its compiled build (npx tsc -p tsconfig.build.json); default --b is this checkout.
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { startFakeUpstream, startSluice } from './lib/targets.mjs'
+import { saturate, wrkAvailable } from './lib/saturate.mjs'
+import { cpuMicros } from './lib/proc.mjs'
+import { median } from './lib/stats.mjs'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const { values: o } = parseArgs({
+  options: {
+    a: { type: 'string' }, b: { type: 'string', default: resolve(HERE, '..') },
+    variant: { type: 'string', default: 'auth' }, stream: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '8' }, seconds: { type: 'string', default: '4' },
+    connections: { type: 'string', default: '50' }, 'proxy-cpu': { type: 'string', default: '1' }, 'loadgen-cpu': { type: 'string', default: '0' },
+  },
+})
+if (!o.a) { console.error('usage: node bench/ab.mjs --a DIR --b DIR [--variant NAME] [--stream] [--rounds N] [--seconds S]'); process.exit(2) }
+execFileSync('taskset', ['-a', '-p', '-c', o['loadgen-cpu'], String(process.pid)], { stdio: 'ignore' })
+const logDir = mkdtempSync(join(tmpdir(), 'sluice-ab-'))
+const headers = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' }
+const messages = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence.' }]
+const body = JSON.stringify({ model: 'gpt-4o-mini', messages, max_tokens: 50, ...(o.stream ? { stream: true } : {}) })
+const tool = wrkAvailable() ? 'wrk' : 'autocannon'
+const rounds = Number(o.rounds)
+const seconds = Number(o.seconds)
+const configFile = join(HERE, 'configs', `${o.variant}.yaml`)
+
+const up = await startFakeUpstream({ logDir })
+const targets = []
+try {
+  for (const [name, dir] of [['A', resolve(o.a)], ['B', resolve(o.b)]]) {
+    targets.push(await startSluice({ name, root: dir, configFile, upstreamPort: up.port, cpu: Number(o['proxy-cpu']), logDir, headers, body }))
+  }
+  const run = (t, s) => saturate({ tool, url: t.url, headers, body, connections: Number(o.connections), durationS: s, tmpDir: logDir })
+  for (const t of targets) await run(t, 3) // JIT warm-up, unmeasured
+  const per = { A: [], B: [] }
+  for (let r = 0; r < rounds; r++) {
+    for (const t of r % 2 === 0 ? targets : [...targets].reverse()) {
+      const before = cpuMicros(t.pid)
+      const x = await run(t, seconds)
+      per[t.name].push((cpuMicros(t.pid) - before) / Math.max(1, x.requests))
+    }
+  }
+  const ratios = per.B.map((b, i) => b / per.A[i])
+  console.log(`variant ${o.variant}${o.stream ? ', streamed' : ''}; ${rounds} rounds × ${seconds} s; ${tool}; A = ${resolve(o.a)}, B = ${resolve(o.b)}`)
+  console.log(`A CPU µs/req: ${per.A.map(Math.round).join(' ')}  median ${Math.round(median(per.A))}`)
+  console.log(`B CPU µs/req: ${per.B.map(Math.round).join(' ')}  median ${Math.round(median(per.B))}`)
+  console.log(`B ÷ A per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}  median ${median(ratios).toFixed(3)}`)
+} finally {
+  for (const t of targets) await t.stop()
+  await up.stop()
+}
