@@ -4,22 +4,25 @@
 // saturation rounds alternate A B B A …, and the verdict is the median of the per-pair ratios B ÷ A, which
 // cancels the machine's slow drift (CPU steal, thermal, neighbours) that moves single runs by ±50 % here.
 // Usage: node bench/ab.mjs --a DIR --b DIR [--variant auth] [--stream] [--rounds 8] [--seconds 4]
+//          [--a-node-args "--max-semi-space-size=8"] [--b-node-args …]
 //   DIR: a checkout with its compiled build (npx tsc -p tsconfig.build.json); default --b is this checkout.
+//   The node arguments let one tree be compared with itself under other V8 flags (--a DIR --b DIR).
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { startFakeUpstream, startSluice } from './lib/targets.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
-import { cpuMicros } from './lib/proc.mjs'
+import { cpuMicros, memory } from './lib/proc.mjs'
 import { median } from './lib/stats.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const { values: o } = parseArgs({
   options: {
     a: { type: 'string' }, b: { type: 'string', default: resolve(HERE, '..') },
+    'a-node-args': { type: 'string', default: '' }, 'b-node-args': { type: 'string', default: '' },
     variant: { type: 'string', default: 'auth' }, stream: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '8' }, seconds: { type: 'string', default: '4' },
     connections: { type: 'string', default: '50' }, 'proxy-cpu': { type: 'string', default: '1' }, 'loadgen-cpu': { type: 'string', default: '0' },
@@ -39,8 +42,12 @@ const configFile = join(HERE, 'configs', `${o.variant}.yaml`)
 const up = await startFakeUpstream({ logDir })
 const targets = []
 try {
-  for (const [name, dir] of [['A', resolve(o.a)], ['B', resolve(o.b)]]) {
-    targets.push(await startSluice({ name, root: dir, configFile, upstreamPort: up.port, cpu: Number(o['proxy-cpu']), logDir, headers, body }))
+  for (const [name, dir, args] of [['A', resolve(o.a), o['a-node-args']], ['B', resolve(o.b), o['b-node-args']]]) {
+    const nodeArgs = args.split(' ').filter(Boolean)
+    // Each gateway its own ledger file (one SQLite ledger and its crash journal belong to one process).
+    const own = join(logDir, `${o.variant}-${name}.yaml`)
+    writeFileSync(own, readFileSync(configFile, 'utf8').replaceAll('/tmp/sluice-bench-ledger-', join(logDir, `ledger-${name}-`)))
+    targets.push(await startSluice({ name, root: dir, configFile: own, upstreamPort: up.port, cpu: Number(o['proxy-cpu']), logDir, headers, body, nodeArgs }))
   }
   const run = (t, s) => saturate({ tool, url: t.url, headers, body, connections: Number(o.connections), durationS: s, tmpDir: logDir })
   for (const t of targets) await run(t, 3) // JIT warm-up, unmeasured
@@ -53,7 +60,9 @@ try {
     }
   }
   const ratios = per.B.map((b, i) => b / per.A[i])
-  console.log(`variant ${o.variant}${o.stream ? ', streamed' : ''}; ${rounds} rounds × ${seconds} s; ${tool}; A = ${resolve(o.a)}, B = ${resolve(o.b)}`)
+  const args = (x) => (o[`${x}-node-args`] ? ` (${o[`${x}-node-args`]})` : '')
+  console.log(`variant ${o.variant}${o.stream ? ', streamed' : ''}; ${rounds} rounds × ${seconds} s; ${tool}; A = ${resolve(o.a)}${args('a')}, B = ${resolve(o.b)}${args('b')}`)
+  console.log(`peak RSS (VmHWM, start-up included) MiB: A ${memory(targets[0].pid).peakMiB.toFixed(0)}, B ${memory(targets[1].pid).peakMiB.toFixed(0)}`)
   console.log(`A CPU µs/req: ${per.A.map(Math.round).join(' ')}  median ${Math.round(median(per.A))}`)
   console.log(`B CPU µs/req: ${per.B.map(Math.round).join(' ')}  median ${Math.round(median(per.B))}`)
   console.log(`B ÷ A per round: ${ratios.map((x) => x.toFixed(2)).join(' ')}  median ${median(ratios).toFixed(3)}`)

@@ -12,7 +12,7 @@ import { percentile, median } from '../bench/lib/stats.mjs'
 // @ts-expect-error plain .mjs bench modules carry no type declarations
 import { summarize, componentOf } from '../bench/profile-summary.mjs'
 // @ts-expect-error plain .mjs bench modules carry no type declarations
-import { openLoop } from '../bench/lib/open-loop.mjs'
+import { FIRST_CONTENT, openLoop } from '../bench/lib/open-loop.mjs'
 // @ts-expect-error plain .mjs bench modules carry no type declarations
 import { cpuTimes, stealBetween } from '../bench/lib/proc.mjs'
 // @ts-expect-error plain .mjs bench modules carry no type declarations
@@ -51,10 +51,17 @@ test('the open-loop client sends on schedule and counts every request', async ()
     assert.equal(r.scheduled, 30)
     assert.equal(r.completed + r.errors + r.non2xx, 30)
     assert.ok(Number.isFinite(r.ttfbP50) && r.ttfbP50 <= r.p50)
+    // The fake's first byte is a role-only chunk, its content comes a turn later: first content after first byte.
+    assert.ok(Number.isFinite(r.ttfcP50) && r.ttfcP50 >= r.ttfbP50 && r.ttfcP50 <= r.p50, `${r.ttfbP50} ≤ ${r.ttfcP50} ≤ ${r.p50}`)
   } finally {
     server.closeAllConnections()
     await new Promise((r) => server.close(r))
   }
+})
+
+test('first content is a delta with text, not a role-only chunk or an empty content', () => {
+  assert.equal(FIRST_CONTENT.test('data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}'), false)
+  assert.equal(FIRST_CONTENT.test('data: {"choices":[{"index":0,"delta":{"content":"Hello"}}]}'), true)
 })
 
 test('wrk output is parsed: requests, req/s, percentiles in ms, errors', () => {
@@ -195,7 +202,8 @@ test('issue 16 verdicts: per-round ratios, their median against the limit, and w
   const rounds = (...cpu: number[]) => cpu.map((c, i) => ({ round: i + 1, cpuUsPerReq: c }))
   const results = {
     'node:http pipe proxy': { sat: rounds(100, 120, 100), rate1000: [{ round: 1, p99: 3 }] },
-    'sluice auth': { sat: rounds(110, 150, 130), rate1000: [{ round: 1, p99: 4.5 }] },
+    direct: { ttfb: [{ round: 1, ttfbP50: 1.0, ttfcP50: 1.7 }] },
+    'sluice auth': { sat: rounds(110, 150, 130), rate1000: [{ round: 1, p99: 4.5 }], ttfb: [{ round: 1, ttfbP50: 2.0, ttfcP50: 2.1 }] },
     'sluice governed': { sat: rounds(200, 150, 140), rate1000: [{ round: 1, p99: 4, non2xx: 3, errors: 0 }] },
   }
   const memory = { 'sluice auth': { idleMiB: 79, peakMiB: 151 }, 'sluice governed': { idleMiB: 90, peakMiB: 300, satPeakMiB: 149 } }
@@ -218,6 +226,10 @@ test('issue 16 verdicts: per-round ratios, their median against the limit, and w
   assert.equal(row('governed-peak').value, 149) // the saturation runs' own peak, not the open-loop runs' 300
   assert.equal(row('governed-peak').verdict, 'met')
   assert.equal(row('auth-stream-x-pipe').verdict, 'not measured')
+  // Judged on first content (2.1 − 1.7 = 0.4 ms, met), not on first byte (2.0 − 1.0 = 1 ms, context only).
+  assert.ok(Math.abs(row('auth-ttfc').value - 0.4) < 1e-9)
+  assert.equal(row('auth-ttfc').verdict, 'met')
+  assert.equal(row('auth-ttfb').verdict, 'context')
   assert.equal(row('translated-cpu-x-auth').verdict, 'not measured')
   assert.equal(row('governed-cpu-x-json'), undefined) // no JSON-parsing proxy in this run
 })

@@ -1,10 +1,15 @@
 // An open-loop load client: requests go out on a fixed schedule whether or not earlier ones have come back,
 // and each latency is measured from the time the request was *scheduled*, not sent, so a stalled target
 // cannot hide its queue (no coordinated omission). Latency is issue → last byte; for streams also
-// issue → first body byte (TTFB).
+// issue → first body byte (TTFB) and issue → first content (TTFC: the first chat delta with text in it,
+// issue 16's "time to first content"; a stream's first byte may be a role-only chunk).
 import { performance } from 'node:perf_hooks'
 import { Pool } from 'undici'
 import { percentile } from './stats.mjs'
+
+/** A chat chunk's delta with text in it (`"content":"` then anything but the closing quote). */
+export const FIRST_CONTENT = /"content":"[^"]/
+const CONTENT_CARRY = 64
 
 /**
  * @param {object} o
@@ -27,6 +32,7 @@ export async function openLoop(o) {
   const interval = 1000 / o.rate
   const total = new Float64Array(n).fill(NaN)
   const first = new Float64Array(n).fill(NaN)
+  const firstContent = new Float64Array(n).fill(NaN)
   let settled = 0
   let errors = 0
   let non2xx = 0
@@ -62,8 +68,14 @@ export async function openLoop(o) {
           return
         }
         if (o.stream) {
-          for await (const _chunk of res.body) {
+          let tail = '' // the end of the previous read, for a delta split across two reads
+          for await (const chunk of res.body) {
             if (Number.isNaN(first[k])) first[k] = performance.now() - scheduled
+            if (Number.isNaN(firstContent[k])) {
+              const text = tail + chunk.toString('latin1')
+              if (FIRST_CONTENT.test(text)) firstContent[k] = performance.now() - scheduled
+              else tail = text.slice(-CONTENT_CARRY)
+            }
           }
         } else {
           await res.body.arrayBuffer()
@@ -111,6 +123,7 @@ export async function openLoop(o) {
   await pool.destroy().catch(() => {})
   const ok = [...total].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
   const ttfb = [...first].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
+  const ttfc = [...firstContent].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b)
   const elapsed = (Math.max(lastEnd, scheduleEnd) - t0) / 1000
   return {
     scheduled: n,
@@ -125,5 +138,7 @@ export async function openLoop(o) {
     max: ok.length ? ok[ok.length - 1] : NaN,
     ttfbP50: o.stream ? percentile(ttfb, 50) : NaN,
     ttfbP99: o.stream ? percentile(ttfb, 99) : NaN,
+    ttfcP50: o.stream ? percentile(ttfc, 50) : NaN,
+    ttfcP99: o.stream ? percentile(ttfc, 99) : NaN,
   }
 }
