@@ -109,6 +109,14 @@ describe('StreamAccounting with deferred events', () => {
     assert.equal(acct.generatedText, 'One two three four[{"index":0,"function":{"arguments":"{}"}}]', 'read twice, the same')
   })
 
+  test('an event with several choices gives each its piece, and what follows it keeps its place', () => {
+    const acct = new StreamAccounting('chat.completions')
+    acct.defer(JSON.stringify({ choices: [{ index: 0, delta: { content: 'A' } }, { index: 1, delta: { content: 'B' } }, { index: 2, delta: { content: 'C' } }] }))
+    acct.observe(JSON.parse(delta('-x')))
+    acct.defer(delta('-y'))
+    assert.equal(acct.generatedText, 'ABC-x-y')
+  })
+
   test('a long stream keeps its text, not its events: past the bound the deferred events are read', () => {
     const acct = new StreamAccounting('chat.completions')
     const one = delta('x')

@@ -8,7 +8,7 @@ import { usageFromOpenAI, type Usage } from '../core/usage.ts'
 export class StreamAccounting {
   usage: Usage | null = null
   /** Text pieces, and events kept unparsed (`defer`) whose text is taken only if it is asked for. */
-  private readonly parts: (string | Deferred)[] = []
+  private parts: (string | Deferred)[] = []
   private deferredChars = 0
   sawContent = false
 
@@ -51,16 +51,15 @@ export class StreamAccounting {
   }
 
   private resolveDeferred(): void {
-    const parts = this.parts
-    let out = 0
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i]!
-      if (typeof p === 'string') { parts[out++] = p; continue }
+    // A new list: one event can give several pieces (n > 1 choices), so it cannot be rewritten in place.
+    const resolved: string[] = []
+    for (const p of this.parts) {
+      if (typeof p === 'string') { resolved.push(p); continue }
       let json: unknown
       try { json = JSON.parse(p.data) } catch { continue }
-      if (json && typeof json === 'object') for (const piece of chatPieces(json as Record<string, unknown>)) parts[out++] = piece
+      if (json && typeof json === 'object') for (const piece of chatPieces(json as Record<string, unknown>)) resolved.push(piece)
     }
-    parts.length = out
+    this.parts = resolved
     this.deferredChars = 0
   }
 
