@@ -8,7 +8,7 @@
 //   DIR: a checkout with its compiled build (npx tsc -p tsconfig.build.json); default --b is this checkout.
 //   The node arguments let one tree be compared with itself under other V8 flags (--a DIR --b DIR).
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -38,6 +38,17 @@ const tool = wrkAvailable() ? 'wrk' : 'autocannon'
 const rounds = Number(o.rounds)
 const seconds = Number(o.seconds)
 const configFile = join(HERE, 'configs', `${o.variant}.yaml`)
+
+// bin/sluice.js runs the sources through tsx when dist/ is older than any source file: a different program
+// (its loader's heap alone changes the GC figures), so a stale build is refused rather than measured.
+for (const dir of [o.a, o.b]) {
+  const newest = (d) => readdirSync(d, { withFileTypes: true }).reduce((n, e) => Math.max(n, e.isDirectory() ? newest(join(d, e.name)) : statSync(join(d, e.name)).mtimeMs), 0)
+  const built = join(resolve(dir), 'dist', 'src', 'cli.js')
+  if (!existsSync(built) || statSync(built).mtimeMs < newest(join(resolve(dir), 'src'))) {
+    console.error(`${resolve(dir)}: dist/ is missing or older than src/ (the gateway would run from its sources): npx tsc -p tsconfig.build.json there first`)
+    process.exit(2)
+  }
+}
 
 const up = await startFakeUpstream({ logDir })
 const targets = []
