@@ -15,8 +15,8 @@ export interface SseFrame {
    */
   readonly bytes?: Uint8Array
   /**
-   * The event's data already parsed, when the frame was built from an object (a translated stream's hub
-   * chunk): readers take it instead of parsing `data` again. Never set by the parser.
+   * The event's data already parsed, by whoever had it as an object first (a translator's hub chunk, the
+   * commit step's held frames): readers take it instead of parsing `data` again. Never set by the parser.
    */
   readonly json?: Record<string, unknown>
 }
