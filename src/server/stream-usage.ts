@@ -26,11 +26,7 @@ export class StreamAccounting {
     }
     if (json.usage) this.usage = usageFromOpenAI(json.usage) ?? this.usage
     let content = false
-    for (const piece of chatPieces(json)) {
-      this.parts.push(piece)
-      content = true
-    }
-    if (content) this.sawContent = true
+    for (const piece of chatPieces(json)) content = this.text(piece)
     return content
   }
 
