@@ -1,21 +1,34 @@
 import pg from 'pg'
+import { runLockedDdl } from '../../stores/postgres/locked-ddl.ts'
 import type { Suspension } from '../../finops/types.ts'
 import type { AuditEntry, AuditQuery, ManagedConsumer, ManagedProduct, ManagedState, ManagementStore } from './store.ts'
 
 /** Management state in PostgreSQL, shared by every replica; writes and their audit entries in one transaction. */
 export class PostgresManagementStore implements ManagementStore {
   readonly kind = 'postgres' as const
-  private readonly ready: Promise<void>
+  private readyOnce: Promise<void> | null = null
   private readonly t: { consumers: string; products: string; suspensions: string; audit: string }
 
-  constructor(private readonly pool: pg.Pool, prefix = 'sluice_') {
+  constructor(private readonly pool: pg.Pool, private readonly prefix = 'sluice_') {
     this.t = { consumers: `${prefix}managed_consumers`, products: `${prefix}managed_products`, suspensions: `${prefix}consumer_suspensions`, audit: `${prefix}admin_audit` }
-    this.ready = pool.query(`
-      CREATE TABLE IF NOT EXISTS ${this.t.consumers} (id TEXT PRIMARY KEY, product TEXT, metadata JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS ${this.t.products} (id TEXT PRIMARY KEY, models JSONB, policies JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS ${this.t.suspensions} (consumer_id TEXT PRIMARY KEY, until BIGINT, reason TEXT NOT NULL, by TEXT NOT NULL, at BIGINT NOT NULL);
-      CREATE TABLE IF NOT EXISTS ${this.t.audit} (seq BIGSERIAL PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, before JSONB, after JSONB);`).then(() => undefined)
     this.ready.catch(() => {})
+  }
+
+  /**
+   * The tables, created once under an advisory lock: replicas starting together against a fresh database
+   * would otherwise race on CREATE TABLE IF NOT EXISTS and one of them would fail. A failed attempt (the
+   * database down at start) is forgotten, so the next call tries again instead of failing for ever.
+   */
+  private get ready(): Promise<void> {
+    this.readyOnce ??= runLockedDdl(this.pool, `${this.prefix}management_schema`, [
+      `CREATE TABLE IF NOT EXISTS ${this.t.consumers} (id TEXT PRIMARY KEY, product TEXT, metadata JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${this.t.products} (id TEXT PRIMARY KEY, models JSONB, policies JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${this.t.suspensions} (consumer_id TEXT PRIMARY KEY, until BIGINT, reason TEXT NOT NULL, by TEXT NOT NULL, at BIGINT NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${this.t.audit} (seq BIGSERIAL PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, before JSONB, after JSONB)`,
+    ])
+    const attempt = this.readyOnce
+    attempt.catch(() => { if (this.readyOnce === attempt) this.readyOnce = null })
+    return attempt
   }
 
   static connect(url: string, prefix?: string): PostgresManagementStore {

@@ -1,4 +1,5 @@
 import pg from 'pg'
+import { runLockedDdl } from './locked-ddl.ts'
 import type { VectorEntry, VectorMatch, VectorStore } from '../../cache/types.ts'
 
 export interface PostgresVectorOptions {
@@ -95,7 +96,7 @@ export class PostgresVectorStore implements VectorStore {
   /** The extension's version, after making sure it is installed (needs the privilege the first time). */
   private ensureExtension(): Promise<string> {
     this.extension ??= (async () => {
-      await this.pool.query('CREATE EXTENSION IF NOT EXISTS vector')
+      await runLockedDdl(this.pool, 'sluice_vector_extension', ['CREATE EXTENSION IF NOT EXISTS vector'])
       const r = await this.pool.query<{ extversion: string }>("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
       return r.rows[0]?.extversion ?? '0'
     })()
@@ -112,17 +113,21 @@ export class PostgresVectorStore implements VectorStore {
         await this.ensureExtension()
         const name = `${this.prefix}_d${dims}`
         const q = this.qualified(name)
-        if (this.schema) await this.pool.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`)
-        await this.pool.query(`CREATE TABLE IF NOT EXISTS ${q} (
+        // Under an advisory lock: replicas meeting a new dimension at once would race on CREATE TABLE/INDEX
+        // IF NOT EXISTS, and PostgreSQL fails one of them (see locked-ddl.ts).
+        await runLockedDdl(this.pool, `${this.schema ?? ''}.${name}_schema`, [
+          ...(this.schema ? [`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`] : []),
+          `CREATE TABLE IF NOT EXISTS ${q} (
           id text PRIMARY KEY,
           partition text NOT NULL,
           embedding vector(${dims}) NOT NULL,
           prompt text NOT NULL,
           payload text NOT NULL,
           expires_at bigint NOT NULL
-        )`)
-        await this.pool.query(`CREATE INDEX IF NOT EXISTS "${name}_hnsw" ON ${q} USING hnsw (embedding vector_cosine_ops)`)
-        await this.pool.query(`CREATE INDEX IF NOT EXISTS "${name}_part" ON ${q} (partition, expires_at)`)
+        )`,
+          `CREATE INDEX IF NOT EXISTS "${name}_hnsw" ON ${q} USING hnsw (embedding vector_cosine_ops)`,
+          `CREATE INDEX IF NOT EXISTS "${name}_part" ON ${q} (partition, expires_at)`,
+        ])
         return q
       })()
       t.catch(() => this.tables.delete(dims))
