@@ -51,6 +51,9 @@ listen: { host: 127.0.0.1, port: 0 }
 admin: ${i === 0 ? `{ host: 127.0.0.1, port: 0, token: ${ADMIN_TOKEN} }` : '{ enabled: false }'}
 ledger: { type: none }
 logging: { level: warn }
+# The storm puts up to 120 requests of one consumer in flight in one process: above the default in-flight cap
+# (100), whose 429 too_many_concurrent_requests would be taken for token-limit refusals on a slow machine.
+requestLimits: { maxInflightPerConsumer: 1000 }
 store: ${store}
 backends:
   - { id: mock-a, type: mock, completionTokens: 16, latency: 5ms }
@@ -113,6 +116,8 @@ async function checkExactAdmission(urls: string[], adminUrl: string, requests: n
   const r = await storm(urls, requests, { max_tokens: 16 })
   assert.equal(r.other.length, 0, JSON.stringify(r.other.map((a) => [a.status, a.body])))
   for (const a of r.ok) assert.equal(a.body.usage.total_tokens, PER_REQUEST, 'the backend charged the hand-derived figure')
+  // Every refusal is the token limit's (not another 429 such as the in-flight cap), so the counts below are its.
+  assert.deepEqual([...new Set(r.refused.map((a) => a.body.error.code))].filter((c) => c !== 'rate_limit_exceeded'), [])
   assert.equal(r.ok.length, STORM_ADMITTED, `admitted ${r.ok.length} storm requests, expected exactly ${STORM_ADMITTED}`)
   assert.equal(r.refused.length, requests - STORM_ADMITTED)
   const admitted = WARMUP * PER_REQUEST + r.ok.length * PER_REQUEST
