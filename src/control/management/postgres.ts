@@ -6,12 +6,12 @@ import type { AuditEntry, AuditQuery, ManagedConsumer, ManagedProduct, ManagedSt
 /** Management state in PostgreSQL, shared by every replica; writes and their audit entries in one transaction. */
 export class PostgresManagementStore implements ManagementStore {
   readonly kind = 'postgres' as const
-  private readyOnce: Promise<void> | null = null
+  private schema: Promise<void> | null = null
   private readonly t: { consumers: string; products: string; suspensions: string; audit: string }
 
   constructor(private readonly pool: pg.Pool, private readonly prefix = 'sluice_') {
     this.t = { consumers: `${prefix}managed_consumers`, products: `${prefix}managed_products`, suspensions: `${prefix}consumer_suspensions`, audit: `${prefix}admin_audit` }
-    this.ready.catch(() => {})
+    void this.ready()
   }
 
   /**
@@ -19,16 +19,19 @@ export class PostgresManagementStore implements ManagementStore {
    * would otherwise race on CREATE TABLE IF NOT EXISTS and one of them would fail. A failed attempt (the
    * database down at start) is forgotten, so the next call tries again instead of failing for ever.
    */
-  private get ready(): Promise<void> {
-    this.readyOnce ??= runLockedDdl(this.pool, `${this.prefix}management_schema`, [
-      `CREATE TABLE IF NOT EXISTS ${this.t.consumers} (id TEXT PRIMARY KEY, product TEXT, metadata JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
-      `CREATE TABLE IF NOT EXISTS ${this.t.products} (id TEXT PRIMARY KEY, models JSONB, policies JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
-      `CREATE TABLE IF NOT EXISTS ${this.t.suspensions} (consumer_id TEXT PRIMARY KEY, until BIGINT, reason TEXT NOT NULL, by TEXT NOT NULL, at BIGINT NOT NULL)`,
-      `CREATE TABLE IF NOT EXISTS ${this.t.audit} (seq BIGSERIAL PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, before JSONB, after JSONB)`,
-    ])
-    const attempt = this.readyOnce
-    attempt.catch(() => { if (this.readyOnce === attempt) this.readyOnce = null })
-    return attempt
+  private ready(): Promise<void> {
+    if (this.schema === null) {
+      const attempt = runLockedDdl(this.pool, `${this.prefix}management_schema`, [
+        `CREATE TABLE IF NOT EXISTS ${this.t.consumers} (id TEXT PRIMARY KEY, product TEXT, metadata JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+        `CREATE TABLE IF NOT EXISTS ${this.t.products} (id TEXT PRIMARY KEY, models JSONB, policies JSONB NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+        `CREATE TABLE IF NOT EXISTS ${this.t.suspensions} (consumer_id TEXT PRIMARY KEY, until BIGINT, reason TEXT NOT NULL, by TEXT NOT NULL, at BIGINT NOT NULL)`,
+        `CREATE TABLE IF NOT EXISTS ${this.t.audit} (seq BIGSERIAL PRIMARY KEY, ts TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, before JSONB, after JSONB)`,
+      ])
+      // Also marks the rejection handled, so the constructor's unawaited start cannot become an unhandled one.
+      attempt.catch(() => { if (this.schema === attempt) this.schema = null })
+      this.schema = attempt
+    }
+    return this.schema
   }
 
   static connect(url: string, prefix?: string): PostgresManagementStore {
@@ -39,7 +42,7 @@ export class PostgresManagementStore implements ManagementStore {
   }
 
   async load(): Promise<ManagedState> {
-    await this.ready
+    await this.ready()
     const [c, p, s] = await Promise.all([
       this.pool.query(`SELECT * FROM ${this.t.consumers} ORDER BY id`),
       this.pool.query(`SELECT * FROM ${this.t.products} ORDER BY id`),
@@ -53,7 +56,7 @@ export class PostgresManagementStore implements ManagementStore {
   }
 
   private async tx(fn: (c: pg.PoolClient) => Promise<boolean>, audit: AuditEntry): Promise<boolean> {
-    await this.ready
+    await this.ready()
     const client = await this.pool.connect()
     try {
       await client.query('BEGIN')
@@ -111,12 +114,12 @@ export class PostgresManagementStore implements ManagementStore {
   }
 
   async appendAudit(e: AuditEntry): Promise<void> {
-    await this.ready
+    await this.ready()
     await this.insertAudit(this.pool, e)
   }
 
   async audit(q: AuditQuery): Promise<AuditEntry[]> {
-    await this.ready
+    await this.ready()
     const where: string[] = []
     const args: unknown[] = []
     if (q.target !== undefined) { args.push(q.target); where.push(`target = $${args.length}`) }
