@@ -1,4 +1,4 @@
-import { Pool } from 'undici'
+import { Pool } from './undici-pool.ts'
 import type { BackendConfig } from '../config/schema.ts'
 import type { JsonResult, StreamResult } from '../core/pipeline.ts'
 import { SseParser, type SseFrame } from '../core/sse.ts'

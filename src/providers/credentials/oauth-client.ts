@@ -1,4 +1,3 @@
-import { fetch as undiciFetch } from 'undici'
 import type { BackendConfig } from '../../config/schema.ts'
 import { GatewayError, GW_ERR } from '../../core/errors.ts'
 import { CachedToken, type ExpiringToken } from './cached-token.ts'
@@ -59,6 +58,8 @@ export class OAuthClientCredentials implements Credentials {
     const fail = (why: string) => new GatewayError(GW_ERR.BAD_GATEWAY, `Backend "${this.backendId}" could not get an OAuth token (${why}).`)
     let res
     try {
+      // undici's fetch loads on the first token fetch, not with every gateway (src/upstream/undici-pool.ts).
+      const { fetch: undiciFetch } = await import('undici')
       res = await undiciFetch(c.tokenUrl, { method: 'POST', headers, body: form.toString(), signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), redirect: 'error' })
     } catch (err) {
       throw fail((err as Error).name === 'TimeoutError' ? 'the token endpoint did not answer in time' : 'the token endpoint could not be reached')
