@@ -17,9 +17,10 @@ function deps(): PolicyDeps {
   return { clock, logger: pino({ level: 'silent' }), stores: {} as Stores, metrics: noopMetrics, scope: { kind: 'global' } }
 }
 function ctx(body: Record<string, unknown>): RequestContext {
+  const signal = new AbortController().signal
   return {
     id: 'r1', startedAt: clock.now(), operation: 'chat.completions', info: { method: 'POST', path: '/v1/chat/completions', ip: '127.0.0.1', headers: {} },
-    signal: new AbortController().signal, principal: { consumerId: 'c', productId: 'p', metadata: {} }, model: 'gpt-4o-mini', body, stream: false,
+    cancel: signal, signal, principal: { consumerId: 'c', productId: 'p', metadata: {} }, model: 'gpt-4o-mini', body, stream: false,
     clientWantsStreamUsage: false, usage: null, backendId: null, attempts: 0, firstTokenAt: null, responseHeaders: {}, slots: new Map(),
   }
 }

@@ -1,5 +1,6 @@
 import type { ApiSchema } from '../translate/types.ts'
 import type { Usage } from './usage.ts'
+import { realSignal, type AbortLike, type RequestAbort } from './request-abort.ts'
 
 /** Who is calling, resolved by auth. */
 export interface Principal {
@@ -33,7 +34,12 @@ export interface RequestContext {
   readonly startedAt: number
   readonly operation: Operation
   readonly info: RequestInfo
-  /** Aborted when the client goes away or the deadline passes. */
+  /**
+   * Aborted when the client goes away. What the request path listens to: a `RequestAbort` costs no
+   * `AbortSignal` unless something asks for `signal`.
+   */
+  readonly cancel: AbortLike
+  /** `cancel` as a real `AbortSignal` (fetch, `events.once`, `AbortSignal.any`), made on first use. */
   readonly signal: AbortSignal
   principal: Principal | null
   /** Public model name as the client asked for it. */
@@ -69,7 +75,9 @@ export interface ClientRequest {
 }
 
 /** What a new request context is made from; everything else starts empty (no principal, usage or attempts). */
-export type RequestInit = Pick<RequestContext, 'id' | 'startedAt' | 'operation' | 'info' | 'signal' | 'model' | 'body' | 'stream' | 'clientWantsStreamUsage' | 'client'>
+export type RequestInit = Pick<RequestContext, 'id' | 'startedAt' | 'operation' | 'info' | 'model' | 'body' | 'stream' | 'clientWantsStreamUsage' | 'client'> & {
+  readonly signal: AbortSignal | RequestAbort
+}
 
 export function createRequestContext(init: RequestInit): RequestContext {
   // Every field named, in one order: one object shape for every request (a spread of `init` copied it
@@ -79,7 +87,8 @@ export function createRequestContext(init: RequestInit): RequestContext {
     startedAt: init.startedAt,
     operation: init.operation,
     info: init.info,
-    signal: init.signal,
+    cancel: init.signal,
+    get signal(): AbortSignal { return realSignal(this.cancel) },
     model: init.model,
     body: init.body,
     stream: init.stream,

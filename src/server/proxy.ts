@@ -20,6 +20,7 @@ import { isUsageOnlyChunk, mayCarryUsageOrError, StreamAccounting } from './stre
 import { clipText, UNKNOWN_MODEL } from '../core/bounded.ts'
 import { openaiDoor } from './front-doors/openai.ts'
 import { WriteBatch } from './write-batch.ts'
+import { RequestAbort } from '../core/request-abort.ts'
 import type { FrontDoor } from './front-doors/types.ts'
 
 export interface ProxyDeps {
@@ -47,9 +48,9 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
   // against is the one snapshot for the whole request, even if a reload lands meanwhile.
   const admitted = req.sluice
   const rt = admitted?.runtime ?? deps.runtime()
-  const controller = new AbortController()
+  const cancel = new RequestAbort()
   const raw = reply.raw
-  const onClose = () => { if (!raw.writableFinished) controller.abort() }
+  const onClose = () => { if (!raw.writableFinished) cancel.abort() }
   raw.once('close', onClose)
   deps.inflight.count++
   let ctx: RequestContext | null = null
@@ -59,7 +60,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     if (finished) return
     finished = true
     deps.inflight.count--
-    if (ctx) settle(deps, ctx, pipeline, { status, usage, error, aborted: controller.signal.aborted, endedAt: deps.now(), completionText, servedBy })
+    if (ctx) settle(deps, ctx, pipeline, { status, usage, error, aborted: cancel.aborted, endedAt: deps.now(), completionText, servedBy })
   }
   try {
     const headers = req.headers
@@ -71,7 +72,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       startedAt: deps.now(),
       operation,
       info: { method: req.method, path: req.url, ip: req.ip, headers },
-      signal: controller.signal,
+      signal: cancel,
       // A name nobody configured is the client's free text: it is never recorded, logged or labelled.
       model: known ? requested : UNKNOWN_MODEL,
       body: parsed.body,
@@ -108,7 +109,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
       throw new GatewayError(GW_ERR.INTERNAL, 'The backend answered in a form this endpoint does not relay.')
     }
   } catch (err) {
-    if (err instanceof ClientAbortError || controller.signal.aborted) {
+    if (err instanceof ClientAbortError || cancel.aborted) {
       finish(499, null, null, null, null)
       if (!raw.headersSent && !raw.destroyed) raw.destroy()
       return
@@ -168,7 +169,7 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   const lazy = pipeline.outboundChunk === null && trace === undefined && writer.forwardsUnchanged === true &&
     (ctx.operation === 'chat.completions' || ctx.operation === 'completions')
   const onAbort = () => result.abort()
-  ctx.signal.addEventListener('abort', onAbort, { once: true })
+  ctx.cancel.addEventListener('abort', onAbort, { once: true })
   let error: GatewayError | null = null
   // `requestLimits.maxStreamDuration`: past it the upstream is stopped and the stream ends with an error event.
   let overtime: NodeJS.Timeout | undefined
@@ -196,7 +197,7 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   let done: string | null = null
   try {
     for await (const frame of result.frames) {
-      if (res.writableNeedDrain) await drained(res, ctx.signal)
+      if (res.writableNeedDrain) await drained(res, ctx)
       if (!scheduled) { scheduled = true; process.nextTick(flushTurn) }
       if (done !== null) { batch.add(done); done = null } // a frame after [DONE]: keep the order
       if (frame.data === '[DONE]') { done = asText(writer.frame(frame, null, false)); continue }
@@ -232,7 +233,7 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     const tail = writer.end()
     if (tail !== '') done = (done ?? '') + tail
   } catch (err) {
-    if (!(err instanceof ClientAbortError) && !ctx.signal.aborted) {
+    if (!(err instanceof ClientAbortError) && !ctx.cancel.aborted) {
       // Headers are gone: the only honest thing left is an explicit error event, then the end of the stream.
       error = timedOut ? streamOvertime(maxDurationMs!) : toGatewayError(err)
       done = null
@@ -240,12 +241,12 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     }
   } finally {
     clearTimeout(overtime)
-    ctx.signal.removeEventListener('abort', onAbort)
+    ctx.cancel.removeEventListener('abort', onAbort)
     result.abort()
   }
   // What the last turn queued goes out now, in order, before anything written below.
   batch.flush()
-  if (timedOut && error === null && !ctx.signal.aborted) {
+  if (timedOut && error === null && !ctx.cancel.aborted) {
     // The upstream ended quietly when it was stopped: still say why the answer is cut.
     error = streamOvertime(maxDurationMs!)
     done = null
@@ -253,7 +254,7 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   }
   try {
     let usage = acct.usage
-    if (usage === null || ctx.signal.aborted || error) {
+    if (usage === null || ctx.cancel.aborted || error) {
       // No usage from the backend, or the stream was cut: count what was really generated.
       const completion = await countTextTokensAsync(acct.generatedText, ctx.model)
       const prompt = usage?.promptTokens || (await countPromptTokens(ctx.operation, ctx.body, ctx.model))
@@ -278,9 +279,9 @@ function streamOvertime(ms: number): GatewayError {
   return new GatewayError(GW_ERR.STREAM_DURATION_EXCEEDED, `The stream was ended after ${ms} ms, the longest a stream may last here.`)
 }
 
-async function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || res.destroyed) throw new ClientAbortError()
-  await once(res, 'drain', { signal }).catch(() => { throw new ClientAbortError() })
+async function drained(res: ServerResponse, ctx: RequestContext): Promise<void> {
+  if (ctx.cancel.aborted || res.destroyed) throw new ClientAbortError()
+  await once(res, 'drain', { signal: ctx.signal }).catch(() => { throw new ClientAbortError() })
 }
 
 /** How long a connection refused before its body was read stays open for the client to read the answer. */
@@ -297,7 +298,7 @@ export function refuseBeforeBody(deps: ProxyDeps, req: FastifyRequest, reply: Fa
     startedAt: deps.now(),
     operation,
     info: { method: req.method, path: req.url, ip: req.ip, headers: req.headers },
-    signal: new AbortController().signal,
+    signal: new RequestAbort(),
     model: '',
     body: {},
     stream: false,

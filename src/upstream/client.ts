@@ -8,6 +8,7 @@ import { LatencyStats } from './latency.ts'
 import type { StreamParser } from '../translate/types.ts'
 import { failureFromError, UpstreamFailure, retryAfterMsFrom } from './failure.ts'
 import { GW_ERR } from '../core/errors.ts'
+import type { AbortLike } from '../core/request-abort.ts'
 import { UpstreamExchange, type EventSplitter, type ExchangeHead } from './exchange.ts'
 
 /** Upstream response headers worth passing to the client; everything else stays behind the gateway. */
@@ -70,7 +71,8 @@ export interface SendOptions {
   readonly target: UpstreamTarget
   readonly body: string
   readonly stream: boolean
-  readonly signal: AbortSignal
+  /** The caller's abort (only listened to: a `RequestAbort` stays free of `AbortSignal`s). */
+  readonly signal: AbortLike
   /** The content type of a streamed answer (default `text/event-stream`). */
   readonly streamContentType?: string
   /** Splits the streamed body into events (default: SSE). */

@@ -3,6 +3,7 @@ import type { BackendConfig, ModelConfig } from '../config/schema.ts'
 import type { Snapshot } from '../config/snapshot.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 import type { RequestContext } from '../core/context.ts'
+import { realSignal, type AbortLike } from '../core/request-abort.ts'
 import { GatewayError, GW_ERR } from '../core/errors.ts'
 import type { Dispatch, JsonResult, UpstreamResult } from '../core/pipeline.ts'
 import { providerFor } from '../providers/index.ts'
@@ -124,11 +125,11 @@ export class Router {
       this.metrics.routeDecision?.(requested.name, model.name, 'split')
     }
     if (model !== requested) this.served(ctx, model.name)
-    return this.runModel(ctx, model, ctx.signal)
+    return this.runModel(ctx, model, ctx.cancel)
   }
 
   /** The model's target, then its fallbacks, tried until one answers. */
-  private runModel(ctx: RequestContext, model: ModelConfig, signal: AbortSignal): Promise<UpstreamResult> {
+  private runModel(ctx: RequestContext, model: ModelConfig, signal: AbortLike): Promise<UpstreamResult> {
     const chain = [model, ...model.fallbacks.flatMap((name) => this.snapshot.models.get(name) ?? [])]
     const plan = new Plan(ctx, chain, (m) => this.targetOf(m), this.breakers, (m, target) => this.scoresOf(ctx, m, target))
     return this.run(ctx, model, plan, signal)
@@ -169,14 +170,14 @@ export class Router {
     return new Promise<UpstreamResult>((resolve, reject) => {
       const controllers = entrants.map(() => new AbortController())
       const onClientGone = () => { for (const c of controllers) c.abort() }
-      ctx.signal.addEventListener('abort', onClientGone, { once: true })
+      ctx.cancel.addEventListener('abort', onClientGone, { once: true })
       let left = entrants.length
       let done = false
       let fallback: { result: UpstreamResult; name: string } | null = null
       let lastError: unknown = null
       const end = (winner: number | null, settle: () => void) => {
         done = true
-        ctx.signal.removeEventListener('abort', onClientGone)
+        ctx.cancel.removeEventListener('abort', onClientGone)
         controllers.forEach((c, i) => { if (i !== winner) c.abort() })
         settle()
       }
@@ -303,13 +304,13 @@ export class Router {
    * running tries have produced nothing for `hedge.after`, up to `hedge.max` at once. The first try to
    * commit (a complete JSON answer, or a stream's first content) wins; the others are cancelled.
    */
-  private run(ctx: RequestContext, model: ModelConfig, plan: Plan, outer: AbortSignal): Promise<UpstreamResult> {
+  private run(ctx: RequestContext, model: ModelConfig, plan: Plan, outer: AbortLike): Promise<UpstreamResult> {
     const hedge = model.hedge
     return new Promise<UpstreamResult>((resolve, reject) => {
       interface Running { readonly choice: Choice; readonly controller: AbortController | null; readonly record: AttemptRecord; cancelled: boolean }
       // Only a race (hedging, racing models) or a deadline ever cancels a try on its own; otherwise each try
       // simply listens to the client's signal, and no controller or listener is made per request.
-      const ownSignals = hedge !== undefined || model.deadline !== undefined || outer !== ctx.signal
+      const ownSignals = hedge !== undefined || model.deadline !== undefined || outer !== ctx.cancel
       let retries = 0
       const running = new Set<Running>()
       const timers = new Set<NodeJS.Timeout>()
@@ -465,12 +466,12 @@ export class Router {
    * One try at one backend, up to its commit point. HTTP errors that mean "this backend failed" become
    * UpstreamFailure; a stream is held back until its first content so a failure before it fails over.
    */
-  attempt(ctx: RequestContext, choice: Choice, signal: AbortSignal): Promise<{ result: UpstreamResult; text: string }> {
+  attempt(ctx: RequestContext, choice: Choice, signal: AbortLike): Promise<{ result: UpstreamResult; text: string }> {
     const trace = traceOf(ctx)
     return trace ? trace.attempt(choice, (t) => this.send(ctx, choice, signal, t)) : this.send(ctx, choice, signal, null)
   }
 
-  private async send(ctx: RequestContext, choice: Choice, signal: AbortSignal, traced: AttemptTrace | null): Promise<{ result: UpstreamResult; text: string }> {
+  private async send(ctx: RequestContext, choice: Choice, signal: AbortLike, traced: AttemptTrace | null): Promise<{ result: UpstreamResult; text: string }> {
     const { model, backend } = choice
     const provider = providerFor(backend.type)
     const upstreamModel = backend.models?.[model.name] ?? model.name
@@ -482,7 +483,7 @@ export class Router {
     }
     const target = provider.target(backend, operation, upstreamModel, this.baseUrlOf(backend), ctx.stream)
     const custom = customAttemptOf(ctx)
-    if (custom) return custom({ backend, upstreamModel, target, pool: this.clients.poolFor(backend, target.origin), credentials: this.clients.credentials.of(backend) }, signal)
+    if (custom) return custom({ backend, upstreamModel, target, pool: this.clients.poolFor(backend, target.origin), credentials: this.clients.credentials.of(backend) }, realSignal(signal))
     // A provider of another schema gets the hub body translated (pure, so a failover translates again);
     // one of the hub's own schema gets the client's body with only the model replaced. A provider of the client's
     // own (non-hub) schema gets the client's original body: same-schema passthrough.
@@ -515,7 +516,7 @@ export class Router {
     const credentials = this.clients.credentials.of(backend)
     let sentHeaders = passthrough && ctx.client!.headers ? mergeClientHeaders(target.headers, ctx.client!.headers) : target.headers
     if (traced) sentHeaders = traced.inject(sentHeaders) // the backend's parent span: this try's
-    const headers = credentials === null ? sentHeaders : { ...sentHeaders, ...(await credentialHeaders(credentials, backend.id, { ...target, headers: sentHeaders }, bodyText, signal)) }
+    const headers = credentials === null ? sentHeaders : { ...sentHeaders, ...(await credentialHeaders(credentials, backend.id, { ...target, headers: sentHeaders }, bodyText, realSignal(signal))) }
     const pool = this.clients.poolFor(backend, target.origin)
     const sent = await sendUpstream(pool, {
       backend,
