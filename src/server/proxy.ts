@@ -123,8 +123,9 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
   }
 }
 
-function commonHeaders(ctx: RequestContext): Record<string, string> {
-  const h: Record<string, string> = { ...ctx.responseHeaders }
+/** Adds the gateway's own response headers to `h` (over what is there) and returns it: one object per answer, not a copy per step. */
+function commonHeaders(ctx: RequestContext, h: Record<string, string> = {}): Record<string, string> {
+  Object.assign(h, ctx.responseHeaders)
   if (ctx.backendId !== null) {
     h['x-sluice-backend'] = ctx.backendId
     h['x-sluice-attempts'] = String(ctx.attempts)
@@ -138,7 +139,9 @@ function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: Fastif
   ctx.usage = usageFromOpenAI(result.body.usage)
   const payload = door.json(result, ctx.id)
   beforeSend(completionTextOf(result.body))
-  void reply.code(result.status).headers(door.headers({ ...result.headers, ...commonHeaders(ctx), 'content-type': 'application/json' }, ctx.id)).send(payload)
+  const headers = commonHeaders(ctx, { ...result.headers })
+  headers['content-type'] = 'application/json'
+  void reply.code(result.status).headers(door.headers(headers, ctx.id)).send(payload)
 }
 
 const asText = (out: string | Uint8Array): string => (typeof out === 'string' ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('utf8'))
@@ -177,14 +180,12 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   if (maxDurationMs !== undefined) {
     overtime = setTimeout(() => { timedOut = true; result.abort() }, Math.max(0, maxDurationMs - (deps.now() - ctx.startedAt)))
   }
-  res.writeHead(200, door.headers({
-    ...result.headers,
-    ...commonHeaders(ctx),
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache',
-    'x-request-id': ctx.id,
-    ...trace?.streamHeaders(),
-  }, ctx.id))
+  const headers = commonHeaders(ctx, { ...result.headers })
+  headers['content-type'] = 'text/event-stream; charset=utf-8'
+  headers['cache-control'] = 'no-cache'
+  headers['x-request-id'] = ctx.id
+  if (trace) Object.assign(headers, trace.streamHeaders())
+  res.writeHead(200, door.headers(headers, ctx.id))
   // Frames that arrive in one turn leave in one write at its end (the headers with the first), instead of
   // one write per frame; nothing is held past the turn it arrived in.
   const batch = new WriteBatch(res)

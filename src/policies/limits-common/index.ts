@@ -107,15 +107,27 @@ export function showLimit(ctx: RequestContext, family: 'tokens' | 'requests', st
   const prev = s.shown.get(family)
   if (prev !== undefined && prev <= state.remaining) return
   s.shown.set(family, state.remaining)
-  Object.assign(into, limitHeaders(family, state, now))
+  writeLimitHeaders(into, family, state, now)
+}
+
+/** The trio's names per family, made once (names built per request made every headers object a dictionary). */
+const LIMIT_HEADER_NAMES = {
+  tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
+  requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
+} as const
+
+/** Writes the `x-ratelimit-{limit,remaining,reset}-<family>` trio into `into`. */
+export function writeLimitHeaders(into: Record<string, string>, family: 'tokens' | 'requests', state: WindowState, now: number): void {
+  const [limit, remaining, reset] = LIMIT_HEADER_NAMES[family]
+  into[limit] = String(state.limit)
+  into[remaining] = String(state.remaining)
+  into[reset] = formatReset(state.resetAt - now)
 }
 
 export function limitHeaders(family: 'tokens' | 'requests', state: WindowState, now: number): Record<string, string> {
-  return {
-    [`x-ratelimit-limit-${family}`]: String(state.limit),
-    [`x-ratelimit-remaining-${family}`]: String(state.remaining),
-    [`x-ratelimit-reset-${family}`]: formatReset(state.resetAt - now),
-  }
+  const h: Record<string, string> = {}
+  writeLimitHeaders(h, family, state, now)
+  return h
 }
 
 /** A header name as HTTP allows it (a token), for the configurable header-name options. */

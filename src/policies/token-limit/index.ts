@@ -8,7 +8,7 @@ import { duration } from '../../config/schema.ts'
 import type { CounterWindow, WindowState } from '../../stores/counter.ts'
 import { countPromptTokens, estimatePromptTokens, preloadTokenizer } from '../../tokens/count.ts'
 import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
-import { HEADER_NAME, heldBy, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
+import { HEADER_NAME, heldBy, writeLimitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
 import { periodBounds, QUOTA_PERIODS } from '../limits-common/periods.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 import { alertThresholds } from '../../finops/thresholds.ts'
@@ -128,7 +128,7 @@ class TokenLimit implements Policy, LimitInspector {
     const headers: Record<string, string> = {}
     if (quota && !quota.fits) {
       metrics.limitRejected(this.name, 'quota')
-      Object.assign(headers, limitHeaders('tokens', quota, now))
+      writeLimitHeaders(headers, 'tokens', quota, now)
       if (quota.retryAfterMs < 0) {
         return new GatewayError(GW_ERR.QUOTA_EXCEEDED, `This request needs about ${amount} tokens, more than the whole token quota of ${quota.limit} per ${this.cfg.tokenQuotaPeriod} period.`, { headers })
       }
@@ -137,7 +137,7 @@ class TokenLimit implements Policy, LimitInspector {
     }
     const w = tpm!
     metrics.limitRejected(this.name, 'rate')
-    Object.assign(headers, limitHeaders('tokens', w, now))
+    writeLimitHeaders(headers, 'tokens', w, now)
     if (w.retryAfterMs < 0) {
       // Retrying cannot help: tell the OpenAI SDKs not to.
       headers['x-should-retry'] = 'false'
