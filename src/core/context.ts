@@ -80,26 +80,47 @@ export type RequestInit = Pick<RequestContext, 'id' | 'startedAt' | 'operation' 
 }
 
 export function createRequestContext(init: RequestInit): RequestContext {
-  // Every field named, in one order: one object shape for every request (a spread of `init` copied it
-  // generically and gave requests with and without `client` different shapes).
-  return {
-    id: init.id,
-    startedAt: init.startedAt,
-    operation: init.operation,
-    info: init.info,
-    cancel: init.signal,
-    get signal(): AbortSignal { return realSignal(this.cancel) },
-    model: init.model,
-    body: init.body,
-    stream: init.stream,
-    clientWantsStreamUsage: init.clientWantsStreamUsage,
-    client: init.client,
-    principal: null,
-    usage: null,
-    backendId: null,
-    attempts: 0,
-    firstTokenAt: null,
-    responseHeaders: {},
-    slots: new Map(),
+  return new RequestState(init)
+}
+
+/**
+ * A class, not an object literal: `signal` is a getter on the prototype (a getter in a literal made each
+ * context through the runtime's slow path), and every field is set in one order, so every request has one
+ * object shape (a spread of `init` gave requests with and without `client` different shapes).
+ */
+class RequestState implements RequestContext {
+  readonly id: string
+  readonly startedAt: number
+  readonly operation: Operation
+  readonly info: RequestInfo
+  readonly cancel: AbortLike
+  model: string
+  body: Record<string, unknown>
+  readonly stream: boolean
+  readonly clientWantsStreamUsage: boolean
+  readonly client: ClientRequest | undefined
+  principal: Principal | null = null
+  usage: Usage | null = null
+  backendId: string | null = null
+  attempts = 0
+  firstTokenAt: number | null = null
+  readonly responseHeaders: Record<string, string> = {}
+  readonly slots = new Map<symbol, unknown>()
+
+  constructor(init: RequestInit) {
+    this.id = init.id
+    this.startedAt = init.startedAt
+    this.operation = init.operation
+    this.info = init.info
+    this.cancel = init.signal
+    this.model = init.model
+    this.body = init.body
+    this.stream = init.stream
+    this.clientWantsStreamUsage = init.clientWantsStreamUsage
+    this.client = init.client
+  }
+
+  get signal(): AbortSignal {
+    return realSignal(this.cancel)
   }
 }
