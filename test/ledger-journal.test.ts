@@ -1,6 +1,6 @@
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
@@ -93,8 +93,8 @@ test('the checkpoint follows commits: a restart replays only what was not commit
   const a = Journal.open({ dir, maxBytes: 1 << 20 })
   const pos = Array.from({ length: 10 }, (_, i) => a.append('usage', rec(i)))
   a.committed('usage', pos.slice(0, 6) as never)
-  await new Promise((r) => setImmediate(r)) // the checkpoint is written on the next turn
-  await new Promise((r) => setImmediate(r))
+  await new Promise((r) => setImmediate(r)) // the checkpoint is asked for on the next turn
+  await a.settled() // and written off the event loop
   die(dir)
   const b = Journal.open({ dir, maxBytes: 1 << 20 })
   const got = await replayAll(b)
@@ -102,6 +102,7 @@ test('the checkpoint follows commits: a restart replays only what was not commit
   // Replayed records committed in turn: the next life has nothing to replay, and a clean close leaves no files.
   b.committed('usage', got.map((r) => r.pos))
   b.close()
+  await b.settled() // a checkpoint write still in flight at the stop removes its temporary file
   assert.deepEqual(readdirSync(dir).filter((f) => !f.endsWith('.lock')), [])
   const c = Journal.open({ dir, maxBytes: 1 << 20 })
   assert.equal(c.replayPending, false)
@@ -116,6 +117,7 @@ test('usage and message records commit independently; the checkpoint waits for t
   for (let i = 0; i < 8; i++) (i % 2 ? messages : usage).push(a.append(i % 2 ? 'messages' : 'usage', rec(i)))
   a.committed('usage', usage as never)
   await new Promise((r) => setImmediate(r))
+  await a.settled()
   die(dir)
   const b = Journal.open({ dir, maxBytes: 1 << 20 })
   const got = await replayAll(b)
@@ -151,7 +153,7 @@ test('bounded: past maxBytes records are refused and counted; segments behind th
   assert.ok(segmentFiles(dir).length >= 4, segmentFiles(dir).join(','))
   j.committed('usage', pos)
   await new Promise((r) => setImmediate(r))
-  await j.deletions() // segments behind the checkpoint are deleted off the event loop
+  await j.settled() // segments behind the checkpoint are deleted off the event loop
   // Only the segment being written is left.
   assert.equal(segmentFiles(dir).length, 1)
   assert.ok(j.stats().bytes < 64 * 1024)
@@ -199,5 +201,23 @@ test('with fsyncInterval the journal still replays whole (the fdatasync runs off
   die(dir)
   const b = Journal.open({ dir, maxBytes: 1 << 20 })
   assert.equal((await replayAll(b)).length, 50)
+  b.close()
+})
+
+test('a checkpoint ahead of every segment (one that landed after a clean stop) never makes new records look committed', async () => {
+  // Checkpoints are written off the event loop: one from before a clean stop can land after the stop deleted
+  // every segment. The next life numbers its segments past it, so a crash then loses nothing.
+  const dir = freshDir()
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'ledger-0.checkpoint'), JSON.stringify({ seg: 5, off: 120 }))
+  const a = Journal.open({ dir, maxBytes: 1 << 20 })
+  a.append('usage', rec(1))
+  a.append('usage', rec(2))
+  assert.deepEqual(segmentFiles(dir), ['ledger-0-0000000006.journal'])
+  die(dir)
+  const b = Journal.open({ dir, maxBytes: 1 << 20 })
+  assert.equal(b.replayPending, true)
+  const got = await replayAll(b)
+  assert.deepEqual(got.map((r) => (r.value as { requestId: string }).requestId), ['r-1', 'r-2'])
   b.close()
 })
