@@ -124,12 +124,6 @@ export function writeLimitHeaders(into: Record<string, string>, family: 'tokens'
   into[reset] = formatReset(state.resetAt - now)
 }
 
-export function limitHeaders(family: 'tokens' | 'requests', state: WindowState, now: number): Record<string, string> {
-  const h: Record<string, string> = {}
-  writeLimitHeaders(h, family, state, now)
-  return h
-}
-
 /** A header name as HTTP allows it (a token), for the configurable header-name options. */
 export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 

@@ -5,7 +5,7 @@ import type { Policy } from '../../core/pipeline.ts'
 import { duration } from '../../config/schema.ts'
 import type { CounterWindow } from '../../stores/counter.ts'
 import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
-import { HEADER_NAME, limitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
+import { HEADER_NAME, writeLimitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 
 const headerName = z.string().regex(HEADER_NAME, 'a header name is letters, digits and - (an HTTP token)')
@@ -54,7 +54,9 @@ class RateLimit implements Policy, LimitInspector {
     if (!result.ok) {
       await releaseAll(ctx, now, logger)
       metrics.limitRejected(this.name, 'rate')
-      const headers = { ...limitHeaders('requests', w, now), ...retryHeaders(w.retryAfterMs, this.cfg.retryAfterHeaderName) }
+      const headers: Record<string, string> = {}
+      writeLimitHeaders(headers, 'requests', w, now)
+      Object.assign(headers, retryHeaders(w.retryAfterMs, this.cfg.retryAfterHeaderName))
       if (this.cfg.remainingCallsHeaderName) headers[this.cfg.remainingCallsHeaderName.toLowerCase()] = '0'
       if (this.cfg.totalCallsHeaderName) headers[this.cfg.totalCallsHeaderName.toLowerCase()] = String(w.limit)
       throw new GatewayError(GW_ERR.RATE_LIMIT_EXCEEDED, `Rate limit of ${w.limit} requests per ${this.cfg.per / 1000} seconds reached. Retry after ${(Math.max(1, w.retryAfterMs) / 1000).toFixed(3)} seconds.`, { headers })
