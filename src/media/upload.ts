@@ -4,9 +4,13 @@ import { rm } from 'node:fs/promises'
 import type { IncomingMessage } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import busboy from 'busboy'
+import type busboy from 'busboy'
 import { GatewayError, GW_ERR } from '../core/errors.ts'
+import { lazyPackage } from '../core/lazy-package.ts'
 import { locateModelValue, ModelValueLocator, replaceRange } from './multipart-model.ts'
+
+// The multipart parser, loaded by the first upload, not at start (src/core/lazy-package.ts says why).
+const busboyPackage = lazyPackage<typeof busboy>('busboy')
 
 /** Config `media` as the upload needs it. */
 export interface UploadLimits {
@@ -99,7 +103,7 @@ export class StreamedUpload {
     if (!/^multipart\/form-data/i.test(contentType) || !boundary) throw invalid('This endpoint takes a multipart/form-data body with a boundary.')
     this.locator = new ModelValueLocator(boundary[1] ?? boundary[2]!)
     this.modelKnown = modelFromPath !== null
-    this.parser = busboy({ headers: req.headers, limits: { fieldSize: MAX_FIELD_BYTES, fields: 64, files: 16, parts: 96 } })
+    this.parser = busboyPackage()({ headers: req.headers, limits: { fieldSize: MAX_FIELD_BYTES, fields: 64, files: 16, parts: 96 } })
     this.wireParser()
     req.on('data', (chunk: Buffer) => this.onData(chunk))
     req.on('end', () => { this.reqEnded = true; this.parser.end() })

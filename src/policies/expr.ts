@@ -1,5 +1,5 @@
-import { parse } from '@marcbachmann/cel-js'
 import { z } from 'zod'
+import { lazyPackage } from '../core/lazy-package.ts'
 import type { RequestContext } from '../core/context.ts'
 import type { Outcome } from '../core/pipeline.ts'
 
@@ -13,6 +13,9 @@ export interface ExprContext {
 }
 
 export type Expr = (ctx: ExprContext) => unknown
+
+// The CEL evaluator is loaded by the first expression that is not a plain path (src/core/lazy-package.ts says why).
+const cel = lazyPackage<typeof import('@marcbachmann/cel-js')>('@marcbachmann/cel-js')
 
 const SIMPLE_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/
 
@@ -34,7 +37,7 @@ export function compileExpr(source: string): Expr {
       return normalise(v)
     }
   }
-  const fn = parse(text)
+  const fn = cel().parse(text)
   return (ctx) => {
     try {
       return normalise(fn(ctx as unknown as Record<string, unknown>))
@@ -60,7 +63,7 @@ export function exprString(e: Expr, ctx: ExprContext): string {
 export const celExpression = z.string().min(1).superRefine((src, ctx) => {
   if (SIMPLE_PATH.test(src.trim())) return
   try {
-    parse(src)
+    cel().parse(src)
   } catch (err) {
     ctx.addIssue({ code: 'custom', message: `invalid CEL expression: ${(err as Error).message.split('\n')[0]}` })
   }

@@ -3,7 +3,8 @@ import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
-import WebSocket, { WebSocketServer } from 'ws'
+import type WebSocket from 'ws'
+import type { WebSocketServer } from 'ws'
 import { clipText } from '../core/bounded.ts'
 import { createRequestContext, type Principal } from '../core/context.ts'
 import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
@@ -21,7 +22,7 @@ import type { BaseUrlOf } from '../upstream/router.ts'
 import { SessionGovernor } from './governance.ts'
 import { RealtimeMetrics } from './metrics.ts'
 import { RealtimeSession } from './session.ts'
-import { connectUpstream, realtimeTarget, speaksRealtime, UpstreamConnectError } from './upstream.ts'
+import { connectUpstream, realtimeTarget, speaksRealtime, UpstreamConnectError, wsPackage } from './upstream.ts'
 
 export interface RealtimeDeps {
   readonly runtime: () => Runtime
@@ -63,7 +64,7 @@ export function registerRealtime(app: FastifyInstance, d: RealtimeDeps): void {
   const serverFor = (maxPayload: number) => {
     let s = servers.get(maxPayload)
     if (!s) {
-      s = new WebSocketServer({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false, handleProtocols: (offered) => (offered.has('realtime') ? 'realtime' : false) })
+      s = new (wsPackage().WebSocketServer)({ noServer: true, maxPayload, perMessageDeflate: false, clientTracking: false, handleProtocols: (offered) => (offered.has('realtime') ? 'realtime' : false) })
       // The 101 carries the same headers a proxied answer does: the request id and the member that serves it.
       s.on('headers', (lines, req) => {
         const a = answered.get(req)

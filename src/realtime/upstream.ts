@@ -1,7 +1,11 @@
-import WebSocket from 'ws'
+import type { WebSocket, WebSocketServer } from 'ws'
+import { lazyPackage } from '../core/lazy-package.ts'
 import type { BackendConfig } from '../config/schema.ts'
 import type { Credentials } from '../providers/credentials/types.ts'
 import { splitBase } from '../providers/types.ts'
+
+/** `ws`, loaded by the first Realtime session, not at start (src/core/lazy-package.ts says why). */
+export const wsPackage = lazyPackage<{ WebSocket: typeof WebSocket; WebSocketServer: typeof WebSocketServer }>('ws')
 
 /** Backend types that speak OpenAI's Realtime WebSocket protocol (Azure OpenAI included). */
 const REALTIME_TYPES: ReadonlySet<BackendConfig['type']> = new Set(['openai', 'openai-compatible', 'mock', 'azure-openai'])
@@ -71,7 +75,7 @@ export async function connectUpstream(o: ConnectOptions): Promise<WebSocket> {
   }
   if (o.signal.aborted) throw new UpstreamConnectError('the client went away', null)
   return new Promise<WebSocket>((resolve, reject) => {
-    const ws = new WebSocket(o.target.url, { headers, handshakeTimeout: o.timeoutMs, maxPayload: o.maxPayload, perMessageDeflate: false })
+    const ws = new (wsPackage().WebSocket)(o.target.url, { headers, handshakeTimeout: o.timeoutMs, maxPayload: o.maxPayload, perMessageDeflate: false })
     let settled = false
     const fail = (err: UpstreamConnectError) => {
       if (settled) return

@@ -1,5 +1,9 @@
-import { Ajv, type ValidateFunction } from 'ajv'
+import type { Ajv, ValidateFunction } from 'ajv'
+import { lazyPackage } from '../core/lazy-package.ts'
 import type { JsonResult } from '../core/pipeline.ts'
+
+// Loaded by the first race that checks a JSON schema, not at start (src/core/lazy-package.ts says why).
+const ajvPackage = lazyPackage<typeof import('ajv')>('ajv')
 
 /**
  * Whether a complete answer is acceptable to a race: a 2xx with content (text or tool calls), no refusal,
@@ -8,7 +12,7 @@ import type { JsonResult } from '../core/pipeline.ts'
  * expression run on model output could backtrack without bound.
  */
 export class Acceptance {
-  private readonly ajv = new Ajv({ strict: false, allErrors: false, validateSchema: false })
+  private ajv: Ajv | undefined
   private readonly compiled = new Map<string, ValidateFunction | null>()
 
   constructor(private readonly maxSchemas = 256) {}
@@ -45,6 +49,7 @@ export class Acceptance {
     if (known !== undefined) return known
     let v: ValidateFunction | null
     try {
+      this.ajv ??= new (ajvPackage().Ajv)({ strict: false, allErrors: false, validateSchema: false })
       v = this.ajv.compile(withoutPatterns(schema))
     } catch {
       v = null

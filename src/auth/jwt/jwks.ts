@@ -1,5 +1,9 @@
-import { createLocalJWKSet, type JSONWebKeySet, type JWTHeaderParameters, type FlattenedJWSInput } from 'jose'
+import type { createLocalJWKSet, JSONWebKeySet, JWTHeaderParameters, FlattenedJWSInput } from 'jose'
 import { GatewayError, GW_ERR } from '../../core/errors.ts'
+import { lazyPackage } from '../../core/lazy-package.ts'
+
+/** jose, loaded by the first JWT issuer a config declares, not at start (src/core/lazy-package.ts says why). */
+export const jose = lazyPackage<typeof import('jose')>('jose')
 
 export interface JwksOptions {
   readonly issuer: string
@@ -75,7 +79,7 @@ export class JwksCache {
     this.lastAttempt = this.opts.now()
     this.inflight = this.fetchKeys()
       .then((set) => {
-        this.getter = createLocalJWKSet(set)
+        this.getter = jose().createLocalJWKSet(set)
         this.fetchedAt = this.opts.now()
       })
       .catch((err: unknown) => {

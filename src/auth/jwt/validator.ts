@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto'
-import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from 'jose'
+import type { JWTPayload } from 'jose'
 import type { Snapshot } from '../../config/snapshot.ts'
 import type { Principal } from '../../core/context.ts'
 import { GatewayError, GW_ERR } from '../../core/errors.ts'
 import { compileExpr, type Expr, type ExprContext } from '../../policies/expr.ts'
 import type { JwtIssuerConfig } from './config.ts'
-import { JwksCache } from './jwks.ts'
+import { JwksCache, jose } from './jwks.ts'
 
 /** A client-chosen claim value becomes an id or metadata: bounded, like every stored client string. */
 const MAX_ID_CHARS = 256
@@ -83,8 +83,8 @@ export class JwtValidator {
     }
     let header, unverified: JWTPayload
     try {
-      header = decodeProtectedHeader(token)
-      unverified = decodeJwt(token)
+      header = jose().decodeProtectedHeader(token)
+      unverified = jose().decodeJwt(token)
     } catch {
       throw invalid('The token is malformed.')
     }
@@ -95,7 +95,7 @@ export class JwtValidator {
     if (typeof header.alg !== 'string' || !issuer.algorithms.has(header.alg)) throw invalid('The token algorithm is not allowed.')
     let claims: JWTPayload
     try {
-      ({ payload: claims } = await jwtVerify(token, issuer.keys.key, {
+      ({ payload: claims } = await jose().jwtVerify(token, issuer.keys.key, {
         issuer: issuer.config.issuer,
         audience: issuer.config.audiences,
         algorithms: [...issuer.algorithms],

@@ -1,5 +1,5 @@
-import { EventStreamCodec } from '@smithy/eventstream-codec'
-import { fromUtf8, toUtf8 } from '@smithy/util-utf8'
+import type { EventStreamCodec } from '@smithy/eventstream-codec'
+import { lazyPackage } from '../../core/lazy-package.ts'
 import type { Message, MessageHeaders } from '@smithy/types'
 import type { StreamParser, UpstreamEvent } from '../types.ts'
 
@@ -27,8 +27,13 @@ export const ERROR_EVENT = 'error:'
  */
 export const MALFORMED_EVENT = 'malformed:'
 
+// Loaded by the first Bedrock stream, not at start (src/core/lazy-package.ts says why).
+const codecPackage = lazyPackage<typeof import('@smithy/eventstream-codec')>('@smithy/eventstream-codec')
+const utf8 = lazyPackage<typeof import('@smithy/util-utf8')>('@smithy/util-utf8')
+
 export function eventStreamCodec(): EventStreamCodec {
-  return new EventStreamCodec(toUtf8, fromUtf8)
+  const { toUtf8, fromUtf8 } = utf8()
+  return new (codecPackage().EventStreamCodec)(toUtf8, fromUtf8)
 }
 
 function headerString(headers: MessageHeaders, name: string): string | undefined {
@@ -42,7 +47,7 @@ function headerString(headers: MessageHeaders, name: string): string | undefined
  * `data` is the payload as UTF-8 text (JSON for Bedrock).
  */
 export function messageToEvent(m: Message): UpstreamEvent {
-  const data = toUtf8(m.body)
+  const data = utf8().toUtf8(m.body)
   const kind = headerString(m.headers, ':message-type') ?? 'event'
   let event: string
   if (kind === 'exception') event = EXCEPTION_PREFIX + (headerString(m.headers, ':exception-type') ?? 'unknown')
@@ -120,7 +125,7 @@ export function encodeEvent(codec: EventStreamCodec, eventType: string, payload:
       ':content-type': { type: 'string', value: 'application/json' },
       ':message-type': { type: 'string', value: 'event' },
     },
-    body: fromUtf8(JSON.stringify(payload)),
+    body: utf8().fromUtf8(JSON.stringify(payload)),
   })
 }
 
@@ -132,6 +137,6 @@ export function encodeException(codec: EventStreamCodec, exceptionType: string, 
       ':content-type': { type: 'string', value: 'application/json' },
       ':message-type': { type: 'string', value: 'exception' },
     },
-    body: fromUtf8(JSON.stringify(payload)),
+    body: utf8().fromUtf8(JSON.stringify(payload)),
   })
 }
