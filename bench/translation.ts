@@ -1,14 +1,16 @@
 // Translation cost in isolation (no network): CPU per streamed answer of 12 text deltas, per path the kernel takes.
 //   untranslated  OpenAI frames → JSON.parse per frame (what the relay does for accounting) → raw bytes out
-//   openai←anthropic  Anthropic events → AnthropicDecoder → hub frame text → JSON.parse (OpenAI client, Anthropic backend)
+//   openai←anthropic  Anthropic events → AnthropicDecoder → hub frame text, the object kept on the frame (OpenAI client,
+//                     Anthropic backend: the relay reads frame.json, it never parses the text again)
 //   anthropic←openai  OpenAI frames → JSON.parse → AnthropicStreamEncoder (Anthropic client, OpenAI backend)
-//   passthrough   Anthropic events → decoder for accounting → JSON.parse → the backend's bytes out (same schema)
+//   passthrough   Anthropic events → decoder for accounting → hub frame → the backend's bytes out (same schema)
 // Run: node --import tsx bench/translation.ts [iterations]
 import { performance } from 'node:perf_hooks'
 import { SseParser } from '../src/core/sse.ts'
 import { anthropicCodec } from '../src/translate/openai-to-anthropic.ts'
 import { AnthropicStreamEncoder } from '../src/translate/anthropic-to-openai-stream.ts'
 import { hubFrame } from '../src/translate/stream.ts'
+import { HubChunkJson } from '../src/translate/hub-chunk-json.ts'
 
 const N = Number(process.argv[2] ?? 20000)
 const PIECES = ['Hello', '!', ' This', ' is', ' a', ' streamed', ' answer', ' from', ' the', ' bench', ' upstream', '.']
@@ -31,8 +33,9 @@ const paths: Record<string, () => void> = {
   },
   'openai←anthropic'() {
     const d = anthropicCodec.decoder(tc)
-    for (const f of anFrames) for (const c of d.push(f)) { const h = hubFrame(c); sink += (JSON.parse(h.data) as object) ? h.raw.length : 0 }
-    for (const c of d.end()) sink += hubFrame(c).raw.length
+    const text = new HubChunkJson()
+    for (const f of anFrames) for (const c of d.push(f)) sink += hubFrame(c, text).raw.length
+    for (const c of d.end()) sink += hubFrame(c, text).raw.length
   },
   'anthropic←openai'() {
     const e = new AnthropicStreamEncoder('m', 'r')
@@ -41,7 +44,8 @@ const paths: Record<string, () => void> = {
   },
   passthrough() {
     const d = anthropicCodec.decoder(tc)
-    for (const f of anFrames) { for (const c of d.push(f)) JSON.parse(hubFrame(c).data); sink += f.raw.length }
+    const text = new HubChunkJson()
+    for (const f of anFrames) { for (const c of d.push(f)) sink += hubFrame(c, text).data.length; sink += f.raw.length }
   },
 }
 

@@ -51,3 +51,14 @@ test('a stream with CR line ends takes the text path for good: frames normalised
   assert.deepEqual(out.map((f) => f.bytes === undefined), [false, true, true])
   assert.deepEqual(out.map((f) => f.raw), ['data: one\n\n', 'data: two\n\n', 'data: three\n\n'])
 })
+
+test('an event name and one data line (the shortcut) read as the general rules do; other shapes still parse', () => {
+  const text = 'event: a:b\ndata: x\n\nevent:  spaced\ndata: y\n\nevent: e\ndata: 1\ndata: 2\n\nevent: e\nid: 5\ndata: z\n\nevent: only\n\nevent: \ndata: q\n\nevent: n\ndata:\n\n'
+  for (const input of [Buffer.from(text), text]) {
+    const frames = new SseParser().push(input)
+    assert.deepEqual(frames.map((f) => [f.event, f.data]), [
+      ['a:b', 'x'], [' spaced', 'y'], ['e', '1\n2'], ['e', 'z'], ['only', ''], ['', 'q'], ['n', ''],
+    ])
+    assert.equal(frames[0]!.raw, 'event: a:b\ndata: x\n\n')
+  }
+})

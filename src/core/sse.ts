@@ -111,6 +111,15 @@ function parseBlock(block: string, bytes?: Uint8Array): SseFrame | null {
     const data = block.slice(6)
     return bytes ? { event: undefined, data, raw: block + '\n\n', bytes } : { event: undefined, data, raw: block + '\n\n' }
   }
+  // The other common frame, `event: NAME` then one `data: ` line (every event of Anthropic's streams).
+  if (block.charCodeAt(0) === 101 /* e */ && block.startsWith('event: ')) {
+    const nl = block.indexOf('\n')
+    if (nl !== -1 && block.startsWith('data: ', nl + 1) && block.indexOf('\n', nl + 1) === -1) {
+      const event = block.slice(7, nl)
+      const data = block.slice(nl + 7)
+      return bytes ? { event, data, raw: block + '\n\n', bytes } : { event, data, raw: block + '\n\n' }
+    }
+  }
   let event: string | undefined
   let data: string | null = null
   for (const line of block.split('\n')) {

@@ -257,6 +257,34 @@ export function anthropicError(status: number, body: Json): TranslatedError {
 // Streams
 // ---------------------------------------------------------------------------------------------
 
+const TEXT_DELTA_HEAD = '{"type":"content_block_delta","index":'
+const TEXT_DELTA_MID = ',"delta":{"type":"text_delta","text":'
+
+/**
+ * The block index and text of a text delta in the compact form Anthropic sends (most events of an answer),
+ * without parsing the whole event: only its text's string literal is parsed. Anything else, including any
+ * other spacing or key order, is null and takes the full JSON.parse. Exact, because the remainder between
+ * the fixed head and the closing `}}` is accepted only when JSON.parse reads it as one string.
+ */
+function textDeltaOf(data: string): { index: number; text: string } | null {
+  if (!data.startsWith(TEXT_DELTA_HEAD)) return null
+  const start = TEXT_DELTA_HEAD.length
+  let i = start
+  let index = 0
+  for (let c = data.charCodeAt(i); c >= 48 && c <= 57 && i - start < 9; c = data.charCodeAt(++i)) index = index * 10 + (c - 48)
+  // No digits, or a leading zero (not JSON: the full parse reports it).
+  if (i === start || (data.charCodeAt(start) === 48 && i - start > 1)) return null
+  if (!data.startsWith(TEXT_DELTA_MID, i) || !data.endsWith('}}')) return null
+  const literal = data.slice(i + TEXT_DELTA_MID.length, data.length - 2)
+  if (literal.charCodeAt(0) !== 34 || literal.charCodeAt(literal.length - 1) !== 34) return null
+  try {
+    const text: unknown = JSON.parse(literal)
+    return typeof text === 'string' ? { index, text } : null
+  } catch {
+    return null
+  }
+}
+
 /** Anthropic Messages stream events → hub chunks, one event at a time. */
 export class AnthropicDecoder implements StreamDecoder {
   private readonly id: string
@@ -278,6 +306,15 @@ export class AnthropicDecoder implements StreamDecoder {
 
   push(event: UpstreamEvent): readonly Json[] {
     if (event.data === '' || event.data === '[DONE]') return []
+    // Keep-alives carry nothing: skipped by their event name without parsing, as Anthropic's own SDK does.
+    if (event.event === 'ping') return []
+    if (event.event === 'content_block_delta') {
+      const text = textDeltaOf(event.data)
+      if (text !== null) {
+        if (!this.blocks.has(text.index)) throw new UpstreamFailure(GW_ERR.BAD_GATEWAY, 'The Anthropic backend sent a delta for a block it never started.', 'status', '', 502)
+        return [this.chunk({ content: text.text })]
+      }
+    }
     let ev: Json
     try {
       ev = JSON.parse(event.data) as Json

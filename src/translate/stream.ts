@@ -1,11 +1,16 @@
 import type { StreamResult } from '../core/pipeline.ts'
-import { encodeSse, SSE_DONE, type SseFrame } from '../core/sse.ts'
+import { SSE_DONE, type SseFrame } from '../core/sse.ts'
+import { HubChunkJson } from './hub-chunk-json.ts'
 import type { StreamDecoder } from './types.ts'
 
-/** A hub chunk as the frame the kernel relays (what an OpenAI backend would have sent for it). */
-export function hubFrame(chunk: Record<string, unknown>): SseFrame {
-  const data = JSON.stringify(chunk)
-  return { event: undefined, data, raw: encodeSse(data), json: chunk }
+/**
+ * A hub chunk as the frame the kernel relays (what an OpenAI backend would have sent for it). `text` is the
+ * stream's serializer (one per stream: it keeps the envelope's text). JSON text never holds a raw newline,
+ * so the frame is one `data:` line.
+ */
+export function hubFrame(chunk: Record<string, unknown>, text: HubChunkJson = new HubChunkJson()): SseFrame {
+  const data = text.text(chunk)
+  return { event: undefined, data, raw: 'data: ' + data + '\n\n', json: chunk }
 }
 
 /**
@@ -15,13 +20,14 @@ export function hubFrame(chunk: Record<string, unknown>): SseFrame {
  * event after it.
  */
 export function decodeStream(upstream: StreamResult, decoder: StreamDecoder): StreamResult {
+  const text = new HubChunkJson()
   async function* frames(): AsyncGenerator<SseFrame> {
     for await (const event of upstream.frames) {
       const chunks = decoder.push(event)
-      for (let i = 0; i < chunks.length; i++) yield hubFrame(chunks[i]!)
+      for (let i = 0; i < chunks.length; i++) yield hubFrame(chunks[i]!, text)
     }
     const rest = decoder.end()
-    for (let i = 0; i < rest.length; i++) yield hubFrame(rest[i]!)
+    for (let i = 0; i < rest.length; i++) yield hubFrame(rest[i]!, text)
     // A translated stream ends like an OpenAI one (and like a cached replay): the OpenAI door relays it, others drop it.
     yield DONE_FRAME
   }
@@ -48,6 +54,7 @@ export function isPassthroughFrame(frame: SseFrame): frame is PassthroughFrame {
  * into hub chunks for accounting, policies and the commit point (decode for accounting only).
  */
 export function passthroughStream(upstream: StreamResult, decoder: StreamDecoder): StreamResult {
+  const text = new HubChunkJson()
   async function* frames(): AsyncGenerator<PassthroughFrame> {
     for await (const event of upstream.frames) {
       const chunks = decoder.push(event)
@@ -56,13 +63,13 @@ export function passthroughStream(upstream: StreamResult, decoder: StreamDecoder
         continue
       }
       for (let i = 0; i < chunks.length; i++) {
-        const f = hubFrame(chunks[i]!)
+        const f = hubFrame(chunks[i]!, text)
         yield { ...f, native: i === chunks.length - 1 ? event.raw : '' } satisfies PassthroughFrame
       }
     }
     // Chunks owed at the end (a cut stream's usage) are for accounting only: the client saw the backend's bytes.
     const rest = decoder.end()
-    for (let i = 0; i < rest.length; i++) yield { ...hubFrame(rest[i]!), native: '' } satisfies PassthroughFrame
+    for (let i = 0; i < rest.length; i++) yield { ...hubFrame(rest[i]!, text), native: '' } satisfies PassthroughFrame
   }
   return { kind: 'stream', status: upstream.status, headers: upstream.headers, frames: frames(), abort: () => upstream.abort() }
 }

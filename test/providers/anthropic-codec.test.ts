@@ -80,6 +80,27 @@ describe('Anthropic streams (the SDK repository fixtures) → hub chunks', () =>
     assert.deepEqual(chunks.at(-1)!.usage, { prompt_tokens: 20, completion_tokens: 9, total_tokens: 29, prompt_tokens_details: { cached_tokens: 10, cache_write_tokens: 6 }, completion_tokens_details: { reasoning_tokens: 0 } })
     assert.throws(() => decode('event: content_block_delta\ndata: {"type":\n\n'), /malformed/)
   })
+
+  it('text deltas in any spelling give the same text; the compact one (read without a full parse) is held to JSON', () => {
+    const start = 'event: content_block_start\ndata: {"type":"content_block_start","index":3,"content_block":{"type":"text","text":""}}\n\n'
+    const delta = (data: string) => `event: content_block_delta\ndata: ${data}\n\n`
+    const texts = (sse: string) => decode(start + sse).flatMap((c) => (c.choices[0]?.delta.content !== undefined ? [c.choices[0].delta.content] : []))
+    // Compact (as Anthropic sends it), with escapes and characters that look like the end of the event.
+    assert.deepEqual(texts(delta('{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":"a\\"}}b\\n\\u00e9"}}')), ['a"}}b\né'])
+    // The same event spaced, reordered: the full parse, same text.
+    assert.deepEqual(texts(delta('{"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": "a\\"}}b"}}')), ['a"}}b'])
+    assert.deepEqual(texts(delta('{"index":3,"type":"content_block_delta","delta":{"text":"x","type":"text_delta"}}')), ['x'])
+    // Not one string after the head: parsed whole, so it is malformed exactly when JSON says so.
+    assert.deepEqual(texts(delta('{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":"a","extra":"c"}}')), ['a'])
+    assert.throws(() => decode(start + delta('{"type":"content_block_delta","index":03,"delta":{"type":"text_delta","text":"a"}}')), /malformed/)
+    assert.throws(() => decode(start + delta('{"type":"content_block_delta","index":3,"delta":{"type":"text_delta","text":"a}}')), /malformed/)
+    // A delta for a block never started is refused on either path.
+    assert.throws(() => decode(start + delta('{"type":"content_block_delta","index":4,"delta":{"type":"text_delta","text":"a"}}')), /never started/)
+    assert.throws(() => decode(start + delta('{"type": "content_block_delta", "index": 4, "delta": {"type": "text_delta", "text": "a"}}')), /never started/)
+    // Keep-alives are skipped by name (Anthropic's SDK does the same), whatever they carry; an unnamed event is parsed.
+    assert.deepEqual(decode('event: ping\ndata: {not json\n\n'), [])
+    assert.throws(() => decode('data: {not json\n\n'), /malformed/)
+  })
 })
 
 describe('hub → Anthropic requests', () => {
