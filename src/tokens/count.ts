@@ -1,26 +1,28 @@
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import type { Operation } from '../core/context.ts'
-import { tiktokenRanks } from './ranks.ts'
+import { CompactBpe } from './compact-bpe.ts'
 
 type Counter = (text: string) => number
 
-// Each encoding's tables cost tens of MiB (o200k_base ~45 MiB of RSS, 17 of them live heap): load one only when a request
-// first needs it, so a gateway that never counts tokens (no limits, backends that report usage) never pays.
+// Each encoding's tables cost MiB (o200k_base ~4 MiB off the heap in CompactBpe, 12 MiB of RSS): load one
+// only when a request first needs it, so a gateway that never counts tokens (no limits, backends that
+// report usage) never pays.
 const require = createRequire(import.meta.url)
 let o200k: Counter | null = null
 let cl100k: Counter | null = null
-type RawCount = (text: string, opts: { disallowedSpecial: Set<string> }) => number
-// Text like `<|endoftext|>` in a prompt is counted as plain text, never an error.
-const NO_SPECIAL = { disallowedSpecial: new Set<string>() }
-type Encodings = { GptEncoding: { getEncodingApi(name: string, ranks: () => Array<string | number[]>): { countTokens: RawCount } } }
-// gpt-tokenizer's own encoding, built from its `.tiktoken` data rather than its `encoding/<name>` module,
-// whose generated table literal costs ~20 MiB more RSS for the same counts (see ranks.ts).
+type SplitRegexes = { O200K_TOKEN_SPLIT_REGEX: RegExp; CL100K_TOKEN_SPLIT_REGEX: RegExp }
+// gpt-tokenizer's data (the `.tiktoken` files it ships) and its pre-tokenization regexes, counted by
+// CompactBpe: the package's own GptEncoding holds the same vocabulary as 200k strings in Maps (~45 MiB of
+// RSS, 17 of them live heap, for o200k_base) where counting needs only the bytes.
 const load = (name: 'o200k_base' | 'cl100k_base'): Counter => {
-  const { GptEncoding } = require('gpt-tokenizer/cjs/GptEncoding') as Encodings
-  const raw = GptEncoding.getEncodingApi(name, () => tiktokenRanks(name)).countTokens
+  const regexes = require('gpt-tokenizer/cjs/encodingParams/constants') as SplitRegexes
+  const split = name === 'o200k_base' ? regexes.O200K_TOKEN_SPLIT_REGEX : regexes.CL100K_TOKEN_SPLIT_REGEX
+  // A copy: CompactBpe moves the regex's lastIndex, and the package's instance is shared.
+  const bpe = new CompactBpe(readFileSync(require.resolve(`gpt-tokenizer/data/${name}.tiktoken`)), new RegExp(split))
   const pieces = new PieceCounts(PIECE_CACHE_CHARS)
   caches.set(name, pieces)
-  return (text) => pieces.count(text, (t) => raw(t, NO_SPECIAL))
+  return (text) => pieces.count(text, (t) => bpe.count(t))
 }
 
 /**
@@ -83,9 +85,11 @@ const countCl100k: Counter = (text) => (cl100k ??= load('cl100k_base'))(text)
 
 /**
  * Loads now the encodings of the given models (the default one when none is given). Loading blocks for
- * hundreds of milliseconds (o200k_base ~1.3 s on a loaded 2-core machine, cl100k_base ~0.7 s): a policy
+ * about a hundred milliseconds (o200k_base ~130 ms on an idle 2-core machine, several times that when it
+ * is loaded; it was ~300 ms through gpt-tokenizer's own tables, a first embeddings request froze the
+ * loop for ~0.5 s before preloading): a policy
  * that will count every request calls this when it is built (start-up, reload) with the configured models,
- * so no request waits for an encoding later (a first embeddings request froze the loop for ~0.5 s).
+ * so no request waits for an encoding later.
  */
 export function preloadTokenizer(models: Iterable<string> = []): void {
   let any = false
