@@ -141,6 +141,8 @@ describe('Dockerfile', () => {
     const user = last.filter((l) => /^USER /.test(l)).at(-1)
     assert.ok(user && !/^USER\s+(root|0)\b/.test(user), `final stage user: ${user}`)
     assert.match(last.find((l) => /^HEALTHCHECK /.test(l)) ?? '', /\/healthz/)
+    // The runtime caps glibc's malloc arenas (the footprint measured in BENCHMARKS.md).
+    assert.ok(last.some((l) => /^ENV MALLOC_ARENA_MAX=2$/.test(l)), 'the runtime stage sets MALLOC_ARENA_MAX=2')
   })
 
   it('copies only files that exist and stages defined before, and its entry command is the CLI', () => {

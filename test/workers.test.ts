@@ -143,6 +143,13 @@ describe('listen.workers: 2 on Redis', { skip: !redisUp }, () => {
     assert.equal(new Set(pids).size, 2)
     assert.ok(!pids.includes(gw.child.pid!), 'the primary serves no requests')
     assert.deepEqual(v.missing, [])
+    // Workers start with glibc's malloc arenas capped; the primary, started without a value, has none.
+    const environ = (pid: number) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')
+    const arenas = process.env.MALLOC_ARENA_MAX ?? '2'
+    for (const pid of pids) assert.ok(environ(pid).includes(`MALLOC_ARENA_MAX=${arenas}`), `worker ${pid} has MALLOC_ARENA_MAX=${arenas}`)
+    if (process.env.MALLOC_ARENA_MAX === undefined) {
+      assert.ok(!environ(gw.child.pid!).some((e) => e.startsWith('MALLOC_ARENA_MAX=')), 'the primary was started without it')
+    }
 
     const answers = await Promise.all(Array.from({ length: 20 }, () => chat(gw.url)))
     for (const a of answers) assert.equal(a.status, 200, JSON.stringify(a.body))
