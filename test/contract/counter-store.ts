@@ -114,6 +114,31 @@ export function counterStoreContract(name: string, make: () => Promise<{ store: 
       assert.equal((await s.peek(k, w, T0 + 40_000))[0]!.used, 250)
     }))
 
+    it('expires each unsettled lease at its own time, whatever order they were taken and settled in', () => withStore(async (s, k) => {
+      const w = [month(1000)]
+      await reserve(s, k, 100, w, T0, 'a', 30_000) // expires T0 + 30 s, settled at once
+      await s.settle({ key: k, id: 'a', reserved: 100, actual: 100, windows: w, now: T0 + 1 })
+      await reserve(s, k, 200, w, T0 + 10_000, 'b', 30_000) // expires T0 + 40 s
+      await reserve(s, k, 300, w, T0 + 20_000, 'c', 5_000) // taken later, expires earlier: T0 + 25 s
+      const used = async (at: number) => (await s.peek(k, w, at))[0]!.used
+      assert.equal(await used(T0 + 24_999), 600)
+      assert.equal(await used(T0 + 25_000), 300) // c gone, a (settled) and b stay
+      assert.equal(await used(T0 + 39_999), 300)
+      assert.equal(await used(T0 + 40_000), 100) // only what was settled
+    }))
+
+    it("answers, for an admitted reservation, each window's state as a peek right after it sees it", () => withStore(async (s, k) => {
+      const w = [tpm(1000), month(5000)]
+      for (const [amount, at] of [[100, T0], [0, T0 + 10], [250, T0 + 30_000], [40, T0 + 20_000] /* a clock that went back */, [10, T0 + 61_000]] as const) {
+        const r = await reserve(s, k, amount, w, at)
+        assert.equal(r.ok, true)
+        assert.deepEqual(r.windows, await s.peek(k, w, at))
+      }
+      // The figures themselves: 100 + 0 + 250 + 40 + 10 reserved; at T0 + 61 s the first two have left the minute.
+      const [minute, month_] = await s.peek(k, w, T0 + 61_000)
+      assert.deepEqual([minute!.used, minute!.resetAt, month_!.used], [300, T0 + 121_000, 400])
+    }))
+
     it('reserves in every window or in none', () => withStore(async (s, k) => {
       const w = [tpm(1000), month(500)]
       assert.equal((await reserve(s, k, 400, w, T0)).ok, true)

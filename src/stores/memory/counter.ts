@@ -38,6 +38,12 @@ interface FixedPeriod {
   pending: number
   readonly end: number
   readonly leases: Map<string, { amount: number; expires: number }>
+  /**
+   * No lease expires before this (a lower bound: settling a lease leaves it as it is). Leases are looked at
+   * only once it has passed, not on every check: each check scanning every open reservation made a request
+   * cost O(requests in flight) (thousands with long streams).
+   */
+  nextExpiry: number
 }
 
 const SWEEP_EVERY_MS = 60_000
@@ -63,15 +69,23 @@ export class MemoryCounterStore implements CounterStore {
     const states = req.windows.map((w) => this.state(req.key, w, req.now, req.amount))
     const ok = states.every((s) => s.fits)
     if (!ok) return { ok, windows: states }
-    for (const w of req.windows) {
-      if (w.kind === 'sliding') this.addEntry(this.log(req.key, w), req.id, req.now, req.amount, w.windowMs)
-      else {
+    const after: WindowState[] = []
+    for (let i = 0; i < req.windows.length; i++) {
+      const w = req.windows[i]!
+      if (w.kind === 'sliding') {
+        const log = this.log(req.key, w)
+        this.addEntry(log, req.id, req.now, req.amount, w.windowMs)
+        after.push(admitted(states[i]!, w, req.amount, log.entries[log.entries.length - 1]!.ts, req.now))
+      } else {
+        after.push(admitted(states[i]!, w, req.amount, 0, req.now))
         const p = this.period(req.key, w)
-        p.leases.set(req.id, { amount: req.amount, expires: req.now + req.leaseMs })
+        const expires = req.now + req.leaseMs
+        p.leases.set(req.id, { amount: req.amount, expires })
+        if (expires < p.nextExpiry) p.nextExpiry = expires
         p.pending += req.amount
       }
     }
-    return { ok, windows: req.windows.map((w) => this.state(req.key, w, req.now, 0)) }
+    return { ok, windows: after }
   }
 
   settle(req: SettleRequest): Promise<void> {
@@ -153,7 +167,7 @@ export class MemoryCounterStore implements CounterStore {
   private period(key: string, w: CounterWindow & { kind: 'fixed' }): FixedPeriod {
     const id = fixedId(key, w)
     let p = this.fixed.get(id)
-    if (!p) this.fixed.set(id, (p = { committed: 0, pending: 0, end: w.end, leases: new Map() }))
+    if (!p) this.fixed.set(id, (p = { committed: 0, pending: 0, end: w.end, leases: new Map(), nextExpiry: Infinity }))
     return p
   }
 
@@ -199,6 +213,17 @@ export class MemoryCounterStore implements CounterStore {
   }
 }
 
+/**
+ * A window's state right after a reservation of `amount` that fitted, from its state just before (what
+ * `state` would answer again, without a second lookup): `before` was taken at the same `now`, so nothing
+ * more left the window. `newestTs`: a sliding log's newest entry after the reservation was added.
+ */
+function admitted(before: WindowState, w: CounterWindow, amount: number, newestTs: number, now: number): WindowState {
+  const used = before.used + amount
+  const resetAt = w.kind === 'sliding' ? (used > 0 ? newestTs + w.windowMs : now) : before.resetAt
+  return { name: w.name, limit: w.limit, used, remaining: Math.max(0, w.limit - used), resetAt, fits: used <= w.limit, retryAfterMs: 0 }
+}
+
 function slidingId(key: string, w: { name: string; windowMs: number }): string {
   return `${key}\u0000${w.name}\u0000${w.windowMs}`
 }
@@ -237,10 +262,13 @@ function slidingRetry(log: SlidingLog, need: number, windowMs: number, now: numb
 }
 
 function expireLeases(p: FixedPeriod, now: number): void {
+  if (now < p.nextExpiry) return
+  let next = Infinity
   for (const [id, lease] of p.leases) {
     if (lease.expires <= now) {
       p.pending -= lease.amount
       p.leases.delete(id)
-    }
+    } else if (lease.expires < next) next = lease.expires
   }
+  p.nextExpiry = next
 }
