@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { decodeStream } from '../src/translate/stream.ts'
+import { decodeStream, passthroughStream, type PassthroughFrame } from '../src/translate/stream.ts'
 import type { StreamResult } from '../src/core/pipeline.ts'
 import type { SseFrame } from '../src/core/sse.ts'
 import type { StreamDecoder } from '../src/translate/types.ts'
@@ -61,4 +61,13 @@ test('return() mid-stream closes the source and ends the stream, even while a re
   const [a, b] = await Promise.all([two.next(), two.next()])
   assert.deepEqual(ns([a.value!, b.value!]), ['1.0', '1.0'])
   assert.deepEqual(ns([(await two.next()).value!, (await two.next()).value!]), ['end', 'DONE'])
+})
+
+test("passthrough: every event's own bytes on the last frame it gave (an event with no chunk still comes through), the end's rest for accounting only, no [DONE]", async () => {
+  const { result } = source(['2', '0', '1'])
+  const got: PassthroughFrame[] = []
+  for await (const f of passthroughStream(result, decoder()).frames) got.push(f as PassthroughFrame)
+  assert.deepEqual(got.map((f) => [f.data === '' ? '' : (JSON.parse(f.data) as { n: string }).n, f.native]), [
+    ['2.0', ''], ['2.1', 'data: 2\n\n'], ['', 'data: 0\n\n'], ['1.0', 'data: 1\n\n'], ['end', ''],
+  ])
 })

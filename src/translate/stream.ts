@@ -21,9 +21,29 @@ export function hubFrame(chunk: Record<string, unknown>, text: HubChunkJson = ne
  * out with one resolved promise, where a generator's `yield` costs several microtask turns per frame.
  */
 export function decodeStream(upstream: StreamResult, decoder: StreamDecoder): StreamResult {
-  return { kind: 'stream', status: upstream.status, headers: upstream.headers, frames: new DecodedFrames(upstream.frames, decoder), abort: () => upstream.abort() }
+  return { kind: 'stream', status: upstream.status, headers: upstream.headers, frames: new DecodedFrames(upstream.frames, decoder, HUB_FRAMES), abort: () => upstream.abort() }
 }
 
+/** What one upstream event's chunks become, and what the end's rest becomes: the one difference between decoding and passthrough. */
+interface FrameShape {
+  ofEvent(event: SseFrame, chunks: readonly Record<string, unknown>[], text: HubChunkJson, out: SseFrame[]): void
+  atEnd(rest: readonly Record<string, unknown>[], text: HubChunkJson, out: SseFrame[]): void
+}
+
+const HUB_FRAMES: FrameShape = {
+  ofEvent: (_event, chunks, text, out) => { for (let i = 0; i < chunks.length; i++) out.push(hubFrame(chunks[i]!, text)) },
+  atEnd: (rest, text, out) => {
+    for (let i = 0; i < rest.length; i++) out.push(hubFrame(rest[i]!, text))
+    // A translated stream ends like an OpenAI one (and like a cached replay): the OpenAI door relays it, others drop it.
+    out.push(DONE_FRAME)
+  },
+}
+
+/**
+ * A backend's events through its decoder, as frames (a FrameShape's), one event at a time: nothing is held
+ * beyond the frames one event produced. Errors thrown by the decoder come out of next() once, as from a
+ * generator, and the source is closed.
+ */
 class DecodedFrames implements AsyncIterableIterator<SseFrame> {
   private readonly text = new HubChunkJson()
   private readonly source: AsyncIterator<SseFrame>
@@ -37,7 +57,7 @@ class DecodedFrames implements AsyncIterableIterator<SseFrame> {
   /** return() was called: nothing more is decoded, even by a pull that was waiting on the source. */
   private closed = false
 
-  constructor(frames: AsyncIterable<SseFrame>, private readonly decoder: StreamDecoder) {
+  constructor(frames: AsyncIterable<SseFrame>, private readonly decoder: StreamDecoder, private readonly shape: FrameShape) {
     this.source = frames[Symbol.asyncIterator]()
   }
 
@@ -67,16 +87,13 @@ class DecodedFrames implements AsyncIterableIterator<SseFrame> {
         this.out = []
         this.at = 0
         if (n.done) {
-          const rest = this.decoder.end()
-          for (let i = 0; i < rest.length; i++) this.out.push(hubFrame(rest[i]!, this.text))
-          // A translated stream ends like an OpenAI one (and like a cached replay): the OpenAI door relays it, others drop it.
-          this.out.push(DONE_FRAME)
+          this.shape.atEnd(this.decoder.end(), this.text, this.out)
           this.over = true
+          if (this.out.length === 0) return { value: undefined, done: true }
           return { value: this.out[this.at++]!, done: false }
         }
-        const chunks = this.decoder.push(n.value)
-        if (chunks.length === 0) continue
-        for (let i = 0; i < chunks.length; i++) this.out.push(hubFrame(chunks[i]!, this.text))
+        this.shape.ofEvent(n.value, this.decoder.push(n.value), this.text, this.out)
+        if (this.out.length === 0) continue
         return { value: this.out[this.at++]!, done: false }
       }
     } catch (err) {
@@ -116,22 +133,26 @@ export function isPassthroughFrame(frame: SseFrame): frame is PassthroughFrame {
  * into hub chunks for accounting, policies and the commit point (decode for accounting only).
  */
 export function passthroughStream(upstream: StreamResult, decoder: StreamDecoder): StreamResult {
-  const text = new HubChunkJson()
-  async function* frames(): AsyncGenerator<PassthroughFrame> {
-    for await (const event of upstream.frames) {
-      const chunks = decoder.push(event)
-      if (chunks.length === 0) {
-        yield { event: undefined, data: '', raw: '', native: event.raw } satisfies PassthroughFrame
-        continue
-      }
-      for (let i = 0; i < chunks.length; i++) {
-        const f = hubFrame(chunks[i]!, text)
-        yield { ...f, native: i === chunks.length - 1 ? event.raw : '' } satisfies PassthroughFrame
-      }
+  return { kind: 'stream', status: upstream.status, headers: upstream.headers, frames: new DecodedFrames(upstream.frames, decoder, NATIVE_FRAMES), abort: () => upstream.abort() }
+}
+
+const NATIVE_FRAMES: FrameShape = {
+  ofEvent: (event, chunks, text, out) => {
+    if (chunks.length === 0) {
+      const empty: PassthroughFrame = { event: undefined, data: '', raw: '', native: event.raw }
+      out.push(empty)
+      return
     }
-    // Chunks owed at the end (a cut stream's usage) are for accounting only: the client saw the backend's bytes.
-    const rest = decoder.end()
-    for (let i = 0; i < rest.length; i++) yield { ...hubFrame(rest[i]!, text), native: '' } satisfies PassthroughFrame
-  }
-  return { kind: 'stream', status: upstream.status, headers: upstream.headers, frames: frames(), abort: () => upstream.abort() }
+    for (let i = 0; i < chunks.length; i++) {
+      const f: PassthroughFrame = { ...hubFrame(chunks[i]!, text), native: i === chunks.length - 1 ? event.raw : '' }
+      out.push(f)
+    }
+  },
+  // Chunks owed at the end (a cut stream's usage) are for accounting only: the client saw the backend's bytes.
+  atEnd: (rest, text, out) => {
+    for (let i = 0; i < rest.length; i++) {
+      const f: PassthroughFrame = { ...hubFrame(rest[i]!, text), native: '' }
+      out.push(f)
+    }
+  },
 }
