@@ -3,16 +3,22 @@
 // for the warm-up, then drives it open-loop at --rate for --seconds while a preloaded probe inside the
 // gateway reports its event-loop delay (p99, max) and every GC pause each second. Prints the client's
 // p50/p99 beside what the gateway's own loop saw, second by second.
-//   node bench/tail-probe.mjs --config bench/configs/auth.yaml --rate 1000 --seconds 10 [--phases 2] [--no-pin]
+//   node bench/tail-probe.mjs --config bench/configs/auth.yaml --rate 1000 --seconds 10 [--phases 2] [--no-pin] [--allow-src]
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { openLoop } from './lib/open-loop.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
-import { startFakeUpstream, startSluice } from './lib/targets.mjs'
+import { sluiceRunsFrom, startFakeUpstream, startSluice } from './lib/targets.mjs'
 
-const { values: o } = parseArgs({ options: { config: { type: 'string', default: 'bench/configs/auth.yaml' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '5' }, phases: { type: 'string', default: '1' }, 'no-pin': { type: 'boolean', default: false } } })
+const { values: o } = parseArgs({ options: { config: { type: 'string', default: 'bench/configs/auth.yaml' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '5' }, phases: { type: 'string', default: '1' }, 'no-pin': { type: 'boolean', default: false }, 'allow-src': { type: 'boolean', default: false } } })
+// A stale build makes bin/sluice.js run the sources through tsx: another program (more heap, longer
+// scavenges), whose tail says nothing about the build (a probe of 2026-12-03 measured exactly that by mistake).
+if (sluiceRunsFrom() !== 'dist' && !o['allow-src']) {
+  console.error('dist/ is missing or older than src/ (the gateway would run from its sources): npx tsc -p tsconfig.build.json first, or pass --allow-src')
+  process.exit(2)
+}
 const tmp = mkdtempSync(join(tmpdir(), 'sluice-tail-'))
 const probe = join(tmp, 'probe.cjs')
 writeFileSync(probe, `const { monitorEventLoopDelay, PerformanceObserver } = require('node:perf_hooks')
