@@ -2,7 +2,7 @@
  * A BPE token counter whose vocabulary lives in three typed arrays instead of JS strings and Maps.
  *
  * gpt-tokenizer keeps an encoding as a Map from each token's text to its rank plus the rank table itself:
- * for o200k_base that is 200k V8 strings and Map entries, ~17 MiB of live heap and ~45 MiB of RSS once
+ * for o200k_base that is 200k V8 strings and Map entries, ~15 MiB of live heap and ~40 MiB of RSS once
  * built, in every gateway that estimates prompt tokens. Counting needs neither the strings nor the Map:
  * here every token's bytes sit back to back in one buffer (~1.4 MB for o200k_base), found through an
  * open-addressing hash table of ranks (2 MiB), all off the V8 heap. The algorithm is the one tiktoken and

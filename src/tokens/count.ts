@@ -5,7 +5,7 @@ import { CompactBpe } from './compact-bpe.ts'
 
 type Counter = (text: string) => number
 
-// Each encoding's tables cost MiB (o200k_base ~4 MiB off the heap in CompactBpe, 12 MiB of RSS): load one
+// Each encoding's tables cost MiB (o200k_base ~4 MiB off the heap in CompactBpe, ~13 MiB of RSS): load one
 // only when a request first needs it, so a gateway that never counts tokens (no limits, backends that
 // report usage) never pays.
 const require = createRequire(import.meta.url)
@@ -13,8 +13,8 @@ let o200k: Counter | null = null
 let cl100k: Counter | null = null
 type SplitRegexes = { O200K_TOKEN_SPLIT_REGEX: RegExp; CL100K_TOKEN_SPLIT_REGEX: RegExp }
 // gpt-tokenizer's data (the `.tiktoken` files it ships) and its pre-tokenization regexes, counted by
-// CompactBpe: the package's own GptEncoding holds the same vocabulary as 200k strings in Maps (~45 MiB of
-// RSS, 17 of them live heap, for o200k_base) where counting needs only the bytes.
+// CompactBpe: the package's own GptEncoding holds the same vocabulary as 200k strings in Maps (~40 MiB of
+// RSS, 15 of them live heap, for o200k_base) where counting needs only the bytes.
 const load = (name: 'o200k_base' | 'cl100k_base'): Counter => {
   const regexes = require('gpt-tokenizer/cjs/encodingParams/constants') as SplitRegexes
   const split = name === 'o200k_base' ? regexes.O200K_TOKEN_SPLIT_REGEX : regexes.CL100K_TOKEN_SPLIT_REGEX
