@@ -25,7 +25,7 @@ FROM node:20-slim AS runtime
 ENV NODE_ENV=production
 # glibc gives each thread that allocates (V8's helper threads, the ledger's writer, libuv's pool) its own
 # malloc arena, and an arena keeps what it once held: two arenas measured 6-11 MiB less RSS idle and at
-# saturation for the governed benchmark config, at the same CPU per request (BENCHMARKS.md, "Footprint").
+# saturation for the governed benchmark config, at the same CPU per request (BENCHMARKS.md, "Two malloc arenas").
 ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=deps --chown=node:node /app/node_modules ./node_modules

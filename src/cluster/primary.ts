@@ -76,8 +76,8 @@ export function runPrimary(opts: PrimaryOptions): Promise<void> {
       [ENV_CLUSTER_SIZE]: String(opts.workers),
       SLUICE_WORKER_ID: workerSlot(slot.index, baseSlot),
       // Read by glibc when a process starts, so it can only be given to a child: two malloc arenas instead of
-      // one per allocating thread hold 6-11 MiB less per gateway for the same CPU (BENCHMARKS.md,
-      // "Footprint"). An operator's own value wins.
+      // one per allocating thread hold 6-11 MiB less per gateway for the same CPU (BENCHMARKS.md, "Two
+      // malloc arenas"). An operator's own value wins.
       MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
     }
     if (opts.adminToken) env[ENV_ADMIN_TOKEN] = opts.adminToken

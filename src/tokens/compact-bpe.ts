@@ -36,7 +36,7 @@ export class CompactBpe {
     // per line (400k short-lived strings for o200k_base) grew the heap by ~8 MiB that V8 kept committed.
     let ranks = 0
     let total = 0
-    this.eachLine(file, (line, space, _end, rank) => {
+    this.eachLine(file, (line, space, rank) => {
       if (rank < ranks) throw new Error(`.tiktoken ranks not ascending at byte ${line}`)
       ranks = rank + 1
       total += base64Length(file, line, space)
@@ -45,7 +45,7 @@ export class CompactBpe {
     this.offsets = new Uint32Array(ranks + 1)
     let next = 0
     let used = 0
-    this.eachLine(file, (line, space, _end, rank) => {
+    this.eachLine(file, (line, space, rank) => {
       while (next <= rank) this.offsets[next++] = used
       used = base64Into(file, line, space, this.bytes, used)
     })
@@ -64,15 +64,15 @@ export class CompactBpe {
     }
   }
 
-  /** Calls `each` with every non-empty line's start, the space before its rank, its end and the rank. */
-  private eachLine(file: Uint8Array, each: (line: number, space: number, end: number, rank: number) => void): void {
+  /** Calls `each` with every non-empty line's start, the space before its rank, and the rank. */
+  private eachLine(file: Uint8Array, each: (line: number, space: number, rank: number) => void): void {
     for (let line = 0; line < file.length;) {
       let end = file.indexOf(10, line)
       if (end === -1) end = file.length
       if (end > line) {
         const space = file.indexOf(32, line)
         if (space === -1 || space > end) throw new Error(`malformed .tiktoken line at byte ${line}`)
-        each(line, space, end, decimal(file, space + 1, end))
+        each(line, space, decimal(file, space + 1, end))
       }
       line = end + 1
     }

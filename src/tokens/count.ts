@@ -85,11 +85,10 @@ const countCl100k: Counter = (text) => (cl100k ??= load('cl100k_base'))(text)
 
 /**
  * Loads now the encodings of the given models (the default one when none is given). Loading blocks for
- * about a hundred milliseconds (o200k_base ~130 ms on an idle 2-core machine, several times that when it
- * is loaded; it was ~300 ms through gpt-tokenizer's own tables, a first embeddings request froze the
- * loop for ~0.5 s before preloading): a policy
- * that will count every request calls this when it is built (start-up, reload) with the configured models,
- * so no request waits for an encoding later.
+ * about a hundred milliseconds (o200k_base ~130 ms on an idle 2-core machine, several times that on a
+ * loaded one), so a policy that will count every request calls this when it is built (start-up, reload)
+ * with the configured models, and no request waits for an encoding (before preloading, a first embeddings
+ * request froze the loop for ~0.5 s).
  */
 export function preloadTokenizer(models: Iterable<string> = []): void {
   let any = false

@@ -54,8 +54,6 @@ class DecodedFrames implements AsyncIterableIterator<SseFrame> {
   private over = false
   /** A pull in progress: a next() called meanwhile waits for it (readers are sequential; this keeps it safe). */
   private pulling: Promise<IteratorResult<SseFrame>> | null = null
-  /** return() was called: nothing more is decoded, even by a pull that was waiting on the source. */
-  private closed = false
 
   constructor(frames: AsyncIterable<SseFrame>, private readonly decoder: StreamDecoder, private readonly shape: FrameShape) {
     this.source = frames[Symbol.asyncIterator]()
@@ -73,7 +71,6 @@ class DecodedFrames implements AsyncIterableIterator<SseFrame> {
   }
 
   async return(): Promise<IteratorResult<SseFrame>> {
-    this.closed = true
     this.finish()
     await this.source.return?.()
     return { value: undefined, done: true }
@@ -83,7 +80,8 @@ class DecodedFrames implements AsyncIterableIterator<SseFrame> {
     try {
       for (;;) {
         const n = await this.source.next()
-        if (this.closed) return { value: undefined, done: true }
+        // Only return() can have ended the stream while this pull waited: nothing more is decoded.
+        if (this.over) return { value: undefined, done: true }
         this.out = []
         this.at = 0
         if (n.done) {

@@ -7,7 +7,7 @@ import { SqliteLedgerStore } from './ledger.ts'
  * process) a batch insert of hundreds of rows would otherwise take whole scheduler slices from requests
  * in flight; at nice 10 it gets ~10 % of a contended core, still far more than the rows need.
  */
-export const WRITER_NICE = 10
+const WRITER_NICE = 10
 
 /**
  * The ledger's SQLite writer thread. better-sqlite3 is synchronous, and a commit that triggers a WAL
