@@ -3,7 +3,7 @@
 // for the warm-up, then drives it open-loop at --rate for --seconds while a preloaded probe inside the
 // gateway reports its event-loop delay (p99, max) and every GC pause each second. Prints the client's
 // p50/p99 beside what the gateway's own loop saw, second by second.
-//   node bench/tail-probe.mjs --config bench/configs/auth.yaml --rate 1000 --seconds 10 [--phases 2] [--no-pin] [--allow-src]
+//   node bench/tail-probe.mjs --config bench/configs/auth.yaml --rate 1000 --seconds 10 [--phases 2] [--no-pin] [--allow-src] [--node-arg=--flag …]
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -12,7 +12,7 @@ import { openLoop } from './lib/open-loop.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
 import { sluiceRunsFrom, startFakeUpstream, startSluice } from './lib/targets.mjs'
 
-const { values: o } = parseArgs({ options: { config: { type: 'string', default: 'bench/configs/auth.yaml' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '5' }, phases: { type: 'string', default: '1' }, 'no-pin': { type: 'boolean', default: false }, 'allow-src': { type: 'boolean', default: false } } })
+const { values: o } = parseArgs({ options: { config: { type: 'string', default: 'bench/configs/auth.yaml' }, rate: { type: 'string', default: '1000' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '5' }, phases: { type: 'string', default: '1' }, 'no-pin': { type: 'boolean', default: false }, 'allow-src': { type: 'boolean', default: false }, 'node-arg': { type: 'string', multiple: true, default: [] } } })
 // A stale build makes bin/sluice.js run the sources through tsx: another program (more heap, longer
 // scavenges), whose tail says nothing about the build (a probe of 2026-12-03 measured exactly that by mistake).
 if (sluiceRunsFrom() !== 'dist' && !o['allow-src']) {
@@ -33,7 +33,7 @@ setInterval(() => {
 const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' }
 const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 50 })
 const upstream = await startFakeUpstream({ logDir: tmp })
-const gw = await startSluice({ name: 'probed', configFile: resolve(o.config), upstreamPort: upstream.port, cpu: o['no-pin'] ? null : 1, logDir: tmp, headers: HEADERS, body: BODY, nodeArgs: ['--require', probe] })
+const gw = await startSluice({ name: 'probed', configFile: resolve(o.config), upstreamPort: upstream.port, cpu: o['no-pin'] ? null : 1, logDir: tmp, headers: HEADERS, body: BODY, nodeArgs: [...o['node-arg'], '--require', probe] })
 try {
   await saturate({ tool: wrkAvailable() ? 'wrk' : 'autocannon', url: gw.url, headers: HEADERS, body: BODY, connections: 50, durationS: Number(o.warmup), tmpDir: tmp })
   for (let phase = 1; phase <= Number(o.phases); phase++) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import pino, { type Logger } from 'pino'
+import { logDestination } from '../telemetry/log-destination.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 import type { Operation } from '../core/context.ts'
 import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
@@ -102,7 +103,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const registry = opts.registry ?? builtinPolicies()
   const clock = opts.clock ?? systemClock
   // Logs are written asynchronously in 4 KiB batches so a log line never blocks the request path; close() flushes.
-  const baseLogger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined }, pino.destination({ dest: 1, sync: false, minLength: 4096 }))
+  const baseLogger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined }, logDestination())
   // Whatever logger is given, an error is logged as its kind and a cut message: never a stack.
   const logger = baseLogger.child({}, { serializers: { err: errorSummary } })
   const logFlusher = setInterval(() => logger.flush(), 1000).unref()
