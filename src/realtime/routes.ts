@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import type { RequestIds } from '../core/request-id.ts'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
@@ -35,6 +35,8 @@ export interface RealtimeDeps {
   readonly telemetry: Telemetry
   readonly now: () => number
   readonly logger: Logger
+  /** Makes the ids of sessions whose client sent none. */
+  readonly requestIds: RequestIds
 }
 
 /** The Realtime front doors: OpenAI's, and Azure OpenAI's classic and v1 surfaces. Model from `model` (or `deployment`). */
@@ -82,7 +84,7 @@ export function registerRealtime(app: FastifyInstance, d: RealtimeDeps): void {
     const path = q === -1 ? url : url.slice(0, q)
     const param = PATHS.get(path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path)
     const given = req.headers['x-request-id']
-    const id = typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
+    const id = typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : d.requestIds.next()
     if (!param) return refuse(socket, id, new GatewayError(GW_ERR.NOT_FOUND, `Unknown endpoint GET ${clipText(path)} (WebSocket).`))
     if (closing) return refuse(socket, id, new GatewayError(GW_ERR.SERVICE_UNAVAILABLE, 'The gateway is shutting down; retry on another replica.', { headers: { 'retry-after': '1' } }))
     const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1))

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import pino, { type Logger } from 'pino'
 import { logDestination } from '../telemetry/log-destination.ts'
+import { RequestIds } from '../core/request-id.ts'
 import { systemClock, type Clock } from '../core/clock.ts'
 import type { Operation } from '../core/context.ts'
 import { GatewayError, GW_ERR, toGatewayError } from '../core/errors.ts'
@@ -113,6 +113,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const stores = opts.stores ?? (await createStores(opts.config.store, { logger, metrics }))
   const keyStore = opts.keyStore !== undefined ? opts.keyStore : await createKeyStore(opts.config.ledger)
   const clients = new UpstreamClients(() => clock.now())
+  const requestIds = new RequestIds()
   const mocks = new MockFleet()
   const auth = new Authenticator(keyStore, () => clock.now(), opts.config.auth.keyCacheTtl)
   const inflight = { count: 0 }
@@ -183,7 +184,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     frameworkErrors: (err, req, reply) => { void reply.header('x-request-id', req.id); sendError(reply, frameworkError(err), null, doorOf(req.url)) },
     genReqId: (req) => {
       const given = req.headers['x-request-id']
-      return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID()
+      return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : requestIds.next()
     },
     forceCloseConnections: 'idle',
     keepAliveTimeout: 72_000,
@@ -280,7 +281,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
     })
   })
   registerMcp(app, { runtime, auth, stores, clients, baseUrlOf, ledger, telemetry, clock, logger, inflight })
-  registerRealtime(app, { runtime, auth, inflight: inflightLimits, clients, baseUrlOf, ledger, telemetry, now: () => clock.now(), logger })
+  registerRealtime(app, { runtime, auth, inflight: inflightLimits, clients, baseUrlOf, ledger, telemetry, now: () => clock.now(), logger, requestIds })
   registerPassthrough(app, { proxy: deps, runtime, auth, budget, inflight: inflightLimits, clients, baseUrlOf, routes: opts.config.passthrough })
   registerFiles(app, { proxy: deps, runtime, auth, budget, inflight: inflightLimits, clients, baseUrlOf, ledgerConfig: opts.config.ledger, ledger })
   registerMethodNotAllowed(app, routes, (reply, err) => sendError(reply, err, null))
@@ -306,7 +307,7 @@ export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const adminCfg = opts.config.admin
   const admin = Fastify({
     logger: false,
-    genReqId: () => randomUUID(),
+    genReqId: () => requestIds.next(),
     forceCloseConnections: true,
     bodyLimit: adminCfg.bodyLimit,
     requestTimeout: listenCfg.requestTimeout,
