@@ -5,7 +5,7 @@ import { noopMetrics, type MetricsSink } from '../src/telemetry/sink.ts'
 import { UpstreamFailure } from '../src/upstream/failure.ts'
 import { GW_ERR } from '../src/core/errors.ts'
 import { startTestGateway, authHeaders, TEST_KEY, type TestGateway } from './helpers/gateway.ts'
-import { deadUrl, reply, startSwitchable } from './helpers/upstreams.ts'
+import { deadUrl, reply, startSwitchable, until } from './helpers/upstreams.ts'
 
 const CONSUMERS = `
 consumers:
@@ -97,6 +97,46 @@ ${CONSUMERS}`, { clock, metrics })
       assert.equal(b.flaky.state, 'closed')
       const flakyStates = metrics.states.filter(([id]) => id === 'flaky').map(([, s]) => s)
       assert.deepEqual(flakyStates.slice(-5), [2, 1, 2, 1, 0])
+    } finally {
+      await t.close()
+      await flaky.close()
+    }
+  })
+
+  it('a stream cut after its first content counts once against its backend; a stream that ends whole does not', async () => {
+    const flaky = await startSwitchable()
+    const t = await startTestGateway(`
+backends:
+  - { id: flaky, type: openai-compatible, url: "${flaky.url}", circuitBreaker: { failures: 5, window: 1m } }
+models:
+  - { name: gpt-4o, target: flaky }
+${CONSUMERS}`)
+    const stream = async () => {
+      const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) })
+      return { status: res.status, text: await res.text() }
+    }
+    try {
+      const whole = await stream()
+      assert.equal(whole.status, 200)
+      assert.match(whole.text, /data: \[DONE\]/)
+      assert.equal((await backends(t)).flaky.failures, 0, 'a whole stream is no failure')
+      // Headers, a role chunk and one content chunk (the stream is committed), then the connection resets.
+      flaky.behave = (req, res) => {
+        req.resume()
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'text/event-stream' })
+          res.write('data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n')
+          res.write('data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}\n\n')
+          setTimeout(() => res.socket?.destroy(), 20)
+        })
+        return true
+      }
+      const cut = await stream()
+      assert.equal(cut.status, 200, 'the answer had begun: the failure reaches the client as an error event')
+      assert.match(cut.text, /"content":"Hel"/)
+      assert.match(cut.text, /"error"/)
+      await until(async () => (await backends(t)).flaky.failures >= 1)
+      assert.equal((await backends(t)).flaky.failures, 1, 'counted once')
     } finally {
       await t.close()
       await flaky.close()

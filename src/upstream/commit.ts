@@ -2,6 +2,7 @@ import { GW_ERR } from '../core/errors.ts'
 import type { StreamResult } from '../core/pipeline.ts'
 import type { SseFrame } from '../core/sse.ts'
 import { UpstreamFailure } from './failure.ts'
+import type { FailureSignal } from './exchange.ts'
 
 /** Most bytes held back while waiting for the first content event; past it the stream is committed anyway. */
 export const COMMIT_MAX_BYTES = 16 * 1024
@@ -85,6 +86,10 @@ export async function commitStream(upstream: StreamResult, backendId: string, on
   }
   // Replays the held frames, then hands out upstream's own promises: no extra async generator per frame.
   let next = 0
+  // A failure from here on is late. A source that signals its failure (the upstream exchange) says so
+  // itself; for any other, a rejected read is caught on its way to the reader.
+  const signalling = typeof (it as Partial<FailureSignal>).onFailure === 'function'
+  if (signalling && !ended) (it as unknown as FailureSignal).onFailure((err) => { if (err instanceof UpstreamFailure) onLateFailure(err) })
   const lateFailure = (err: unknown): never => {
     if (err instanceof UpstreamFailure) onLateFailure(err)
     throw err
@@ -95,7 +100,7 @@ export async function commitStream(upstream: StreamResult, backendId: string, on
       if (next < held.length) return Promise.resolve({ done: false, value: held[next++]! })
       if (held.length) held.length = next = 0
       if (ended) return Promise.resolve({ done: true, value: undefined })
-      return it.next().catch(lateFailure)
+      return signalling ? it.next() : it.next().catch(lateFailure)
     },
     async return(): Promise<IteratorResult<SseFrame>> {
       held.length = next = 0
