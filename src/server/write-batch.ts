@@ -11,6 +11,12 @@ import type { ServerResponse } from 'node:http'
  */
 export class WriteBatch {
   private readonly pieces: (string | Buffer)[] = []
+  /**
+   * The run of adjacent views being gathered (its first view, and where the run ends in that view's
+   * memory): made into one view only when the run ends, not once per frame it grows by.
+   */
+  private run: Uint8Array | null = null
+  private runEnd = 0
   /** Whether any piece was ever handed to the response (the headers went out with the first one). */
   wroteAny = false
 
@@ -19,23 +25,27 @@ export class WriteBatch {
   /** Queues a piece after every piece queued before it ('' and empty views are nothing). */
   add(piece: string | Uint8Array): void {
     if (piece.length === 0) return
+    if (typeof piece !== 'string') {
+      const run = this.run
+      if (run !== null && run.buffer === piece.buffer && this.runEnd === piece.byteOffset) {
+        this.runEnd += piece.byteLength
+        return
+      }
+      if (run !== null) this.endRun()
+      this.run = piece
+      this.runEnd = piece.byteOffset + piece.byteLength
+      return
+    }
+    if (this.run !== null) this.endRun()
     const n = this.pieces.length
     const last = n === 0 ? null : this.pieces[n - 1]!
-    if (typeof piece === 'string') {
-      if (typeof last === 'string') this.pieces[n - 1] = last + piece
-      else this.pieces.push(piece)
-      return
-    }
-    if (last !== null && typeof last !== 'string' && last.buffer === piece.buffer && last.byteOffset + last.byteLength === piece.byteOffset) {
-      this.pieces[n - 1] = Buffer.from(last.buffer, last.byteOffset, last.byteLength + piece.byteLength)
-      return
-    }
-    this.pieces.push(Buffer.isBuffer(piece) ? piece : Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength))
+    if (typeof last === 'string') this.pieces[n - 1] = last + piece
+    else this.pieces.push(piece)
   }
 
   /** Whether nothing is queued. */
   get empty(): boolean {
-    return this.pieces.length === 0
+    return this.pieces.length === 0 && this.run === null
   }
 
   /**
@@ -43,6 +53,7 @@ export class WriteBatch {
    * past its high-water mark: the caller waits for `drain` before it queues more.
    */
   flush(): boolean {
+    if (this.run !== null) this.endRun()
     const res = this.res
     const n = this.pieces.length
     if (n !== 0 && !res.destroyed && !res.writableEnded) {
@@ -56,5 +67,12 @@ export class WriteBatch {
     }
     this.pieces.length = 0
     return !res.writableNeedDrain
+  }
+
+  private endRun(): void {
+    const run = this.run!
+    this.run = null
+    const length = this.runEnd - run.byteOffset
+    this.pieces.push(Buffer.isBuffer(run) && length === run.byteLength ? run : Buffer.from(run.buffer, run.byteOffset, length))
   }
 }
