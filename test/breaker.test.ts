@@ -143,6 +143,44 @@ ${CONSUMERS}`)
     }
   })
 
+  it('a translated stream (Anthropic backend, OpenAI client) cut after its first content counts once against its backend', async () => {
+    const flaky = await startSwitchable()
+    const t = await startTestGateway(`
+backends:
+  - { id: claude, type: anthropic, url: "${flaky.url.replace(/\/v1$/, '')}", auth: { apiKey: sk-ant-breaker }, circuitBreaker: { failures: 5, window: 1m } }
+models:
+  - { name: claude-x, target: claude }
+${CONSUMERS}`)
+    // Anthropic's stream: message_start, a text block, one delta of content (the stream is committed), then a reset.
+    const events = [
+      ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } } }],
+      ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+      ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hel' } }],
+    ] as const
+    flaky.behave = (req, res) => {
+      req.resume()
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        for (const [name, data] of events) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
+        setTimeout(() => res.socket?.destroy(), 20)
+      })
+      return true
+    }
+    try {
+      assert.equal((await backends(t)).claude.failures, 0)
+      const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'claude-x', stream: true, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) })
+      const text = await res.text()
+      assert.equal(res.status, 200)
+      assert.match(text, /"content":"Hel"/)
+      assert.match(text, /"error"/)
+      await until(async () => (await backends(t)).claude.failures >= 1)
+      assert.equal((await backends(t)).claude.failures, 1, 'counted once')
+    } finally {
+      await t.close()
+      await flaky.close()
+    }
+  })
+
   it('failures outside the window do not add up', async () => {
     const clock = new ManualClock()
     const flaky = await startSwitchable()

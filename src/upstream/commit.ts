@@ -1,8 +1,7 @@
 import { GW_ERR } from '../core/errors.ts'
-import type { StreamResult } from '../core/pipeline.ts'
+import type { FailureSignal, StreamResult } from '../core/pipeline.ts'
 import type { SseFrame } from '../core/sse.ts'
 import { UpstreamFailure } from './failure.ts'
-import type { FailureSignal } from './exchange.ts'
 
 /** Most bytes held back while waiting for the first content event; past it the stream is committed anyway. */
 export const COMMIT_MAX_BYTES = 16 * 1024

@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import type { FailureSignal } from '../core/pipeline.ts'
 
 /** What a backend answered before its body: the status and its headers (names lower-cased). */
 export interface ExchangeHead {
@@ -215,12 +216,3 @@ export class UpstreamExchange<T> implements Dispatcher.DispatchHandler {
   }
 }
 
-/**
- * An event iterator that can say when its source fails, without a reader having to wait on it: the commit
- * step counts a failure after the commit against the backend's breaker this way instead of chaining a
- * `.catch` onto every event's promise (one more promise and microtask per event). A failure that has
- * already happened is told at once.
- */
-export interface FailureSignal {
-  onFailure(listener: (err: Error) => void): void
-}
