@@ -5,7 +5,7 @@ import { noopMetrics, type MetricsSink } from '../src/telemetry/sink.ts'
 import { UpstreamFailure } from '../src/upstream/failure.ts'
 import { GW_ERR } from '../src/core/errors.ts'
 import { startTestGateway, authHeaders, TEST_KEY, type TestGateway } from './helpers/gateway.ts'
-import { deadUrl, reply, startSwitchable, until } from './helpers/upstreams.ts'
+import { deadUrl, reply, startSwitchable, streamThenReset, until } from './helpers/upstreams.ts'
 
 const CONSUMERS = `
 consumers:
@@ -28,6 +28,20 @@ async function backends(t: TestGateway): Promise<Record<string, any>> {
   assert.equal(res.status, 200)
   const body = (await res.json()) as { backends: { id: string }[] }
   return Object.fromEntries(body.backends.map((b) => [b.id, b]))
+}
+
+async function streamChat(url: string, model: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model, stream: true, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) })
+  return { status: res.status, text: await res.text() }
+}
+
+/** The cut stream reached the client (its content, then an error event) and counted once against `backend`. */
+async function cutOnceCounted(t: TestGateway, backend: string, cut: { status: number; text: string }): Promise<void> {
+  assert.equal(cut.status, 200, 'the answer had begun: the failure reaches the client as an error event')
+  assert.match(cut.text, /"content":"Hel"/)
+  assert.match(cut.text, /"error"/)
+  await until(async () => (await backends(t))[backend].failures >= 1)
+  assert.equal((await backends(t))[backend].failures, 1, 'counted once')
 }
 
 function recordingMetrics(): MetricsSink & { states: [string, number][] } {
@@ -111,32 +125,17 @@ backends:
 models:
   - { name: gpt-4o, target: flaky }
 ${CONSUMERS}`)
-    const stream = async () => {
-      const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) })
-      return { status: res.status, text: await res.text() }
-    }
     try {
-      const whole = await stream()
+      const whole = await streamChat(t.url, 'gpt-4o')
       assert.equal(whole.status, 200)
       assert.match(whole.text, /data: \[DONE\]/)
       assert.equal((await backends(t)).flaky.failures, 0, 'a whole stream is no failure')
-      // Headers, a role chunk and one content chunk (the stream is committed), then the connection resets.
-      flaky.behave = (req, res) => {
-        req.resume()
-        req.on('end', () => {
-          res.writeHead(200, { 'content-type': 'text/event-stream' })
-          res.write('data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n')
-          res.write('data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}\n\n')
-          setTimeout(() => res.socket?.destroy(), 20)
-        })
-        return true
-      }
-      const cut = await stream()
-      assert.equal(cut.status, 200, 'the answer had begun: the failure reaches the client as an error event')
-      assert.match(cut.text, /"content":"Hel"/)
-      assert.match(cut.text, /"error"/)
-      await until(async () => (await backends(t)).flaky.failures >= 1)
-      assert.equal((await backends(t)).flaky.failures, 1, 'counted once')
+      // A role chunk and one content chunk (the stream is committed), then the connection resets.
+      flaky.behave = streamThenReset([
+        'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n',
+        'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}\n\n',
+      ])
+      await cutOnceCounted(t, 'flaky', await streamChat(t.url, 'gpt-4o'))
     } finally {
       await t.close()
       await flaky.close()
@@ -157,24 +156,10 @@ ${CONSUMERS}`)
       ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
       ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hel' } }],
     ] as const
-    flaky.behave = (req, res) => {
-      req.resume()
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'text/event-stream' })
-        for (const [name, data] of events) res.write(`event: ${name}\ndata: ${JSON.stringify(data)}\n\n`)
-        setTimeout(() => res.socket?.destroy(), 20)
-      })
-      return true
-    }
+    flaky.behave = streamThenReset(events.map(([name, data]) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`))
     try {
       assert.equal((await backends(t)).claude.failures, 0)
-      const res = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: JSON.stringify({ model: 'claude-x', stream: true, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) })
-      const text = await res.text()
-      assert.equal(res.status, 200)
-      assert.match(text, /"content":"Hel"/)
-      assert.match(text, /"error"/)
-      await until(async () => (await backends(t)).claude.failures >= 1)
-      assert.equal((await backends(t)).claude.failures, 1, 'counted once')
+      await cutOnceCounted(t, 'claude', await streamChat(t.url, 'claude-x'))
     } finally {
       await t.close()
       await flaky.close()

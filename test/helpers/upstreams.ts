@@ -61,16 +61,23 @@ export function resetBeforeHeaders(req: http.IncomingMessage, res: http.ServerRe
   return true
 }
 
-/** Sends stream headers and a role-only chunk (no content), then resets the connection. */
-export function resetBeforeContent(req: http.IncomingMessage, res: http.ServerResponse): boolean {
-  req.resume()
-  req.on('end', () => {
-    res.writeHead(200, { 'content-type': 'text/event-stream' })
-    res.write('data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n')
-    setTimeout(() => res.socket?.destroy(), 20)
-  })
-  return true
+/** Sends stream headers and these SSE frames, then resets the connection: a stream cut after what it sent. */
+export function streamThenReset(frames: readonly string[]) {
+  return (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
+    req.resume()
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      for (const f of frames) res.write(f)
+      setTimeout(() => res.socket?.destroy(), 20)
+    })
+    return true
+  }
 }
+
+/** Sends stream headers and a role-only chunk (no content), then resets the connection. */
+export const resetBeforeContent = streamThenReset([
+  'data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n',
+])
 
 /** An address nothing listens on (connection refused). */
 export async function deadUrl(): Promise<string> {
