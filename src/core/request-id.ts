@@ -22,10 +22,11 @@ export class RequestIds {
     const ms = this.now()
     if (ms !== this.ms) {
       this.ms = ms
-      const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, '0').slice(-12)
+      const hex = ms.toString(16).padStart(12, '0')
       this.prefix = `${hex.slice(0, 8)}-${hex.slice(8)}-7`
     }
-    // xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx: from "xxx-Vxxx-…" on, random bits and the RFC 9562 variant.
+    // A v4 id is 8-4-4-4-12 hex digits with its version digit "4" at index 14; from index 15 on come three
+    // random digits, the group whose first digit carries the RFC 9562 variant, and twelve more: v7's tail.
     return this.prefix + randomUUID().slice(15)
   }
 }

@@ -215,4 +215,3 @@ export class UpstreamExchange<T> implements Dispatcher.DispatchHandler {
     listener?.(err)
   }
 }
-
