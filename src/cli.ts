@@ -81,6 +81,7 @@ async function serve(config: GatewayConfig, file: string | undefined, generatedT
   const { createGateway } = await import('./server/gateway.ts')
   const gw = await createGateway({ config, configFile: file, cluster: member ?? undefined })
   const heap = await import('./server/compact.ts')
+  heap.boundOldGenerationGrowth()
   heap.collectStartupGarbage()
   const { url, adminUrl } = await gw.listen()
   heap.resumeYoungGenerationGrowth()

@@ -26,3 +26,21 @@ export function resumeYoungGenerationGrowth(): void {
   const given = /--semi[-_]space[-_]growth[-_]factor/.test([...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '))
   if (!given) setFlagsFromString('--semi-space-growth-factor=2')
 }
+
+/**
+ * How far the old generation may grow past what the last full collection left alive before the next one:
+ * 30 % (V8 picks 1.1–4× by its own estimate of collection speed, and for a gateway's small live set it picks
+ * near the top). Under load most of what reaches the old generation is short-lived (a ledger record waiting
+ * for its batch, a client timer waiting for its tick) and dies there; with V8's factor a saturated governed
+ * gateway held ~60 MiB of old space for ~22 MiB alive. The collections this adds are of that small live set
+ * (an A/B at saturation: 1.016× CPU per request, peak RSS −28 MiB; BENCHMARKS.md, "Old generation growth").
+ * Set before the start-up collection, so the first limit is already computed with it. A growing percent the
+ * operator chose is left alone (`node --heap-growing-percent=N bin/sluice.js start`; V8 refuses it in
+ * NODE_OPTIONS).
+ */
+export const OLD_GENERATION_GROWING_PERCENT = 30
+
+export function boundOldGenerationGrowth(): void {
+  const given = process.execArgv.some((a) => /^--heap[-_]growing[-_]percent/.test(a))
+  if (!given) setFlagsFromString(`--heap-growing-percent=${OLD_GENERATION_GROWING_PERCENT}`)
+}

@@ -28,8 +28,8 @@ export interface GatewayProcess {
  * start compiles the TypeScript sources, which takes long on a loaded 2-core machine). The
  * addresses are read from its start-up line, so a config may listen on port 0; `port` is only a fallback.
  */
-export async function spawnGateway(configFile: string, port = 0, env: Record<string, string> = {}): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, ['bin/sluice.js', 'start', '--config', configFile], {
+export async function spawnGateway(configFile: string, port = 0, env: Record<string, string> = {}, nodeArgs: readonly string[] = []): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, 'bin/sluice.js', 'start', '--config', configFile], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
