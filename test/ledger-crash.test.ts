@@ -21,6 +21,9 @@ after(() => rmSync(root, { recursive: true, force: true }))
 const PG_URL = 'postgres://postgres@127.0.0.1:5432/test'
 const pgUp = await serviceAvailable('postgres')
 
+/** Concurrent clients of each round. */
+const CLIENTS = 16
+
 /** Three rounds, each with its own write-behind pace: nothing, part, or nearly all committed at the kill. */
 const ROUNDS = [
   { flushInterval: '30s', batchSize: 5000 },
@@ -76,7 +79,7 @@ async function loadUntilKilled(gp: GatewayProcess, tag: string, killAfter: numbe
       }
     }
   }
-  await Promise.all(Array.from({ length: 16 }, (_, w) => worker(w)))
+  await Promise.all(Array.from({ length: CLIENTS }, (_, w) => worker(w)))
   assert.equal(await gp.exited, null, 'the gateway died of the signal')
   return { answered, cut }
 }
@@ -132,11 +135,13 @@ async function crashRounds(engine: Engine, dir: string): Promise<void> {
     const want = new Set(answered)
     const missing = answered.filter((id) => !have.has(id))
     // A row without an answer is possible only for a request the kill caught in the microseconds between its
-    // journal write and its send (the backend did answer it): it must be one that was cut in flight.
+    // journal write and its send (the backend did answer it): it must be one that was cut in flight. Answers
+    // that end in one turn of the event loop share one journal write, so a kill there can leave a row for
+    // each of them: at most one per client in flight.
     const extra = ids.filter((id) => !want.has(id))
     const unexplained = extra.filter((id) => !cut.has(id))
     assert.deepEqual({ missing, unexplained }, { missing: [], unexplained: [] }, `round ${r} (kill after ${killAfter}, replayed ${status.replayedRecords})`)
-    assert.ok(extra.length <= 1, `round ${r}: ${extra.length} rows for requests cut in flight: ${extra.join(', ')}`)
+    assert.ok(extra.length <= CLIENTS, `round ${r}: ${extra.length} rows for requests cut in flight: ${extra.join(', ')}`)
     for (const id of extra) answered.push(id) // billed, and from now on expected
     assert.equal(ids.length, answered.length)
     // The report agrees with the rows.

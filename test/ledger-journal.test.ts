@@ -221,3 +221,61 @@ test('a checkpoint ahead of every segment (one that landed after a clean stop) n
   assert.deepEqual(got.map((r) => (r.value as { requestId: string }).requestId), ['r-1', 'r-2'])
   b.close()
 })
+
+const fileBytes = (dir: string) => segmentFiles(dir).reduce((n, f) => n + statSync(join(dir, f)).size, 0)
+
+test('held appends: one write per turn of the event loop, and whenWritten resolves once it is in the file', async () => {
+  const dir = freshDir()
+  const j = Journal.open({ dir, maxBytes: 1 << 20 })
+  assert.equal(j.whenWritten(), null, 'nothing held, nothing to wait for')
+  const positions = [0, 1, 2].map((i) => j.appendHeld('usage', rec(i)) as JournalPosition)
+  const held = j.whenWritten()
+  assert.ok(held instanceof Promise)
+  assert.equal(j.whenWritten(), held, 'one promise for the whole turn')
+  // Nothing written yet (a plain append, by contrast, is in the file when it returns: below).
+  assert.equal(fileBytes(dir), 0)
+  let bytesWhenResolved = -1
+  await held!.then(() => { bytesWhenResolved = fileBytes(dir) })
+  assert.equal(bytesWhenResolved, positions.at(-1)!.off, 'resolved once all three records were in the file')
+  assert.equal(j.whenWritten(), null)
+  const p3 = j.append('usage', rec(3)) as JournalPosition
+  assert.equal(fileBytes(dir), p3.off, 'a plain append writes at once')
+  die(dir)
+  const b = Journal.open({ dir, maxBytes: 1 << 20 })
+  assert.deepEqual((await replayAll(b)).map((r) => (r.value as { requestId: string }).requestId), ['r-0', 'r-1', 'r-2', 'r-3'])
+  b.close()
+})
+
+test('held and plain appends in one turn keep the order of their offsets; a stop writes what is held', async () => {
+  const dir = freshDir()
+  const j = Journal.open({ dir, maxBytes: 1 << 20 })
+  const p0 = j.appendHeld('usage', rec(0)) as JournalPosition
+  const first = j.whenWritten()
+  const p1 = j.append('usage', rec(1)) as JournalPosition // writes the held frame first, then its own
+  assert.ok(p1.off > p0.off)
+  assert.equal(fileBytes(dir), p1.off)
+  await first // resolved by that write, not only at the turn's end
+  j.appendHeld('messages', rec(2))
+  const second = j.whenWritten()
+  j.close() // before the turn ends: the held record is written
+  await second
+  assert.equal(j.whenWritten(), null)
+  const b = Journal.open({ dir, maxBytes: 1 << 20 })
+  assert.deepEqual((await replayAll(b)).map((r) => `${r.kind}:${(r.value as { requestId: string }).requestId}`), ['usage:r-0', 'usage:r-1', 'messages:r-2'])
+  b.close()
+})
+
+test('held appends past a segment\'s size go on in a new segment, each record where its offset says', async () => {
+  const dir = freshDir()
+  const j = Journal.open({ dir, maxBytes: 1 << 22, segmentBytes: 64 * 1024 })
+  const big = (i: number) => ({ requestId: `r-${i}`, text: 'y'.repeat(20_000) })
+  const positions = Array.from({ length: 8 }, (_, i) => j.appendHeld('usage', big(i)) as JournalPosition)
+  assert.ok(new Set(positions.map((p) => p.seg)).size >= 2, 'more than one segment')
+  await j.whenWritten()
+  die(dir)
+  const b = Journal.open({ dir, maxBytes: 1 << 22, segmentBytes: 64 * 1024 })
+  const got = await replayAll(b)
+  assert.deepEqual(got.map((r) => (r.value as { requestId: string }).requestId), Array.from({ length: 8 }, (_, i) => `r-${i}`))
+  assert.deepEqual(got.map((r) => r.pos), positions)
+  b.close()
+})

@@ -93,6 +93,14 @@ export class Journal {
   /** A checkpoint write is in flight; `nextCheckpoint` is the newest one asked for meanwhile. */
   private checkpointWriting = false
   private nextCheckpoint: string | null = null
+  /** Frames of `appendHeld` not written yet (their offsets already given out), and who waits for them. */
+  private unwritten: Buffer[] = []
+  private waiting: { readonly promise: Promise<void>; readonly resolve: () => void } | null = null
+  private writeScheduled = false
+  private readonly writeHeld = () => {
+    this.writeScheduled = false
+    this.writeUnwritten()
+  }
 
   private constructor(private readonly opts: JournalOptions, private readonly lock: SlotLock) {
     this.slot = lock.slot
@@ -133,6 +141,7 @@ export class Journal {
     let frame: Buffer
     try { frame = encodeFrame(KIND_OF[kind], JSON.stringify(value)) } catch { return 'failed' }
     if (this.bytes + frame.length > this.opts.maxBytes) { this.refused++; return 'full' }
+    this.writeUnwritten() // the file keeps the order in which offsets were given out
     try {
       if (this.current === null || (this.current.size > 0 && this.current.size + frame.length > this.segmentBytes)) this.rotate()
       const seg = this.current!
@@ -145,12 +154,82 @@ export class Journal {
       this.appended++
       return { seg: seg.seq, off: seg.size }
     } catch (err) {
-      this.writeErrors++
-      if (this.writeErrors === 1 || this.writeErrors % 1000 === 0) this.opts.logger?.error({ err: { message: (err as Error).message }, writeErrors: this.writeErrors }, 'ledger journal: a write failed; records are kept in memory only until it works again')
-      // Whatever part of the frame reached the file is damage: the next record goes to a fresh segment.
-      this.detach()
+      this.writeFailed(err as Error)
       return 'failed'
     }
+  }
+
+  /**
+   * Like `append`, but the record's write joins those of every other record handed over in this turn of the
+   * event loop: one write for all of them, in the loop's check phase (setImmediate). The caller holds its
+   * answer until `whenWritten()` resolves. At saturation a turn ends several answers, and a synchronous write
+   * per record was a governed gateway's largest single cost of its own (BENCHMARKS.md, "The journal's group
+   * write"). A write that fails leaves these records in memory only, as `append`'s `'failed'` does; their
+   * answers go out regardless.
+   */
+  appendHeld(kind: JournalKind, value: unknown): JournalPosition | 'full' | 'failed' {
+    if (this.closed) return 'failed'
+    let frame: Buffer
+    try { frame = encodeFrame(KIND_OF[kind], JSON.stringify(value)) } catch { return 'failed' }
+    if (this.bytes + frame.length > this.opts.maxBytes) { this.refused++; return 'full' }
+    try {
+      if (this.current === null || (this.current.size > 0 && this.current.size + frame.length > this.segmentBytes)) {
+        this.writeUnwritten()
+        this.rotate()
+      }
+    } catch (err) {
+      this.writeFailed(err as Error)
+      return 'failed'
+    }
+    const seg = this.current!
+    this.unwritten.push(frame)
+    seg.size += frame.length
+    this.bytes += frame.length
+    seg.pending[KIND_OF[kind]]++
+    this.dirty = true
+    this.appended++
+    if (!this.writeScheduled) { this.writeScheduled = true; setImmediate(this.writeHeld) }
+    return { seg: seg.seq, off: seg.size }
+  }
+
+  /**
+   * Resolves once every record handed to `appendHeld` so far is in the file, or its write failed (null when
+   * none is waiting: nothing to hold). One promise per write, shared by every answer it holds.
+   */
+  whenWritten(): Promise<void> | null {
+    if (this.unwritten.length === 0) return null
+    if (this.waiting === null) {
+      let resolve!: () => void
+      const promise = new Promise<void>((r) => { resolve = r })
+      this.waiting = { promise, resolve }
+    }
+    return this.waiting.promise
+  }
+
+  /** Writes the held frames, in one write, to the current segment (where their offsets were given). */
+  private writeUnwritten(): void {
+    const frames = this.unwritten
+    if (frames.length === 0) return
+    this.unwritten = []
+    if (this.fd !== null) { // else their segment was dropped after a failure: memory only
+      const buf = frames.length === 1 ? frames[0]! : Buffer.concat(frames)
+      try {
+        let done = 0
+        while (done < buf.length) done += writeSync(this.fd, buf, done, buf.length - done)
+      } catch (err) {
+        this.writeFailed(err as Error)
+      }
+    }
+    const waiting = this.waiting
+    this.waiting = null
+    waiting?.resolve()
+  }
+
+  private writeFailed(err: Error): void {
+    this.writeErrors++
+    if (this.writeErrors === 1 || this.writeErrors % 1000 === 0) this.opts.logger?.error({ err: { message: err.message }, writeErrors: this.writeErrors }, 'ledger journal: a write failed; records are kept in memory only until it works again')
+    // Whatever part of the write reached the file is damage: the next record goes to a fresh segment.
+    this.detach()
   }
 
   /** Records of `kind` at these positions are in the store. */
@@ -231,6 +310,7 @@ export class Journal {
   /** Writes the checkpoint; when everything is committed, removes the segments too. Releases the slot. */
   close(): void {
     if (this.closed) return
+    this.writeHeld()
     this.closed = true
     if (this.fsyncTimer) clearInterval(this.fsyncTimer)
     if (this.fd !== null) { try { closeSync(this.fd) } catch { /* gone */ } this.fd = null }
@@ -349,6 +429,7 @@ export class Journal {
   }
 
   private sync(): void {
+    this.writeUnwritten()
     if (this.fd === null || !this.dirty) return
     this.dirty = false
     const fd = this.fd

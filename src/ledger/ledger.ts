@@ -14,8 +14,13 @@ import type { Journal, JournalKind, JournalPosition, JournalStats } from './jour
 
 /** What the request path and policies see of the ledger: synchronous hand-overs, never awaited. */
 export interface LedgerSink {
-  /** One usage record for a finished request (called from the proxy's settle()). */
-  record(ctx: RequestContext, outcome: Outcome): void
+  /**
+   * One usage record for a finished request (called from the proxy's settle()). `grouped`: the journal's write
+   * joins this turn's others, and the caller holds its answer until `journaled()` resolves.
+   */
+  record(ctx: RequestContext, outcome: Outcome, grouped?: boolean): void
+  /** Resolves once the records of `record(…, true)` are in the crash journal (null: nothing to wait for). */
+  journaled?(): Promise<void> | null
   /** A prompt/completion log (the `log-messages` policy), already redacted and capped. */
   logMessages(record: MessageRecord): void
 }
@@ -50,7 +55,8 @@ export function batchingOf(config: LedgerConfig): Partial<BatchingOptions> {
 
 /**
  * The usage ledger of a running gateway: prices each finished request, writes its record to the crash
- * journal (one synchronous append, before the client sees the answer) and queues it for the store; the
+ * journal (before the client sees the answer: a synchronous append, or one write per turn of the event loop
+ * with the answers held until it lands) and queues it for the store; the
  * journal's checkpoint advances as batches commit. Usage records and message logs have separate queues, so
  * bulky message logs can never shed usage records. Every record carries a unique record id: the stores
  * ignore one they already hold, so a replayed or retried batch never duplicates a row.
@@ -99,12 +105,16 @@ export class Ledger implements LedgerSink {
     if (journal?.replayPending) this.replayDone = this.replay(journal)
   }
 
-  record(ctx: RequestContext, outcome: Outcome): void {
+  record(ctx: RequestContext, outcome: Outcome, grouped = false): void {
     const snap = this.snapshot()
     const deployment = ctx.backendId === null ? null : snap.backends.get(ctx.backendId)?.models?.[servedModelOf(ctx) ?? ctx.model] ?? null
     const rec = usageRecordOf(ctx, outcome, this.pricesFor(snap), deployment) as { -readonly [K in keyof UsageRecord]: UsageRecord[K] }
     rec.recordId = this.nextId()
-    this.push('usage', this.usageQueue, rec, usageRecordSize(rec))
+    this.push('usage', this.usageQueue, rec, usageRecordSize(rec), grouped)
+  }
+
+  journaled(): Promise<void> | null {
+    return this.journal?.whenWritten() ?? null
   }
 
   logMessages(record: MessageRecord): void {
@@ -118,11 +128,11 @@ export class Ledger implements LedgerSink {
   }
 
   /** Journal, then queue; a record neither can hold is shed and counted (never blocks, never throws). */
-  private push<T>(kind: JournalKind, queue: BatchQueue<Entry<T>>, rec: T, size: number): void {
+  private push<T>(kind: JournalKind, queue: BatchQueue<Entry<T>>, rec: T, size: number, grouped = false): void {
     if (!queue.hasRoom(size)) { queue.append({ rec, pos: null }); return } // counted as shed by the queue
     let pos: JournalPosition | null = null
     if (this.journal) {
-      const at = this.journal.append(kind, rec)
+      const at = grouped ? this.journal.appendHeld(kind, rec) : this.journal.append(kind, rec)
       if (at === 'full') { queue.shed(1); return }
       pos = at === 'failed' ? null : at
     }

@@ -60,7 +60,7 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     if (finished) return
     finished = true
     deps.inflight.count--
-    if (ctx) settle(deps, ctx, pipeline, { status, usage, error, aborted: cancel.aborted, endedAt: deps.now(), completionText, servedBy })
+    if (ctx) settle(deps, ctx, pipeline, { status, usage, error, aborted: cancel.aborted, endedAt: deps.now(), completionText, servedBy }, true)
   }
   try {
     const headers = req.headers
@@ -101,7 +101,8 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     // hands it over synchronously just before the send (or the end of the stream); the rest of settle is deferred.
     const c = ctx
     if (result.kind === 'json') {
-      sendJson(c, pipeline, reply, result, door, (text) => finish(result.status, c.usage, null, text, servedBy))
+      const held = sendJson(deps, c, pipeline, reply, result, door, (text) => finish(result.status, c.usage, null, text, servedBy))
+      if (held) await held
     } else if (result.kind === 'stream') {
       await relayStream(deps, c, pipeline, raw, result, door, rt.snapshot.config.requestLimits.maxStreamDuration, (usage, error, text) => finish(error ? error.status : 200, usage, error, text, servedBy))
     } else {
@@ -117,6 +118,8 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     const gwErr = toGatewayError(err)
     if (gwErr.code === GW_ERR.INTERNAL.code) deps.logger.error({ err, reqId: req.id }, 'unexpected error on the request path')
     finish(gwErr.status, null, gwErr, null, null) // before the send, as above
+    const held = journaled(deps)
+    if (held) await held
     if (!reply.sent && !raw.headersSent) sendError(reply, gwErr, ctx, door)
   } finally {
     raw.off('close', onClose)
@@ -134,14 +137,27 @@ function commonHeaders(ctx: RequestContext, h: Record<string, string> = {}): Rec
   return h
 }
 
-function sendJson(ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult, door: FrontDoor, beforeSend: (completionText: string | null) => void): void {
+/**
+ * The answer's record reaches the crash journal before the client can see the answer: a record handed over
+ * with `settle(…, true)` is written with the others of this turn, and the answer waits for that write (null:
+ * nothing to wait for, send now).
+ */
+function journaled(deps: ProxyDeps): Promise<void> | null {
+  return deps.ledger?.journaled?.() ?? null
+}
+
+/** Sends a JSON answer; a promise when it waits for the journal (the handler must not return before the send). */
+function sendJson(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline, reply: FastifyReply, result: JsonResult, door: FrontDoor, beforeSend: (completionText: string | null) => void): Promise<void> | null {
   if (pipeline.outboundResponse) for (const fn of pipeline.outboundResponse) fn(ctx, result)
   ctx.usage = usageFromOpenAI(result.body.usage)
   const payload = door.json(result, ctx.id)
   beforeSend(completionTextOf(result.body))
   const headers = commonHeaders(ctx, { ...result.headers })
   headers['content-type'] = 'application/json'
-  void reply.code(result.status).headers(door.headers(headers, ctx.id)).send(payload)
+  const send = () => { void reply.code(result.status).headers(door.headers(headers, ctx.id)).send(payload) }
+  const held = journaled(deps)
+  if (held === null) { send(); return null }
+  return held.then(send)
 }
 
 const asText = (out: string | Uint8Array): string => (typeof out === 'string' ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength).toString('utf8'))
@@ -266,7 +282,10 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     // per stream: every reader of the outcome went polymorphic).
     beforeEnd(usage, error, pipeline.readsCompletionText ? acct.generatedText : null)
   } finally {
-    // The stream ends whatever happened above: a client is never left waiting on an open response.
+    // The stream ends whatever happened above: a client is never left waiting on an open response; its end
+    // waits for the record's journal write (beforeEnd handed it over).
+    const held = journaled(deps)
+    if (held) await held
     if (!res.destroyed && !res.writableEnded) {
       if (done !== null) res.write(done)
       const timings = trace?.trailer()
@@ -319,13 +338,17 @@ export function sendError(reply: FastifyReply, err: GatewayError, ctx: RequestCo
   void reply.code(err.status).headers(door.headers(headers, reply.request.id)).send(JSON.stringify(door.errorBody(err)))
 }
 
-/** Runs `complete` hooks and writes the access log, after the response, never delaying it. */
-export function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline | null, answered: Outcome): void {
+/**
+ * Runs `complete` hooks and writes the access log, after the response, never delaying it. `grouped`: the
+ * caller sends its answer only once `deps.ledger.journaled()` resolves, so the record's journal write may join
+ * this turn's others (without it the record is journalled here, synchronously).
+ */
+export function settle(deps: ProxyDeps, ctx: RequestContext, pipeline: CompiledPipeline | null, answered: Outcome, grouped = false): void {
   if (answered.usage) ctx.usage = answered.usage
   const extra = cancelledTriesUsage(ctx)
   const outcome: Outcome = extra === null ? answered : { ...answered, extraUsage: extra }
   // Queued before anything else, so a response the client has seen always has its record before shutdown drains the queue.
-  try { deps.ledger?.record(ctx, outcome) } catch (err) { deps.logger.warn({ err, reqId: ctx.id }, 'ledger record failed') }
+  try { deps.ledger?.record(ctx, outcome, grouped) } catch (err) { deps.logger.warn({ err, reqId: ctx.id }, 'ledger record failed') }
   const hooks = pipeline?.complete
   setImmediate(() => {
     traceOf(ctx)?.settle(outcome)
