@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { spawnGateway } from './helpers/process.ts'
+import { idleGatewayYaml, spawnGateway } from './helpers/process.ts'
 
 // A gateway process lets its old generation grow 30 % past what the last full collection kept, instead of
 // V8's own factor (near 4× for a small heap on a large machine), so the short-lived garbage that reaches the
@@ -43,18 +43,7 @@ process.on('SIGUSR2', async () => {
 async function peakOverKept(nodeArgs: string[]): Promise<number> {
   const out = mkdtempSync(join(dir, 'run-'))
   const file = join(out, 'gw.yaml')
-  writeFileSync(file, `listen: { host: 127.0.0.1, port: 0 }
-admin: { enabled: false }
-logging: { level: warn }
-ledger: { type: none }
-store: { type: memory }
-backends:
-  - { id: fake, type: openai-compatible, url: http://127.0.0.1:1/v1 }
-models:
-  - { name: gpt-4o-mini, target: fake }
-consumers:
-  - { id: c, keys: [ { value: sk-old-gen-0123456789 } ] }
-`)
+  writeFileSync(file, idleGatewayYaml('sk-old-gen-0123456789'))
   const result = join(out, 'result.json')
   const gw = await spawnGateway(file, 0, { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${pathToFileURL(probe).href}`, SLUICE_TEST_PROBE_OUT: result }, nodeArgs)
   try {

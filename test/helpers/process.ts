@@ -50,3 +50,22 @@ export async function spawnGateway(configFile: string, port = 0, env: Record<str
   child.kill('SIGKILL')
   throw new Error(`gateway did not start${child.exitCode === null ? ' within 60 s' : ` (exit ${child.exitCode})`}:\n${out}`)
 }
+
+/**
+ * A gateway config that starts without any service or backend: one consumer key, the memory store, no
+ * ledger, and a backend at a closed port that nothing in the test calls (for tests of the process itself).
+ */
+export function idleGatewayYaml(key: string): string {
+  return `listen: { host: 127.0.0.1, port: 0 }
+admin: { enabled: false }
+logging: { level: warn }
+ledger: { type: none }
+store: { type: memory }
+backends:
+  - { id: fake, type: openai-compatible, url: http://127.0.0.1:1/v1 }
+models:
+  - { name: gpt-4o-mini, target: fake }
+consumers:
+  - { id: c, keys: [ { value: ${key} } ] }
+`
+}

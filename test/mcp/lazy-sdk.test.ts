@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { spawnGateway, type GatewayProcess } from '../helpers/process.ts'
+import { idleGatewayYaml, spawnGateway, type GatewayProcess } from '../helpers/process.ts'
 
 // The MCP SDK (with its zod schemas, ~15–20 MiB of a running gateway) is loaded only by a gateway that has
 // MCP servers. Proven from outside: a module-resolution hook in the gateway process records every module
@@ -22,18 +22,7 @@ const register = join(dir, 'register.mjs')
 writeFileSync(register, `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(hooks).href)})\n`)
 
 const KEY = 'sk-lazy-mcp-0123456789'
-const base = `listen: { host: 127.0.0.1, port: 0 }
-admin: { enabled: false }
-logging: { level: warn }
-ledger: { type: none }
-store: { type: memory }
-backends:
-  - { id: fake, type: openai-compatible, url: http://127.0.0.1:1/v1 }
-models:
-  - { name: gpt-4o-mini, target: fake }
-consumers:
-  - { id: c, keys: [ { value: ${KEY} } ] }
-`
+const base = idleGatewayYaml(KEY)
 
 async function run(name: string, config: string, body: (gw: GatewayProcess, resolved: () => string[]) => Promise<void>): Promise<void> {
   const file = join(dir, `${name}.yaml`)
