@@ -116,37 +116,43 @@ async function crashRounds(engine: Engine, dir: string): Promise<void> {
   const cut = new Set<string>()
   writeFileSync(file, yaml(port, adminPort, engine.ledgerYaml(ROUNDS[0])))
   let gp = await spawnGateway(file, port)
-  for (const [r] of ROUNDS.entries()) {
-    const killAfter = randomInt(40, 160)
-    const got = await loadUntilKilled(gp, `${engine.name}-r${r}`, killAfter)
-    assert.ok(got.answered.length >= killAfter, `answered ${got.answered.length}`)
-    answered.push(...got.answered)
-    for (const id of got.cut) cut.add(id)
+  try {
+    for (const [r] of ROUNDS.entries()) {
+      const killAfter = randomInt(40, 160)
+      const got = await loadUntilKilled(gp, `${engine.name}-r${r}`, killAfter)
+      assert.ok(got.answered.length >= killAfter, `answered ${got.answered.length}`)
+      answered.push(...got.answered)
+      for (const id of got.cut) cut.add(id)
 
-    // Restart on the same ledger and journal (with the next round's write-behind pace): replay brings back
-    // what the store did not have yet. The restarted process is the one the next round kills.
-    const next = ROUNDS[r + 1] ?? ROUNDS[0]
-    writeFileSync(file, yaml(port, adminPort, engine.ledgerYaml(next)))
-    gp = await spawnGateway(file, port)
-    const status = await replayDone(port)
-    const ids = await engine.rows()
-    assert.equal(ids.length, new Set(ids).size, `round ${r}: duplicate request ids in the ledger`)
-    const have = new Set(ids)
-    const want = new Set(answered)
-    const missing = answered.filter((id) => !have.has(id))
-    // A row without an answer is possible only for a request the kill caught in the microseconds between its
-    // journal write and its send (the backend did answer it): it must be one that was cut in flight. Answers
-    // that end in one turn of the event loop share one journal write, so a kill there can leave a row for
-    // each of them: at most one per client in flight.
-    const extra = ids.filter((id) => !want.has(id))
-    const unexplained = extra.filter((id) => !cut.has(id))
-    assert.deepEqual({ missing, unexplained }, { missing: [], unexplained: [] }, `round ${r} (kill after ${killAfter}, replayed ${status.replayedRecords})`)
-    assert.ok(extra.length <= CLIENTS, `round ${r}: ${extra.length} rows for requests cut in flight: ${extra.join(', ')}`)
-    for (const id of extra) answered.push(id) // billed, and from now on expected
-    assert.equal(ids.length, answered.length)
-    // The report agrees with the rows.
-    const report = (await (await fetch(`http://127.0.0.1:${adminPort}/admin/usage?by=consumer`, { headers: { authorization: 'Bearer test-admin-token-crash' } })).json()) as { rows: { key: string; requests: number }[] }
-    assert.deepEqual(report.rows.map((x) => [x.key, x.requests]), [['team-a', answered.length]])
+      // Restart on the same ledger and journal (with the next round's write-behind pace): replay brings back
+      // what the store did not have yet. The restarted process is the one the next round kills.
+      const next = ROUNDS[r + 1] ?? ROUNDS[0]
+      writeFileSync(file, yaml(port, adminPort, engine.ledgerYaml(next)))
+      gp = await spawnGateway(file, port)
+      const status = await replayDone(port)
+      const ids = await engine.rows()
+      assert.equal(ids.length, new Set(ids).size, `round ${r}: duplicate request ids in the ledger`)
+      const have = new Set(ids)
+      const want = new Set(answered)
+      const missing = answered.filter((id) => !have.has(id))
+      // A row without an answer is possible only for a request the kill caught in the microseconds between its
+      // journal write and its send (the backend did answer it): it must be one that was cut in flight. Answers
+      // that end in one turn of the event loop share one journal write, so a kill there can leave a row for
+      // each of them: at most one per client in flight.
+      const extra = ids.filter((id) => !want.has(id))
+      const unexplained = extra.filter((id) => !cut.has(id))
+      assert.deepEqual({ missing, unexplained }, { missing: [], unexplained: [] }, `round ${r} (kill after ${killAfter}, replayed ${status.replayedRecords})`)
+      assert.ok(extra.length <= CLIENTS, `round ${r}: ${extra.length} rows for requests cut in flight: ${extra.join(', ')}`)
+      for (const id of extra) answered.push(id) // billed, and from now on expected
+      assert.equal(ids.length, answered.length)
+      // The report agrees with the rows.
+      const report = (await (await fetch(`http://127.0.0.1:${adminPort}/admin/usage?by=consumer`, { headers: { authorization: 'Bearer test-admin-token-crash' } })).json()) as { rows: { key: string; requests: number }[] }
+      assert.deepEqual(report.rows.map((x) => [x.key, x.requests]), [['team-a', answered.length]])
+    }
+  } catch (err) {
+    // A failed round leaves its restarted gateway running: it must not outlive the test.
+    gp.child.kill('SIGKILL')
+    throw err
   }
   gp.child.kill('SIGTERM')
   assert.equal(await gp.exited, 0, gp.output())
