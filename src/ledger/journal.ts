@@ -137,22 +137,14 @@ export class Journal {
    * `'failed'` when the write itself failed (disk full…; the caller keeps the record in memory only).
    */
   append(kind: JournalKind, value: unknown): JournalPosition | 'full' | 'failed' {
-    if (this.closed) return 'failed'
-    let frame: Buffer
-    try { frame = encodeFrame(KIND_OF[kind], JSON.stringify(value)) } catch { return 'failed' }
-    if (this.bytes + frame.length > this.opts.maxBytes) { this.refused++; return 'full' }
+    const frame = this.frameFor(kind, value)
+    if (typeof frame === 'string') return frame
     this.writeUnwritten() // the file keeps the order in which offsets were given out
     try {
-      if (this.current === null || (this.current.size > 0 && this.current.size + frame.length > this.segmentBytes)) this.rotate()
-      const seg = this.current!
+      if (this.startsNewSegment(frame.length)) this.rotate()
       let done = 0
       while (done < frame.length) done += writeSync(this.fd!, frame, done, frame.length - done)
-      seg.size += frame.length
-      this.bytes += frame.length
-      seg.pending[KIND_OF[kind]]++
-      this.dirty = true
-      this.appended++
-      return { seg: seg.seq, off: seg.size }
+      return this.place(kind, frame.length)
     } catch (err) {
       this.writeFailed(err as Error)
       return 'failed'
@@ -168,27 +160,43 @@ export class Journal {
    * answers go out regardless.
    */
   appendHeld(kind: JournalKind, value: unknown): JournalPosition | 'full' | 'failed' {
-    if (this.closed) return 'failed'
-    let frame: Buffer
-    try { frame = encodeFrame(KIND_OF[kind], JSON.stringify(value)) } catch { return 'failed' }
-    if (this.bytes + frame.length > this.opts.maxBytes) { this.refused++; return 'full' }
+    const frame = this.frameFor(kind, value)
+    if (typeof frame === 'string') return frame
     try {
-      if (this.current === null || (this.current.size > 0 && this.current.size + frame.length > this.segmentBytes)) {
-        this.writeUnwritten()
+      if (this.startsNewSegment(frame.length)) {
+        this.writeUnwritten() // what is held belongs to the segment being closed
         this.rotate()
       }
     } catch (err) {
       this.writeFailed(err as Error)
       return 'failed'
     }
-    const seg = this.current!
     this.unwritten.push(frame)
-    seg.size += frame.length
-    this.bytes += frame.length
+    if (!this.writeScheduled) { this.writeScheduled = true; setImmediate(this.writeHeld) }
+    return this.place(kind, frame.length)
+  }
+
+  /** The record's frame, or why it cannot be journalled (closed, unencodable, past the journal's bound). */
+  private frameFor(kind: JournalKind, value: unknown): Buffer | 'full' | 'failed' {
+    if (this.closed) return 'failed'
+    let frame: Buffer
+    try { frame = encodeFrame(KIND_OF[kind], JSON.stringify(value)) } catch { return 'failed' }
+    if (this.bytes + frame.length > this.opts.maxBytes) { this.refused++; return 'full' }
+    return frame
+  }
+
+  private startsNewSegment(frameLength: number): boolean {
+    return this.current === null || (this.current.size > 0 && this.current.size + frameLength > this.segmentBytes)
+  }
+
+  /** Counts a frame of `length` at the end of the current segment and returns its position. */
+  private place(kind: JournalKind, length: number): JournalPosition {
+    const seg = this.current!
+    seg.size += length
+    this.bytes += length
     seg.pending[KIND_OF[kind]]++
     this.dirty = true
     this.appended++
-    if (!this.writeScheduled) { this.writeScheduled = true; setImmediate(this.writeHeld) }
     return { seg: seg.seq, off: seg.size }
   }
 

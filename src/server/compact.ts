@@ -39,7 +39,7 @@ export function resumeYoungGenerationGrowth(): void {
  * operator chose is left alone (`node --heap-growing-percent=N bin/sluice.js start`; V8 refuses it in
  * NODE_OPTIONS).
  */
-export const OLD_GENERATION_GROWING_PERCENT = 30
+const OLD_GENERATION_GROWING_PERCENT = 30
 
 export function boundOldGenerationGrowth(): void {
   const given = process.execArgv.some((a) => /^--heap[-_]growing[-_]percent/.test(a))

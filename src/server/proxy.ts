@@ -98,7 +98,8 @@ export async function proxyRequest(deps: ProxyDeps, req: FastifyRequest, reply: 
     const result = early ?? (await pipeline.dispatch(ctx))
     const servedBy = ctx.backendId === null ? (result.headers['x-sluice-served-by'] ?? null) : null
     // The ledger record reaches the crash journal before the client can see the answer (issue 18): finish()
-    // hands it over synchronously just before the send (or the end of the stream); the rest of settle is deferred.
+    // hands it over just before the send (or the end of the stream), and the send waits for the journal's
+    // write of this turn (`journaled`); the rest of settle is deferred.
     const c = ctx
     if (result.kind === 'json') {
       const held = sendJson(deps, c, pipeline, reply, result, door, (text) => finish(result.status, c.usage, null, text, servedBy))
