@@ -102,7 +102,8 @@ const JOURNAL_CHECKPOINT_MS = 200
 export async function createGateway(opts: GatewayOptions): Promise<Gateway> {
   const registry = opts.registry ?? builtinPolicies()
   const clock = opts.clock ?? systemClock
-  // Logs are written asynchronously in 4 KiB batches so a log line never blocks the request path; close() flushes.
+  // Logs are written in 4 KiB batches (asynchronously unless the destination is a regular file, see
+  // logDestination) so a log line never blocks the request path; close() flushes.
   const baseLogger = opts.logger ?? pino({ level: opts.config.logging.level, base: undefined }, logDestination())
   // Whatever logger is given, an error is logged as its kind and a cut message: never a stack.
   const logger = baseLogger.child({}, { serializers: { err: errorSummary } })
