@@ -152,6 +152,11 @@ before(async () => {
       const mode = /mode:([a-z-]+)/.exec(body)?.[1] ?? '' // from the prompt: the gateway forwards no client header
       res.writeHead(200, { 'content-type': 'text/event-stream' })
       res.write(ROLE)
+      if (mode === 'late-end') {
+        // The last frames in one turn, `[DONE]` and the end of the body in a later one.
+        setImmediate(() => { res.write(CONTENT + (/"include_usage":true/.test(body) ? USAGE : '')); setImmediate(() => res.end('data: [DONE]\n\n')) })
+        return
+      }
       const rest = mode === 'no-usage' ? CONTENT + 'data: [DONE]\n\n'
         : mode === 'error' ? PIECES.slice(0, 5).map((p) => chunk({ content: p }, null)).join('') + ERROR + 'data: [DONE]\n\n'
           : CONTENT + (/"include_usage":true/.test(body) ? USAGE : '') + 'data: [DONE]\n\n'
@@ -222,6 +227,34 @@ consumers:
     assert.equal(row.status, 200)
     assert.equal(row.completionTokens, 30, "the backend's usage, read from the chunk that carries it")
     assert.equal(row.promptTokens, 11)
+  })
+
+  /** Counts the socket writes (syscall-level: `_write` / `_writev`) of the next connection the gateway accepts. */
+  function nextConnectionWrites(): () => number {
+    let writes = 0
+    tg.gw.app.server.once('connection', (socket: net.Socket) => {
+      const s = socket as net.Socket & { _write: (...a: unknown[]) => void; _writev: (...a: unknown[]) => void }
+      const write = s._write, writev = s._writev
+      s._write = function (...a) { writes++; return write.apply(this, a) }
+      s._writev = function (...a) { writes++; return writev.apply(this, a) }
+    })
+    return () => writes
+  }
+
+  test("a stream whose end comes with its last frames leaves in one socket write; one that ends a turn later, in two", async () => {
+    // The upstream sends its role frame, then (next turn) every other frame, [DONE] and the end of its body:
+    // the role frame is held until the first content, and the end's turn writes the frames, [DONE] and the
+    // chunked terminator corked together, the headers with them.
+    const together = nextConnectionWrites()
+    const one = await rawStream(port, { authorization: `Bearer ${key}`, 'x-request-id': 'relay-6' }, body())
+    assert.equal(one.chunks.join(''), ROLE + CONTENT + 'data: [DONE]\n\n')
+    assert.equal(together(), 1, 'headers, frames, [DONE] and the terminator in one write')
+    // The frames of a turn are not held for an end that comes later: they go out in their turn, the end in its own.
+    const apart = nextConnectionWrites()
+    const two = await rawStream(port, { authorization: `Bearer ${key}`, 'x-request-id': 'relay-7' }, body({}, 'mode:late-end'))
+    assert.equal(two.chunks.join(''), ROLE + CONTENT + 'data: [DONE]\n\n')
+    assert.equal(apart(), 2, 'the frames in their turn, then [DONE] with the end')
+    assert.equal((await ledgerRow(tg.gw, 'relay-7')).completionTokens, 30)
   })
 
   test('a client that asked for usage gets the usage chunk too', async () => {

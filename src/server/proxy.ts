@@ -262,7 +262,12 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
     ctx.cancel.removeEventListener('abort', onAbort)
     result.abort()
   }
-  // What the last turn queued goes out now, in order, before anything written below.
+  // What the last turn queued goes out now, in order, before anything written below: corked, so that when
+  // the stream's end follows in this turn (the common case: the backend's last read carries its last frames
+  // and its end), those frames, `[DONE]` and the chunked terminator leave in one `writev` instead of one for
+  // the frames and one for the end. `res.end()` uncorks fully; a wait that may be long uncorks first.
+  const corked = !res.destroyed && !res.writableEnded
+  if (corked) res.cork()
   batch.flush()
   if (timedOut && error === null && !ctx.cancel.aborted) {
     // The upstream ended quietly when it was stopped: still say why the answer is cut.
@@ -273,7 +278,9 @@ async function relayStream(deps: ProxyDeps, ctx: RequestContext, pipeline: Compi
   try {
     let usage = acct.usage
     if (usage === null || ctx.cancel.aborted || error) {
-      // No usage from the backend, or the stream was cut: count what was really generated.
+      // No usage from the backend, or the stream was cut: count what was really generated. Counting a long
+      // answer may take a while: what is corked goes out first.
+      if (corked) res.uncork()
       const completion = await countTextTokensAsync(acct.generatedText, ctx.model)
       const prompt = usage?.promptTokens || (await countPromptTokens(ctx.operation, ctx.body, ctx.model))
       usage = usage && usage.completionTokens >= completion ? usage : { promptTokens: prompt, completionTokens: completion, totalTokens: prompt + completion, cachedTokens: usage?.cachedTokens ?? 0, reasoningTokens: usage?.reasoningTokens ?? 0 }
