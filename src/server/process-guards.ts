@@ -4,8 +4,13 @@ import { clipText } from '../core/bounded.ts'
 /** What is logged of an error: its kind and a cut message, never its stack (a log is no place for internals). */
 export function errorSummary(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) {
-    // Already summarised (a logger whose serializer is this function, given a summary): keep it.
-    if (err && typeof err === 'object' && typeof (err as { type?: unknown }).type === 'string' && typeof (err as { message?: unknown }).message === 'string') return err as Record<string, unknown>
+    // A summary made at the call site (`{ err: { message, code? } }`, how the stores, the breakers and the
+    // ledger log a failure without its stack) or by this function: its message is kept, bounded. Only a thing
+    // with no message of its own is described by its string form.
+    const o = err as { type?: unknown; message?: unknown; code?: unknown } | null
+    if (o && typeof o === 'object' && typeof o.message === 'string') {
+      return { type: typeof o.type === 'string' ? o.type : 'Error', message: clipText(o.message, 200), ...(typeof o.code === 'string' ? { code: o.code } : {}) }
+    }
     return { type: typeof err, message: clipText(String(err), 200) }
   }
   const code = (err as { code?: unknown }).code
