@@ -2,6 +2,9 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 
+/** How long an open waits for another connection's lock, for statements and for the switch to WAL alike. */
+const BUSY_TIMEOUT_MS = 5000
+
 /**
  * Opens (creating its folder) one of the gateway's SQLite files the way every store shares them: WAL, so
  * the ledger writer, key lookups and management reads don't block each other, and a busy timeout for the
@@ -9,8 +12,40 @@ import Database from 'better-sqlite3'
  */
 export function openSqlite(path: string): Database.Database {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  db.pragma('busy_timeout = 5000')
+  // The timeout is given at open, so it covers every statement from the first on.
+  const db = new Database(path, { timeout: BUSY_TIMEOUT_MS })
+  try {
+    enterWal(db, path)
+  } catch (err) {
+    db.close()
+    throw err
+  }
   return db
+}
+
+/**
+ * Puts the file in WAL mode. SQLite does not run the busy handler for `PRAGMA journal_mode = WAL` when another
+ * connection holds a write lock on a file still in rollback mode: it fails at once with SQLITE_BUSY. That is
+ * exactly the moment several processes (or a process's stores) open a fresh file together and one of them is
+ * converting it, so the switch is retried with a short backoff within the busy timeout. WAL persists in the file,
+ * so after the first open the mode is read, found, and nothing is locked at all.
+ */
+function enterWal(db: Database.Database, path: string): void {
+  if (path === ':memory:') {
+    db.pragma('journal_mode = WAL')
+    return
+  }
+  const deadline = Date.now() + BUSY_TIMEOUT_MS
+  for (let pauseMs = 2; ; pauseMs = Math.min(pauseMs * 2, 50)) {
+    try {
+      if (db.pragma('journal_mode', { simple: true }) === 'wal') return
+      // When the mode cannot be changed SQLite answers with the old one rather than an error.
+      if (db.pragma('journal_mode = WAL', { simple: true }) === 'wal') return
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err
+    }
+    if (Date.now() >= deadline) throw Object.assign(new Error(`database is locked: ${path} could not be switched to WAL mode within ${BUSY_TIMEOUT_MS} ms`), { code: 'SQLITE_BUSY' })
+    // A start-up wait, once per store open and only while another connection converts the file.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs)
+  }
 }
