@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { sha256Hex } from '../core/sha256.ts'
 
 /**
  * Request fields that never change the answer: transport (`stream`, `stream_options`), attribution (`user`,
@@ -43,10 +43,6 @@ export function canonicalJson(v: unknown): string {
   return out
 }
 
-export function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex')
-}
-
 /** The body without the fields that do not change the answer, and with `omit` left out too. */
 export function answerFields(body: Record<string, unknown>, omit: readonly string[] = []): Record<string, unknown> {
   const out: Record<string, unknown> = {}
@@ -56,7 +52,7 @@ export function answerFields(body: Record<string, unknown>, omit: readonly strin
 
 /** Exact-cache key: the policy's partition (varyBy values) + the public model + the normalized request. */
 export function exactKey(partition: string, model: string, operation: string, body: Record<string, unknown>): string {
-  return sha256(canonicalJson({ p: partition, m: model, o: operation, b: answerFields(body, ['model']) }))
+  return sha256Hex(canonicalJson({ p: partition, m: model, o: operation, b: answerFields(body, ['model']) }))
 }
 
 /** Text of a message's content: a string, or the text parts of an array; null if it holds anything else (images, audio). */

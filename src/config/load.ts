@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { checkFinopsConfig } from '../finops/config-check.ts'
-import { createHash } from 'node:crypto'
+import { sha256Hex } from '../core/sha256.ts'
 import { LineCounter, parseDocument, type Node } from 'yaml'
 import type { z } from 'zod'
 import { configSchema, type GatewayConfig, type PolicyEntry } from './schema.ts'
@@ -230,9 +230,6 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
   })
 }
 
-export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex')
-}
 
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {

@@ -1,5 +1,5 @@
 import type { BackendConfig, ConsumerConfig, GatewayConfig, ModelConfig, PoolConfig, ProductConfig } from './schema.ts'
-import { sha256Hex } from './load.ts'
+import { sha256Hex } from '../core/sha256.ts'
 
 /**
  * An immutable, indexed view of one validated configuration. The data plane reads only snapshots; a

@@ -1,4 +1,5 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
+import { sha256Hex } from '../core/sha256.ts'
 import type { KeyRecord } from '../stores/keys.ts'
 
 /** A new random consumer key and the record to store: the key itself is returned once and never stored. */
@@ -7,7 +8,7 @@ export function newKey(consumerId: string, label: string | null, now = new Date(
   const record: KeyRecord = {
     id: `key_${randomUUID().replaceAll('-', '').slice(0, 16)}`,
     consumerId,
-    digest: createHash('sha256').update(key).digest('hex'),
+    digest: sha256Hex(key),
     prefix: key.slice(0, 14),
     label,
     createdAt: now.toISOString(),

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { sha256Hex } from '../core/sha256.ts'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { GatewayError, GW_ERR } from '../core/errors.ts'
 import type { Authenticator } from '../server/auth.ts'
@@ -61,7 +61,7 @@ export function registerSelfService(app: FastifyInstance, deps: SelfServiceDeps)
   app.post('/v1/sluice/me/rotate', async (req, reply) => {
     const { rt } = await whoami(req)
     const key = presentedKey(req.headers)!
-    const digest = createHash('sha256').update(key).digest('hex')
+    const digest = sha256Hex(key)
     if (rt.snapshot.keyDigests.has(digest)) throw new GatewayError(GW_ERR.CONFLICT, 'This key is defined in the configuration file and cannot be rotated at run time.')
     const record = deps.keyStore ? await deps.keyStore.findByDigest(digest) : null
     if (!record) throw new GatewayError(GW_ERR.INVALID_API_KEY, 'Incorrect API key provided.')
@@ -72,7 +72,7 @@ export function registerSelfService(app: FastifyInstance, deps: SelfServiceDeps)
 }
 
 async function keyInfo(deps: SelfServiceDeps, req: FastifyRequest, rt: Runtime) {
-  const digest = createHash('sha256').update(presentedKey(req.headers)!).digest('hex')
+  const digest = sha256Hex(presentedKey(req.headers)!)
   if (rt.snapshot.keyDigests.has(digest)) return { source: 'config' }
   const r = deps.keyStore ? await deps.keyStore.findByDigest(digest) : null
   return r ? { source: 'api', ...publicKey(r) } : null

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { sha256Hex } from '../core/sha256.ts'
 import type { Snapshot } from '../config/snapshot.ts'
 import type { Principal } from '../core/context.ts'
 import { GatewayError, GW_ERR } from '../core/errors.ts'
@@ -56,7 +56,7 @@ export class Authenticator {
       const validator = this.jwt.forSnapshot(snapshot)
       if (validator !== null) return validator.resolve(snapshot, key).then(admit)
     }
-    const digest = createHash('sha256').update(key).digest('hex')
+    const digest = sha256Hex(key)
     const configured = snapshot.keyDigests.get(digest)
     if (configured !== undefined) {
       const expires = snapshot.keyExpiry.get(digest)

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { sha256Base64 } from '../../core/sha256.ts'
 import type { JWTPayload } from 'jose'
 import type { Snapshot } from '../../config/snapshot.ts'
 import type { Principal } from '../../core/context.ts'
@@ -72,7 +72,7 @@ export class JwtValidator {
   async resolve(snapshot: Snapshot, token: string): Promise<Principal> {
     // Size first: nothing of an oversized token is decoded.
     if (token.length > this.maxTokenBytes) throw invalid('The token is larger than the gateway accepts.')
-    const digest = createHash('sha256').update(token).digest('base64')
+    const digest = sha256Base64(token)
     const seen = this.verified.get(digest)
     if (seen !== undefined) {
       if (seen.until > this.now() && seen.expWall > Date.now()) {

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { sha256Hex } from '../../core/sha256.ts'
 import type { Logger } from 'pino'
 import type { RequestContext } from '../../core/context.ts'
 import type { CounterStore, CounterWindow, WindowState } from '../../stores/counter.ts'
@@ -67,7 +68,7 @@ export const MAX_COUNTER_KEY = 128
  * still count each one apart.
  */
 export function boundedKeyPart(value: string): string {
-  return value.length <= MAX_COUNTER_KEY ? value : `sha256:${createHash('sha256').update(value).digest('hex')}`
+  return value.length <= MAX_COUNTER_KEY ? value : `sha256:${sha256Hex(value)}`
 }
 
 const PROCESS_TAG = randomBytes(6).toString('hex')

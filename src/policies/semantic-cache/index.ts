@@ -4,7 +4,8 @@ import { BackendEmbedder } from '../../cache/backend-embeddings.ts'
 import { guardCheck, promptFacts } from '../../cache/guard.ts'
 import { CACHE_HIT, SERVED_BY_SEMANTIC, type CacheHit } from '../../cache/hit.ts'
 import { acquireLocalEmbedder } from '../../cache/local-embedder.ts'
-import { answerFields, canonicalJson, contentText, sha256 } from '../../cache/request-key.ts'
+import { answerFields, canonicalJson, contentText } from '../../cache/request-key.ts'
+import { sha256Hex } from '../../core/sha256.ts'
 import { sharedStore } from '../../cache/store-registry.ts'
 import type { Embedder, VectorStore } from '../../cache/types.ts'
 import { duration } from '../../config/schema.ts'
@@ -102,7 +103,7 @@ export function semanticPrompt(ctx: RequestContext, cfg: Pick<SemanticCacheConfi
   if (cfg.maxMessageCount !== undefined && kept.length > cfg.maxMessageCount) return null
   const text = kept.length === 1 ? kept[0]!.text : kept.map((k) => `${k.role}: ${k.text}`).join('\n')
   if (text.length > cfg.maxPromptChars || text.trim() === '') return null
-  const partition = sha256(canonicalJson({ v: varyValues, m: ctx.model, o: ctx.operation, r: kept.map((k) => k.role), s: system, p: answerFields(ctx.body, ['messages', 'model']) }))
+  const partition = sha256Hex(canonicalJson({ v: varyValues, m: ctx.model, o: ctx.operation, r: kept.map((k) => k.role), s: system, p: answerFields(ctx.body, ['messages', 'model']) }))
   return { text, partition }
 }
 
@@ -178,7 +179,7 @@ export function createSemanticCache(cfg: SemanticCacheConfig, deps: PolicyDeps):
     },
     ...captureOnMiss<Pending>(SLOT, rules, () => deps.clock.now(), storable, async (p, answer, now, ctx) => {
       try {
-        await store.upsert({ id: sha256(p.partition + '\u0000' + p.prompt).slice(0, 32), partition: p.partition, vector: p.vector, prompt: p.prompt, payload: JSON.stringify(answer), expiresAt: now + cfg.ttl })
+        await store.upsert({ id: sha256Hex(p.partition + '\u0000' + p.prompt).slice(0, 32), partition: p.partition, vector: p.vector, prompt: p.prompt, payload: JSON.stringify(answer), expiresAt: now + cfg.ttl })
       } catch (err) {
         deps.logger.warn({ err, reqId: ctx.id }, 'semantic cache store failed; the answer was not cached')
       }
