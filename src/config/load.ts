@@ -230,7 +230,6 @@ function checkReferences(c: GatewayConfig, report: (path: PathSeg[], message: st
   })
 }
 
-
 function deepFreeze<T>(value: T): T {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value)

@@ -15,7 +15,8 @@ export function openSqlite(path: string): Database.Database {
   // The timeout is given at open, so it covers every statement from the first on.
   const db = new Database(path, { timeout: BUSY_TIMEOUT_MS })
   try {
-    enterWal(db, path)
+    if (path === ':memory:') db.pragma('journal_mode = WAL')
+    else enterWal(db, path)
   } catch (err) {
     db.close()
     throw err
@@ -31,10 +32,6 @@ export function openSqlite(path: string): Database.Database {
  * so after the first open the mode is read, found, and nothing is locked at all.
  */
 function enterWal(db: Database.Database, path: string): void {
-  if (path === ':memory:') {
-    db.pragma('journal_mode = WAL')
-    return
-  }
   const deadline = Date.now() + BUSY_TIMEOUT_MS
   for (let pauseMs = 2; ; pauseMs = Math.min(pauseMs * 2, 50)) {
     try {
