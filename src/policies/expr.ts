@@ -59,6 +59,25 @@ export function exprString(e: Expr, ctx: ExprContext): string {
   return typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v)
 }
 
+/**
+ * Direct readers for the paths counter keys use most, with the values `exprString(compileExpr(path),
+ * exprContext(ctx))` gives: a request's key is computed without building the expression context (three
+ * objects per request, for one field).
+ */
+const DIRECT_KEYS: Readonly<Record<string, (ctx: RequestContext) => string>> = {
+  'consumer.id': (ctx) => ctx.principal?.consumerId ?? '',
+  'consumer.product': (ctx) => ctx.principal?.productId ?? '',
+  'request.model': (ctx) => ctx.model,
+}
+
+/** Compiles an inbound key expression (a counter key) to a string of the request, as `exprString` renders it. */
+export function compileRequestKey(source: string): (ctx: RequestContext) => string {
+  const direct = DIRECT_KEYS[source.trim()]
+  if (direct) return direct
+  const expr = compileExpr(source)
+  return (ctx) => exprString(expr, exprContext(ctx))
+}
+
 /** A zod schema for a CEL expression option: validated (parsed) at config load, so `sluice check` reports syntax errors. */
 export const celExpression = z.string().min(1).superRefine((src, ctx) => {
   if (SIMPLE_PATH.test(src.trim())) return

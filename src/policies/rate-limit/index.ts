@@ -4,7 +4,7 @@ import { GatewayError, GW_ERR } from '../../core/errors.ts'
 import type { Policy } from '../../core/pipeline.ts'
 import { duration } from '../../config/schema.ts'
 import type { CounterWindow } from '../../stores/counter.ts'
-import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
+import { celExpression, compileRequestKey } from '../expr.ts'
 import { HEADER_NAME, writeLimitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
 
@@ -33,8 +33,8 @@ class RateLimit implements Policy, LimitInspector {
   private readonly windows: CounterWindow[]
 
   constructor(private readonly cfg: RateLimitConfig, private readonly deps: PolicyDeps) {
-    const expr = compileExpr(cfg.counterKey)
-    this.key = (ctx) => `requests:${boundedKeyPart(exprString(expr, exprContext(ctx)))}`
+    const counterValue = compileRequestKey(cfg.counterKey)
+    this.key = (ctx) => `requests:${boundedKeyPart(counterValue(ctx))}`
     this.windows = [{ kind: 'sliding', name: `rpw-${cfg.per}`, limit: cfg.requests, windowMs: cfg.per }]
   }
 

@@ -7,7 +7,7 @@ import { addUsage, usageFromOpenAI } from '../../core/usage.ts'
 import { duration } from '../../config/schema.ts'
 import type { CounterWindow, WindowState } from '../../stores/counter.ts'
 import { countPromptTokens, estimatePromptTokens, preloadTokenizer } from '../../tokens/count.ts'
-import { celExpression, compileExpr, exprContext, exprString } from '../expr.ts'
+import { celExpression, compileRequestKey } from '../expr.ts'
 import { HEADER_NAME, heldBy, writeLimitHeaders, releaseAll, requestLimits, reservationId, retryHeaders, scopeLabel, showLimit, type LimitInspector, type LimitView, boundedKeyPart } from '../limits-common/index.ts'
 import { periodBounds, QUOTA_PERIODS } from '../limits-common/periods.ts'
 import type { PolicyDeps, PolicyFactory } from '../types.ts'
@@ -67,22 +67,34 @@ class TokenLimit implements Policy, LimitInspector {
   readonly name = 'token-limit'
   readonly isLimitInspector = true as const
   private readonly key: (ctx: RequestContext) => string
+  private periodWindows: { readonly list: readonly CounterWindow[]; readonly from: number; readonly until: number } | null = null
 
   constructor(private readonly cfg: TokenLimitConfig, private readonly deps: PolicyDeps) {
-    const expr = compileExpr(cfg.counterKey)
-    this.key = (ctx) => `tokens:${boundedKeyPart(exprString(expr, exprContext(ctx)))}`
+    const counterValue = compileRequestKey(cfg.counterKey)
+    this.key = (ctx) => `tokens:${boundedKeyPart(counterValue(ctx))}`
     // Every request's prompt is counted: load the tokenizer now, not under the first request's traffic.
     preloadTokenizer(deps.modelNames)
   }
 
-  private windowsAt(now: number): CounterWindow[] {
-    const w: CounterWindow[] = []
-    if (this.cfg.tokensPerMinute !== undefined) w.push({ kind: 'sliding', name: 'tpm', limit: this.cfg.tokensPerMinute, windowMs: MINUTE })
+  /**
+   * The windows change only when the quota period turns: they are made once per period, not per request
+   * (the stores read them and never change them, and a reservation keeps the ones it was made in).
+   */
+  private windowsAt(now: number): readonly CounterWindow[] {
+    const cached = this.periodWindows
+    if (cached !== null && now >= cached.from && now < cached.until) return cached.list
+    const list: CounterWindow[] = []
+    let from = -Infinity
+    let until = Infinity
+    if (this.cfg.tokensPerMinute !== undefined) list.push({ kind: 'sliding', name: 'tpm', limit: this.cfg.tokensPerMinute, windowMs: MINUTE })
     if (this.cfg.tokenQuota !== undefined && this.cfg.tokenQuotaPeriod !== undefined) {
       const { start, end } = periodBounds(this.cfg.tokenQuotaPeriod, now)
-      w.push({ kind: 'fixed', name: `quota-${this.cfg.tokenQuotaPeriod}`, limit: this.cfg.tokenQuota, start, end })
+      list.push({ kind: 'fixed', name: `quota-${this.cfg.tokenQuotaPeriod}`, limit: this.cfg.tokenQuota, start, end })
+      from = start
+      until = end
     }
-    return w
+    this.periodWindows = { list: Object.freeze(list.map((w) => Object.freeze(w))), from, until }
+    return this.periodWindows.list
   }
 
   async inbound(ctx: RequestContext): Promise<void> {
