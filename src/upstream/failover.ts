@@ -36,7 +36,7 @@ export class Plan {
   private readonly tried = new Set<string>()
   private lock: Promise<unknown> = Promise.resolve()
   // Made when first needed: most requests score nothing, have no affinity and meet no half-open trial, and
-  // three empty maps per request were ~0.6 KB of garbage each.
+  // three empty maps made for every request were ~0.6 KB of its garbage.
   private scores: Map<string, Scores> | null = null
   private sessions: Map<Target, string | null> | null = null
   /** Members passed over because another request holds their half-open trial, until when at most. */
