@@ -212,7 +212,10 @@ describe('SIGKILL under load, restart: the ledger holds exactly the answered req
       assert.match(first.stdout, /slot replica-b: \d+ usage records/)
       const ids = (await direct.query<{ request_id: string }>(`SELECT request_id FROM ${prefix}usage_records`)).rows.map((x) => x.request_id)
       const extra = ids.filter((id) => !answered.includes(id))
-      assert.ok(extra.length <= 1 && extra.every((id) => cut.includes(id)), `rows without an answer: ${extra.join(', ')}`) // as above
+      // As in the rounds above: a row without an answer only for a request cut in flight, at most one per client
+      // (answers that end in one turn share one journal write, and the kill can land between it and their send).
+      assert.deepEqual(extra.filter((id) => !cut.includes(id)), [], `rows without an answer that was not cut in flight: ${extra.join(', ')}`)
+      assert.ok(extra.length <= CLIENTS, `${extra.length} rows for requests cut in flight: ${extra.join(', ')}`)
       assert.deepEqual([...ids].filter((id) => !extra.includes(id)).sort(), [...answered].sort())
       // Nothing is left to recover, and a second run writes nothing twice.
       assert.deepEqual(readdirSync(journalDir).filter((f) => f.endsWith('.journal')), [])
