@@ -8,7 +8,7 @@
 //   DIR: a checkout with its compiled build (npx tsc -p tsconfig.build.json); default --b is this checkout.
 //   The node arguments let one tree be compared with itself under other V8 flags (--a DIR --b DIR).
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util'
 import { startFakeUpstream, startSluice } from './lib/targets.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
 import { cpuMicros, memory } from './lib/proc.mjs'
+import { BENCH_HEADERS, benchBody, ownConfig } from './lib/request.mjs'
 import { median } from './lib/stats.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -31,9 +32,8 @@ const { values: o } = parseArgs({
 if (!o.a) { console.error('usage: node bench/ab.mjs --a DIR --b DIR [--variant NAME] [--stream] [--rounds N] [--seconds S]'); process.exit(2) }
 execFileSync('taskset', ['-a', '-p', '-c', o['loadgen-cpu'], String(process.pid)], { stdio: 'ignore' })
 const logDir = mkdtempSync(join(tmpdir(), 'sluice-ab-'))
-const headers = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' }
-const messages = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence.' }]
-const body = JSON.stringify({ model: 'gpt-4o-mini', messages, max_tokens: 50, ...(o.stream ? { stream: true } : {}) })
+const headers = BENCH_HEADERS
+const body = benchBody({ stream: o.stream })
 const tool = wrkAvailable() ? 'wrk' : 'autocannon'
 const rounds = Number(o.rounds)
 const seconds = Number(o.seconds)
@@ -55,10 +55,7 @@ const targets = []
 try {
   for (const [name, dir, args] of [['A', resolve(o.a), o['a-node-args']], ['B', resolve(o.b), o['b-node-args']]]) {
     const nodeArgs = args.split(' ').filter(Boolean)
-    // Each gateway its own ledger file (one SQLite ledger and its crash journal belong to one process).
-    const own = join(logDir, `${o.variant}-${name}.yaml`)
-    writeFileSync(own, readFileSync(configFile, 'utf8').replaceAll('/tmp/sluice-bench-ledger-', join(logDir, `ledger-${name}-`)))
-    targets.push(await startSluice({ name, root: dir, configFile: own, upstreamPort: up.port, cpu: Number(o['proxy-cpu']), logDir, headers, body, nodeArgs }))
+    targets.push(await startSluice({ name, root: dir, configFile: ownConfig(configFile, logDir, name), upstreamPort: up.port, cpu: Number(o['proxy-cpu']), logDir, headers, body, nodeArgs }))
   }
   const run = (t, s) => saturate({ tool, url: t.url, headers, body, connections: Number(o.connections), durationS: s, tmpDir: logDir })
   for (const t of targets) await run(t, 3) // JIT warm-up, unmeasured

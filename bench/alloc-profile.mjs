@@ -5,10 +5,11 @@
 // Allocation per request sets how often the young generation is collected, and so governed's tail at a
 // fixed rate (BENCHMARKS.md, "Where governed's p99 at 1,000 req/s comes from").
 //   node bench/alloc-profile.mjs --config bench/configs/governed.yaml [--seconds 5] [--top 30]
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { BENCH_HEADERS, benchBody, ownConfig } from './lib/request.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
 import { sluiceRunsFrom, startFakeUpstream, startSluice } from './lib/targets.mjs'
 
@@ -25,11 +26,10 @@ process.on('SIGUSR2', () => {
   s.post('HeapProfiler.stopSampling', (err, r) => { if (!err) fs.writeFileSync(${JSON.stringify(out)}, JSON.stringify(r.profile)); on = false })
 })
 `)
-const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' }
-const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 50 })
-for (const f of ['', '-wal', '-shm']) rmSync(`/tmp/sluice-bench-ledger-governed.db${f}`, { force: true })
+const HEADERS = BENCH_HEADERS
+const BODY = benchBody()
 const upstream = await startFakeUpstream({ logDir: tmp })
-const gw = await startSluice({ name: 'alloc', configFile: resolve(o.config), upstreamPort: upstream.port, cpu: 1, logDir: tmp, headers: HEADERS, body: BODY, nodeArgs: ['--require', probe] })
+const gw = await startSluice({ name: 'alloc', configFile: ownConfig(resolve(o.config), tmp, 'alloc'), upstreamPort: upstream.port, cpu: 1, logDir: tmp, headers: HEADERS, body: BODY, nodeArgs: ['--require', probe] })
 let requests
 try {
   const load = (s) => saturate({ tool: wrkAvailable() ? 'wrk' : 'autocannon', url: gw.url, headers: HEADERS, body: BODY, connections: 50, durationS: s, tmpDir: tmp })

@@ -3,11 +3,12 @@
 // after the ready probe, then its peak (VmHWM) over --seconds at saturation with 50 connections (the issue 16
 // report's scenario), one config at a time against the same fake upstream.
 //   node bench/peak-rss.mjs [--seconds 10] CONFIG...   e.g. bench/configs/auth.yaml bench/configs/governed.yaml
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { memory } from './lib/proc.mjs'
+import { BENCH_HEADERS, benchBody, ownConfig } from './lib/request.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
 import { sluiceRunsFrom, startFakeUpstream, startSluice } from './lib/targets.mjs'
 
@@ -16,14 +17,12 @@ if (!configs.length) { console.error('usage: node bench/peak-rss.mjs [--seconds 
 // A stale build would make bin/sluice.js run the sources through tsx: another program, with the loader's memory.
 if (sluiceRunsFrom() !== 'dist') { console.error('dist/ is missing or older than src/: npx tsc -p tsconfig.build.json first'); process.exit(2) }
 const tmp = mkdtempSync(join(tmpdir(), 'sluice-peak-'))
-const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' }
-const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 50 })
+const HEADERS = BENCH_HEADERS
+const BODY = benchBody()
 const upstream = await startFakeUpstream({ logDir: tmp })
 try {
-  for (const cfg of configs) {
-    // The bench configs' SQLite ledgers live in /tmp; each run starts from an empty one.
-    for (const f of ['', '-wal', '-shm']) rmSync(`/tmp/sluice-bench-ledger-governed.db${f}`, { force: true })
-    const gw = await startSluice({ name: 'peak', configFile: resolve(cfg), upstreamPort: upstream.port, cpu: 1, logDir: tmp, headers: HEADERS, body: BODY })
+  for (const [i, cfg] of configs.entries()) {
+    const gw = await startSluice({ name: 'peak', configFile: ownConfig(resolve(cfg), tmp, `run${i}`), upstreamPort: upstream.port, cpu: 1, logDir: tmp, headers: HEADERS, body: BODY })
     try {
       await new Promise((r) => setTimeout(r, 2500))
       const idle = memory(gw.pid).rssMiB

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { openLoop } from './lib/open-loop.mjs'
+import { BENCH_HEADERS, benchBody, ownConfig } from './lib/request.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
 import { sluiceRunsFrom, startFakeUpstream, startSluice } from './lib/targets.mjs'
 
@@ -30,10 +31,10 @@ setInterval(() => {
   h.reset()
 }, 1000).unref()
 `)
-const HEADERS = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' }
-const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 50 })
+const HEADERS = BENCH_HEADERS
+const BODY = benchBody()
 const upstream = await startFakeUpstream({ logDir: tmp })
-const gw = await startSluice({ name: 'probed', configFile: resolve(o.config), upstreamPort: upstream.port, cpu: o['no-pin'] ? null : 1, logDir: tmp, headers: HEADERS, body: BODY, nodeArgs: [...o['node-arg'], '--require', probe] })
+const gw = await startSluice({ name: 'probed', configFile: ownConfig(resolve(o.config), tmp, 'probed'), upstreamPort: upstream.port, cpu: o['no-pin'] ? null : 1, logDir: tmp, headers: HEADERS, body: BODY, nodeArgs: [...o['node-arg'], '--require', probe] })
 try {
   await saturate({ tool: wrkAvailable() ? 'wrk' : 'autocannon', url: gw.url, headers: HEADERS, body: BODY, connections: 50, durationS: Number(o.warmup), tmpDir: tmp })
   for (let phase = 1; phase <= Number(o.phases); phase++) {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { BENCH_HEADERS, benchBody, ownConfig } from './lib/request.mjs'
 import { saturate, wrkAvailable } from './lib/saturate.mjs'
 import { sluiceRunsFrom, startFakeUpstream, startSluice } from './lib/targets.mjs'
 import { median } from './lib/stats.mjs'
@@ -29,9 +30,8 @@ if (sluiceRunsFrom() !== 'dist') {
 execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' })
 const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 const logDir = mkdtempSync(join(tmpdir(), 'sluice-threads-'))
-const headers = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' }
-const messages = [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence.' }]
-const body = JSON.stringify({ model: 'gpt-4o-mini', messages, max_tokens: 50, ...(o.stream ? { stream: true } : {}) })
+const headers = BENCH_HEADERS
+const body = benchBody({ stream: o.stream })
 const tool = wrkAvailable() ? 'wrk' : 'autocannon'
 
 /** CPU microseconds per thread group: main, ledger writer (nice 10), other. */
@@ -49,7 +49,7 @@ function byThread(pid) {
 }
 
 const up = await startFakeUpstream({ logDir })
-const gw = await startSluice({ name: o.variant, configFile: join(HERE, 'configs', `${o.variant}.yaml`), upstreamPort: up.port, cpu: 1, logDir, headers, body })
+const gw = await startSluice({ name: o.variant, configFile: ownConfig(join(HERE, 'configs', `${o.variant}.yaml`), logDir, 'run'), upstreamPort: up.port, cpu: 1, logDir, headers, body })
 try {
   const run = (s) => saturate({ tool, url: gw.url, headers, body, connections: Number(o.connections), durationS: s, tmpDir: logDir })
   await run(3) // JIT warm-up, unmeasured

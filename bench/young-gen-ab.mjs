@@ -9,11 +9,12 @@ import { fileURLToPath } from 'node:url'
 import { startFakeUpstream, startSluice } from './lib/targets.mjs'
 import { openLoop } from './lib/open-loop.mjs'
 import { cpuMicros, memory } from './lib/proc.mjs'
+import { BENCH_HEADERS, benchBody } from './lib/request.mjs'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
 const logDir = mkdtempSync(join(tmpdir(), 'sluice-young-gen-ab-'))
-const headers = { 'content-type': 'application/json', authorization: 'Bearer sk-bench-0123456789abcdef' }
-const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: 'Say hello in one short sentence.' }], max_tokens: 50 })
+const headers = BENCH_HEADERS
+const body = benchBody()
 const [rate, seconds, rounds] = [Number(process.argv[2] ?? 200), Number(process.argv[3] ?? 6), Number(process.argv[4] ?? 5)]
 
 const up = await startFakeUpstream({ logDir })

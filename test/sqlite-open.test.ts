@@ -1,5 +1,6 @@
 import { after, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -31,17 +32,13 @@ setTimeout(() => { db.exec('COMMIT'); db.close(); parentPort.postMessage('releas
 async function holdWriteLock(path: string): Promise<{ released: Promise<void> }> {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3')
   const w = new Worker(holderSource, { eval: true, workerData: { path, driver, holdMs: HOLD_MS } })
-  const messages: string[] = []
-  let onMessage: () => void = () => {}
-  w.on('message', (m: string) => { messages.push(m); onMessage() })
-  const seen = (m: string) => new Promise<void>((resolve, reject) => {
-    const check = () => { if (messages.includes(m)) resolve() }
-    onMessage = check
-    w.once('error', reject)
-    check()
+  // The thread says 'holding', then 'released'; `once` rejects if it fails instead.
+  assert.deepEqual(await once(w, 'message'), ['holding'])
+  const released = once(w, 'message').then(async ([m]) => {
+    assert.equal(m, 'released')
+    await w.terminate()
   })
-  await seen('holding')
-  return { released: seen('released').then(() => w.terminate()).then(() => undefined) }
+  return { released }
 }
 
 describe('opening a SQLite file another connection is converting', () => {
