@@ -4,9 +4,10 @@
 // saturation rounds alternate A B B A …, and the verdict is the median of the per-pair ratios B ÷ A, which
 // cancels the machine's slow drift (CPU steal, thermal, neighbours) that moves single runs by ±50 % here.
 // Usage: node bench/ab.mjs --a DIR --b DIR [--variant auth] [--stream] [--rounds 8] [--seconds 4]
-//          [--a-node-args "--max-semi-space-size=8"] [--b-node-args …]
+//          [--a-node-args "--max-semi-space-size=8"] [--b-node-args …] [--a-env K=V …] [--b-env K=V …]
 //   DIR: a checkout with its compiled build (npx tsc -p tsconfig.build.json); default --b is this checkout.
-//   The node arguments let one tree be compared with itself under other V8 flags (--a DIR --b DIR).
+//   The node arguments and environment variables let one tree be compared with itself under other V8 flags
+//   or process settings (--a DIR --b DIR; --b-env MALLOC_ARENA_MAX=2, repeatable).
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -24,6 +25,7 @@ const { values: o } = parseArgs({
   options: {
     a: { type: 'string' }, b: { type: 'string', default: resolve(HERE, '..') },
     'a-node-args': { type: 'string', default: '' }, 'b-node-args': { type: 'string', default: '' },
+    'a-env': { type: 'string', multiple: true, default: [] }, 'b-env': { type: 'string', multiple: true, default: [] },
     variant: { type: 'string', default: 'auth' }, stream: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '8' }, seconds: { type: 'string', default: '4' },
     connections: { type: 'string', default: '50' }, 'proxy-cpu': { type: 'string', default: '1' }, 'loadgen-cpu': { type: 'string', default: '0' },
@@ -53,9 +55,10 @@ for (const dir of [o.a, o.b]) {
 const up = await startFakeUpstream({ logDir })
 const targets = []
 try {
-  for (const [name, dir, args] of [['A', resolve(o.a), o['a-node-args']], ['B', resolve(o.b), o['b-node-args']]]) {
+  for (const [name, dir, args, envList] of [['A', resolve(o.a), o['a-node-args'], o['a-env']], ['B', resolve(o.b), o['b-node-args'], o['b-env']]]) {
     const nodeArgs = args.split(' ').filter(Boolean)
-    targets.push(await startSluice({ name, root: dir, configFile: ownConfig(configFile, logDir, name), upstreamPort: up.port, cpu: Number(o['proxy-cpu']), logDir, headers, body, nodeArgs }))
+    const env = Object.fromEntries(envList.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+    targets.push(await startSluice({ name, root: dir, configFile: ownConfig(configFile, logDir, name), upstreamPort: up.port, cpu: Number(o['proxy-cpu']), logDir, headers, body, nodeArgs, env }))
   }
   const run = (t, s) => saturate({ tool, url: t.url, headers, body, connections: Number(o.connections), durationS: s, tmpDir: logDir })
   for (const t of targets) await run(t, 3) // JIT warm-up, unmeasured
@@ -68,7 +71,7 @@ try {
     }
   }
   const ratios = per.B.map((b, i) => b / per.A[i])
-  const args = (x) => (o[`${x}-node-args`] ? ` (${o[`${x}-node-args`]})` : '')
+  const args = (x) => { const given = [o[`${x}-node-args`], ...o[`${x}-env`]].filter(Boolean).join(' '); return given ? ` (${given})` : '' }
   console.log(`variant ${o.variant}${o.stream ? ', streamed' : ''}; ${rounds} rounds × ${seconds} s; ${tool}; A = ${resolve(o.a)}${args('a')}, B = ${resolve(o.b)}${args('b')}`)
   console.log(`peak RSS (VmHWM, start-up included) MiB: A ${memory(targets[0].pid).peakMiB.toFixed(0)}, B ${memory(targets[1].pid).peakMiB.toFixed(0)}`)
   console.log(`A CPU µs/req: ${per.A.map(Math.round).join(' ')}  median ${Math.round(median(per.A))}`)

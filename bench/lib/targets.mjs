@@ -114,10 +114,10 @@ export function sluiceRunsFrom() {
 }
 
 /** The gateway from this checkout (or the one at `root`): `node bin/sluice.js start --config FILE --port N`. */
-export async function startSluice({ name, configFile, upstreamPort, cpu, logDir, headers, body, nodeArgs = [], root = ROOT }) {
+export async function startSluice({ name, configFile, upstreamPort, cpu, logDir, headers, body, nodeArgs = [], env = {}, root = ROOT }) {
   const port = await freePort()
   const proc = launch(name, process.execPath, [...nodeArgs, join(root, 'bin/sluice.js'), 'start', '--config', configFile, '--port', String(port)], {
-    cpu, env: { FAKE_UPSTREAM_PORT: String(upstreamPort) }, logDir, cwd: root,
+    cpu, env: { ...env, FAKE_UPSTREAM_PORT: String(upstreamPort) }, logDir, cwd: root,
   })
   const url = `http://127.0.0.1:${port}${CHAT_PATH}`
   await ready(proc, url, headers, body)
