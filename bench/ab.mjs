@@ -57,7 +57,11 @@ const targets = []
 try {
   for (const [name, dir, args, envList] of [['A', resolve(o.a), o['a-node-args'], o['a-env']], ['B', resolve(o.b), o['b-node-args'], o['b-env']]]) {
     const nodeArgs = args.split(' ').filter(Boolean)
-    const env = Object.fromEntries(envList.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+    const env = Object.fromEntries(envList.map((kv) => {
+      const eq = kv.indexOf('=')
+      if (eq < 1) throw new Error(`--${name.toLowerCase()}-env wants NAME=VALUE, got "${kv}"`)
+      return [kv.slice(0, eq), kv.slice(eq + 1)]
+    }))
     targets.push(await startSluice({ name, root: dir, configFile: ownConfig(configFile, logDir, name), upstreamPort: up.port, cpu: Number(o['proxy-cpu']), logDir, headers, body, nodeArgs, env }))
   }
   const run = (t, s) => saturate({ tool, url: t.url, headers, body, connections: Number(o.connections), durationS: s, tmpDir: logDir })
