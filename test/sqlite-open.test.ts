@@ -87,3 +87,18 @@ describe('opening a SQLite file another connection is converting', () => {
     db.close()
   })
 })
+
+describe('the page cache of a gateway connection', () => {
+  // better-sqlite3 compiles SQLite with a 16,000 KiB page cache per connection; the gateway's connections take
+  // SQLite's own default of 2,000 KiB (a negative cache_size is KiB), so a long-written ledger holds ~2 MiB of
+  // pages per connection, not ~16.
+  it('is 2,000 KiB on a gateway connection and 16,000 KiB on a bare better-sqlite3 one', () => {
+    const path = join(dir, 'cache.db')
+    const bare = new Database(path)
+    assert.equal(bare.pragma('cache_size', { simple: true }), -16000)
+    const db = openSqlite(path)
+    assert.equal(db.pragma('cache_size', { simple: true }), -2000)
+    db.close()
+    bare.close()
+  })
+})

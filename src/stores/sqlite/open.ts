@@ -6,15 +6,26 @@ import Database from 'better-sqlite3'
 const BUSY_TIMEOUT_MS = 5000
 
 /**
+ * Each connection's page cache, in KiB: SQLite's own default (2,000 KiB). better-sqlite3 compiles SQLite with
+ * 16,000 KiB instead, and a connection fills it as its file grows, so the ledger's writer alone held ~16 MiB of
+ * pages once a saturated gateway had written a few hundred thousand rows (governed's peak RSS 169–178 MiB
+ * against 151–161 with this; BENCHMARKS.md, "The ledger's page cache"). The gateway's SQLite work is appends to
+ * the right edge of a few B-trees and indexed point reads, whose pages the operating system's file cache
+ * keeps anyway; a process holding a second copy of them only costs memory.
+ */
+const PAGE_CACHE_KIB = 2000
+
+/**
  * Opens (creating its folder) one of the gateway's SQLite files the way every store shares them: WAL, so
- * the ledger writer, key lookups and management reads don't block each other, and a busy timeout for the
- * moments two connections write at once.
+ * the ledger writer, key lookups and management reads don't block each other, a busy timeout for the
+ * moments two connections write at once, and SQLite's default page cache rather than better-sqlite3's.
  */
 export function openSqlite(path: string): Database.Database {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   // The timeout is given at open, so it covers every statement from the first on.
   const db = new Database(path, { timeout: BUSY_TIMEOUT_MS })
   try {
+    db.pragma(`cache_size = -${PAGE_CACHE_KIB}`)
     if (path === ':memory:') db.pragma('journal_mode = WAL')
     else enterWal(db, path)
   } catch (err) {
