@@ -9,9 +9,10 @@ const BUSY_TIMEOUT_MS = 5000
  * Each connection's page cache, in KiB: SQLite's own default (2,000 KiB). better-sqlite3 compiles SQLite with
  * 16,000 KiB instead, and a connection fills it as its file grows, so the ledger's writer alone held ~16 MiB of
  * pages once a saturated gateway had written a few hundred thousand rows (governed's peak RSS 169–178 MiB
- * against 151–161 with this; BENCHMARKS.md, "The ledger's page cache"). The gateway's SQLite work is appends to
- * the right edge of a few B-trees and indexed point reads, whose pages the operating system's file cache
- * keeps anyway; a process holding a second copy of them only costs memory.
+ * against 151–161 with this; BENCHMARKS.md, "Issue 16: the ledger's page cache"). The gateway's SQLite work is
+ * batched inserts and indexed point reads; a page that misses the cache is read back from the operating system's
+ * file cache, which holds it anyway, so a process keeping a second copy only costs memory (the writer's CPU per
+ * request did not move). An in-memory database is not bounded by it: its pages are its storage.
  */
 const PAGE_CACHE_KIB = 2000
 
