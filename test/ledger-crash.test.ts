@@ -85,11 +85,11 @@ async function loadUntilKilled(gp: GatewayProcess, tag: string, killAfter: numbe
 }
 
 /** Polls `/readyz` until the journal's replay is done (a wait that times out fails). */
-async function replayDone(port: number): Promise<{ replay: string; replayedRecords: number }> {
+async function replayDone(url: string): Promise<{ replay: string; replayedRecords: number }> {
   const end = Date.now() + 30_000
   let last = ''
   while (Date.now() < end) {
-    const res = await fetch(`http://127.0.0.1:${port}/readyz`)
+    const res = await fetch(`${url}/readyz`)
     const body = (await res.json()) as { ledger?: { replay: string; replayedRecords: number } }
     last = JSON.stringify(body)
     if (body.ledger && (body.ledger.replay === 'done' || body.ledger.replay === 'none')) return body.ledger
@@ -108,14 +108,14 @@ interface Engine {
 }
 
 async function crashRounds(engine: Engine, dir: string): Promise<void> {
-  const port = await freePort()
-  const adminPort = await freePort()
+  // Every start listens on ports the kernel picks (read from its start-up line): a port reused across a restart
+  // can be taken in between by any socket of a test running beside this one (EADDRINUSE in CI).
   mkdirSync(dir, { recursive: true })
   const file = join(dir, 'gateway.yaml')
   const answered: string[] = []
   const cut = new Set<string>()
-  writeFileSync(file, yaml(port, adminPort, engine.ledgerYaml(ROUNDS[0])))
-  let gp = await spawnGateway(file, port)
+  writeFileSync(file, yaml(0, 0, engine.ledgerYaml(ROUNDS[0])))
+  let gp = await spawnGateway(file)
   try {
     for (const [r] of ROUNDS.entries()) {
       const killAfter = randomInt(40, 160)
@@ -127,9 +127,9 @@ async function crashRounds(engine: Engine, dir: string): Promise<void> {
       // Restart on the same ledger and journal (with the next round's write-behind pace): replay brings back
       // what the store did not have yet. The restarted process is the one the next round kills.
       const next = ROUNDS[r + 1] ?? ROUNDS[0]
-      writeFileSync(file, yaml(port, adminPort, engine.ledgerYaml(next)))
-      gp = await spawnGateway(file, port)
-      const status = await replayDone(port)
+      writeFileSync(file, yaml(0, 0, engine.ledgerYaml(next)))
+      gp = await spawnGateway(file)
+      const status = await replayDone(gp.url)
       const ids = await engine.rows()
       assert.equal(ids.length, new Set(ids).size, `round ${r}: duplicate request ids in the ledger`)
       const have = new Set(ids)
@@ -146,7 +146,7 @@ async function crashRounds(engine: Engine, dir: string): Promise<void> {
       for (const id of extra) answered.push(id) // billed, and from now on expected
       assert.equal(ids.length, answered.length)
       // The report agrees with the rows.
-      const report = (await (await fetch(`http://127.0.0.1:${adminPort}/admin/usage?by=consumer`, { headers: { authorization: 'Bearer test-admin-token-crash' } })).json()) as { rows: { key: string; requests: number }[] }
+      const report = (await (await fetch(`${gp.adminUrl}/admin/usage?by=consumer`, { headers: { authorization: 'Bearer test-admin-token-crash' } })).json()) as { rows: { key: string; requests: number }[] }
       assert.deepEqual(report.rows.map((x) => [x.key, x.requests]), [['team-a', answered.length]])
     }
   } catch (err) {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SqliteLedgerStore } from '../src/stores/sqlite/ledger.ts'
 import { authHeaders } from './helpers/gateway.ts'
-import { freePort, spawnGateway } from './helpers/process.ts'
+import { spawnGateway } from './helpers/process.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-ledger-kill-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -26,11 +26,11 @@ consumers:
 
 test('SIGTERM under load: every request that got a response has its ledger row after restart', async () => {
   const ledgerPath = join(dir, 'ledger.db')
-  const port = await freePort()
-  const adminPort = await freePort()
   const file = join(dir, 'kill.yaml')
-  writeFileSync(file, config(port, adminPort, ledgerPath))
-  const gp = await spawnGateway(file, port)
+  // Ports the kernel picks at each start (read from the start-up line): a port reused for the restart can be taken
+  // in between by a socket of a test running beside this one.
+  writeFileSync(file, config(0, 0, ledgerPath))
+  const gp = await spawnGateway(file)
 
   const answered: string[] = []
   let refused = 0
@@ -76,12 +76,12 @@ test('SIGTERM under load: every request that got a response has its ledger row a
   await store.close()
 
   // A restarted gateway reports them all.
-  const again = await spawnGateway(file, port)
+  const again = await spawnGateway(file)
   try {
     // No admin.token in the file: `sluice start` generated one and printed it once on stderr.
     const token = /admin token \(generated[^)]*\): (\S+)/.exec(again.output())?.[1]
     assert.ok(token, 'the generated admin token is printed at start')
-    const res = await fetch(`http://127.0.0.1:${adminPort}/admin/usage?by=consumer`, { headers: { authorization: `Bearer ${token}` } })
+    const res = await fetch(`${again.adminUrl}/admin/usage?by=consumer`, { headers: { authorization: `Bearer ${token}` } })
     assert.equal(res.status, 200)
     const body = (await res.json()) as { rows: { key: string; requests: number }[] }
     assert.equal(body.rows.find((r) => r.key === 'team-a')?.requests, total)

@@ -129,14 +129,16 @@ describe('token-limit: streams are charged what they really generated', () => {
 
   it('charges an aborted stream what was generated before the cut', async () => {
     clock.advance(120_000)
+    // Read before the request: by the time the headers arrive the mock has sent the first content already (the
+    // gateway holds a stream until its first content), and counting from then undercounts what was generated.
+    const mock = g.gw.mocks.server('mock-a')!
+    const sentBefore = mock.stats.completionTokensSent
     const ctrl = new AbortController()
     const res = await fetch(`${g.url}/v1/chat/completions`, {
       method: 'POST', headers: authHeaders(TEST_KEY), signal: ctrl.signal,
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: MESSAGES, stream: true, max_tokens: 2000 }),
     })
     assert.equal(res.status, 200)
-    const mock = g.gw.mocks.server('mock-a')!
-    const sentBefore = mock.stats.completionTokensSent
     const reader = res.body!.getReader()
     let seen = 0
     const dec = new TextDecoder()
