@@ -10,9 +10,11 @@ import { spawnGateway } from './helpers/process.ts'
 const dir = mkdtempSync(join(tmpdir(), 'sluice-ledger-kill-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
 
-const config = (port: number, adminPort: number, ledgerPath: string) => `
-listen: { host: 127.0.0.1, port: ${port}, shutdownGrace: 20s }
-admin: { host: 127.0.0.1, port: ${adminPort} }
+// Ports the kernel picks at each start (read from the start-up line): a port reused for the restart can be taken
+// in between by a socket of a test running beside this one.
+const config = (ledgerPath: string) => `
+listen: { host: 127.0.0.1, port: 0, shutdownGrace: 20s }
+admin: { host: 127.0.0.1, port: 0 }
 logging: { level: warn }
 # A long interval and big batches: at SIGTERM most records are still in the queue, so only the drain saves them.
 ledger: { type: sqlite, path: ${ledgerPath}, flushInterval: 30s, batchSize: 5000 }
@@ -27,9 +29,7 @@ consumers:
 test('SIGTERM under load: every request that got a response has its ledger row after restart', async () => {
   const ledgerPath = join(dir, 'ledger.db')
   const file = join(dir, 'kill.yaml')
-  // Ports the kernel picks at each start (read from the start-up line): a port reused for the restart can be taken
-  // in between by a socket of a test running beside this one.
-  writeFileSync(file, config(0, 0, ledgerPath))
+  writeFileSync(file, config(ledgerPath))
   const gp = await spawnGateway(file)
 
   const answered: string[] = []
